@@ -20,7 +20,7 @@ pub mod stack;
 pub mod time;
 pub mod wire;
 
-pub use driver::{Client, Discovery, Listener, Pending, Server};
+pub use driver::{Broadcaster, Client, Discovery, Listener, Poll, Server, Wake};
 pub use exchange::{Exchange, Outcome, Verdict};
 pub use responder::{Decision, Responder, ResponderConfig};
 pub use retry::RetryPolicy;

@@ -78,7 +78,12 @@ impl Sub<Instant> for Instant {
 /// `1.234s` style, like smoltcp's `Instant`.
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}s", self.micros / 1_000_000, (self.micros / 1000) % 1000)
+        write!(
+            f,
+            "{}.{:03}s",
+            self.micros / 1_000_000,
+            (self.micros / 1000) % 1000
+        )
     }
 }
 

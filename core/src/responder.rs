@@ -1,0 +1,443 @@
+//! The server's decision for one datagram, as a sans-IO state machine.
+//!
+//! [`Responder::handle`] takes what arrived (source, true length, first bytes) and says
+//! reply — with the reply bytes — or drop, and why. It carries the guards that keep a
+//! public echo server from being abused, each on by default and each switchable off:
+//!
+//! - **source port 0**: not a real sender; a reply can only go astray;
+//! - **reflection ports** ([`REFLECTION_PORTS`]): echo, daytime, chargen, DNS, NTP, SSDP, …
+//!   A spoofed request "from" such a service would make two servers talk forever or
+//!   turn this server into an amplifier;
+//! - **loops**: a datagram that is itself a byte-count reply is never answered, or two
+//!   echo servers would bounce 22-byte replies forever;
+//! - **cut datagrams**: if the stack cannot report a datagram's true length and the
+//!   datagram filled the buffer, its count is unknown: drop rather than answer wrongly;
+//! - **rate limit** (off by default): a token bucket over all replies.
+//!
+//! ```
+//! use udp_echo_core::responder::{Decision, DropReason, Responder, ResponderConfig};
+//! use udp_echo_core::Instant;
+//!
+//! let mut r = Responder::new(ResponderConfig::default());
+//! let now = Instant::ZERO;
+//! let client = "127.0.0.1:50000".parse().unwrap();
+//! let Decision::Reply(reply) = r.handle(now, client, 5, b"hello", 2048) else { panic!() };
+//! assert_eq!(reply.as_bytes(), b"Your data was 5 bytes");
+//!
+//! let dns = "127.0.0.1:53".parse().unwrap();
+//! assert_eq!(r.handle(now, dns, 5, b"hello", 2048), Decision::Drop(DropReason::ReflectionPort));
+//! assert_eq!(r.counters().replied, 1);
+//! ```
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::time::Instant;
+use crate::wire::{self, MAX_DATAGRAM, MAX_REPLY_LEN, Reply};
+
+/// Source ports never answered by default: services that reply to anything (echo 7,
+/// daytime 13, qotd 17, chargen 19, time 37) or that amplify (DNS 53, portmap 111,
+/// NTP 123, NetBIOS 137/138, SNMP 161, CLDAP 389, IKE 500, RIP 520, SSDP 1900,
+/// mDNS 5353, memcached 11211).
+pub const REFLECTION_PORTS: [u16; 17] = [
+    7, 13, 17, 19, 37, 53, 111, 123, 137, 138, 161, 389, 500, 520, 1900, 5353, 11211,
+];
+
+/// A token bucket shared by all replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RateLimit {
+    /// Replies per second sustained.
+    pub per_second: u32,
+    /// Replies allowed in a burst.
+    pub burst: u32,
+}
+
+/// Which guards are on. `Default` turns every guard on except the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct ResponderConfig {
+    /// Drop datagrams from source port 0.
+    pub block_port_zero: bool,
+    /// Drop datagrams from the [`REFLECTION_PORTS`].
+    pub block_reflection_ports: bool,
+    /// Drop datagrams that are themselves byte-count replies.
+    pub block_replies: bool,
+    /// The stack reports the true length of a datagram larger than the buffer (see
+    /// [`crate::stack`]). When false, a datagram that fills the buffer is dropped.
+    pub stack_reports_true_length: bool,
+    /// Limit the reply rate (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for ResponderConfig {
+    fn default() -> Self {
+        ResponderConfig {
+            block_port_zero: true,
+            block_reflection_ports: true,
+            block_replies: true,
+            stack_reports_true_length: false,
+            rate_limit: None,
+        }
+    }
+}
+
+impl ResponderConfig {
+    /// Every guard off: answer everything, as a plain echo server would.
+    pub fn permissive() -> Self {
+        ResponderConfig {
+            block_port_zero: false,
+            block_reflection_ports: false,
+            block_replies: false,
+            stack_reports_true_length: true,
+            rate_limit: None,
+        }
+    }
+}
+
+/// Why a datagram got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DropReason {
+    /// It came from source port 0.
+    PortZero,
+    /// It came from one of the [`REFLECTION_PORTS`].
+    ReflectionPort,
+    /// It is itself a byte-count reply (answering would start a loop).
+    Loop,
+    /// It may have been cut by the receive buffer, so its length is unknown.
+    Cut,
+    /// The reply rate limit was reached.
+    RateLimited,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropReason::PortZero => "source port 0",
+            DropReason::ReflectionPort => "source is a reflection-prone service port",
+            DropReason::Loop => "it is itself a byte-count reply",
+            DropReason::Cut => "it may have been cut by the receive buffer",
+            DropReason::RateLimited => "reply rate limit reached",
+        })
+    }
+}
+
+/// The decision for one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Decision {
+    /// Send these bytes back to the source.
+    Reply(Reply),
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+/// What the responder has seen and done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Counters {
+    /// Datagrams handled.
+    pub received: u64,
+    /// Replies decided on.
+    pub replied: u64,
+    /// Replies the stack failed to send (counted by the driver).
+    pub send_failed: u64,
+    /// Dropped: source port 0.
+    pub port_zero: u64,
+    /// Dropped: reflection port.
+    pub reflection_port: u64,
+    /// Dropped: loop guard.
+    pub loops: u64,
+    /// Dropped: possibly cut.
+    pub cut: u64,
+    /// Dropped: rate limit.
+    pub rate_limited: u64,
+}
+
+impl Counters {
+    /// All datagrams dropped by a guard.
+    pub fn dropped(&self) -> u64 {
+        self.port_zero + self.reflection_port + self.loops + self.cut + self.rate_limited
+    }
+}
+
+/// Decides reply-or-drop for each datagram and counts. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Responder {
+    config: ResponderConfig,
+    counters: Counters,
+    /// Token bucket state, in micro-tokens so refills at any rate stay integral.
+    tokens: u64,
+    refilled_at: Option<Instant>,
+}
+
+impl Responder {
+    /// A responder with these guards.
+    pub fn new(config: ResponderConfig) -> Self {
+        Responder {
+            config,
+            counters: Counters::default(),
+            tokens: 0,
+            refilled_at: None,
+        }
+    }
+
+    /// The guards in force.
+    pub fn config(&self) -> &ResponderConfig {
+        &self.config
+    }
+
+    /// What has been seen so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts a reply that the stack failed to send.
+    pub fn note_send_failed(&mut self) {
+        self.counters.send_failed += 1;
+    }
+
+    /// Counts a datagram the stack reported as cut without its length: never answered.
+    pub fn note_cut(&mut self) {
+        self.counters.received += 1;
+        self.counters.cut += 1;
+    }
+
+    /// Decides for a datagram from `from` whose true length is `len`, of which the first
+    /// bytes are `head`, received into a buffer of `capacity` bytes at `now`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        len: usize,
+        head: &[u8],
+        capacity: usize,
+    ) -> Decision {
+        self.counters.received += 1;
+        let decision = self.decide(now, from, len, head, capacity);
+        let c = &mut self.counters;
+        match decision {
+            Decision::Reply(_) => c.replied += 1,
+            Decision::Drop(DropReason::PortZero) => c.port_zero += 1,
+            Decision::Drop(DropReason::ReflectionPort) => c.reflection_port += 1,
+            Decision::Drop(DropReason::Loop) => c.loops += 1,
+            Decision::Drop(DropReason::Cut) => c.cut += 1,
+            Decision::Drop(DropReason::RateLimited) => c.rate_limited += 1,
+        }
+        decision
+    }
+
+    fn decide(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        len: usize,
+        head: &[u8],
+        capacity: usize,
+    ) -> Decision {
+        let cfg = self.config;
+        let port = from.port();
+        if cfg.block_port_zero && port == 0 {
+            return Decision::Drop(DropReason::PortZero);
+        }
+        if cfg.block_reflection_ports && REFLECTION_PORTS.contains(&port) {
+            return Decision::Drop(DropReason::ReflectionPort);
+        }
+        let maybe_cut =
+            !cfg.stack_reports_true_length && len >= capacity && capacity < MAX_DATAGRAM;
+        let Ok(count) = u16::try_from(len) else {
+            return Decision::Drop(DropReason::Cut);
+        };
+        if maybe_cut {
+            return Decision::Drop(DropReason::Cut);
+        }
+        if cfg.block_replies && len <= MAX_REPLY_LEN && len == head.len() && wire::is_reply(head) {
+            return Decision::Drop(DropReason::Loop);
+        }
+        if let Some(limit) = cfg.rate_limit
+            && !self.take_token(now, limit)
+        {
+            return Decision::Drop(DropReason::RateLimited);
+        }
+        Decision::Reply(Reply::new(count))
+    }
+
+    fn take_token(&mut self, now: Instant, limit: RateLimit) -> bool {
+        const ONE: u64 = 1_000_000;
+        let cap = u64::from(limit.burst.max(1)).saturating_mul(ONE);
+        let refill = match self.refilled_at {
+            None => cap,
+            // per_second tokens per 1e6 µs = per_second micro-tokens per µs.
+            Some(at) => (now.as_micros().saturating_sub(at.as_micros()))
+                .saturating_mul(u64::from(limit.per_second)),
+        };
+        self.refilled_at = Some(now);
+        self.tokens = self.tokens.saturating_add(refill).min(cap);
+        if self.tokens >= ONE {
+            self.tokens -= ONE;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Instant = Instant::ZERO;
+
+    fn from(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn reply_text(d: Decision) -> std::string::String {
+        match d {
+            Decision::Reply(r) => std::string::ToString::to_string(&r),
+            Decision::Drop(why) => panic!("dropped: {why}"),
+        }
+    }
+
+    #[test]
+    fn answers_with_the_true_length_even_when_the_buffer_held_less() {
+        let mut r = Responder::new(ResponderConfig {
+            stack_reports_true_length: true,
+            ..ResponderConfig::default()
+        });
+        let d = r.handle(NOW, from(40000), 1000, &[0u8; 16], 16);
+        assert_eq!(reply_text(d), "Your data was 1000 bytes");
+    }
+
+    #[test]
+    fn drops_a_datagram_that_filled_the_buffer_when_length_is_unknown() {
+        let mut r = Responder::new(ResponderConfig::default());
+        assert_eq!(
+            r.handle(NOW, from(40000), 16, &[0u8; 16], 16),
+            Decision::Drop(DropReason::Cut)
+        );
+        assert_eq!(
+            reply_text(r.handle(NOW, from(40000), 15, &[0u8; 15], 16)),
+            "Your data was 15 bytes"
+        );
+        // A buffer that holds any datagram cannot cut one.
+        let big = std::vec![0u8; MAX_DATAGRAM];
+        assert_eq!(
+            reply_text(r.handle(NOW, from(40000), MAX_DATAGRAM, &big, MAX_DATAGRAM)),
+            "Your data was 65535 bytes"
+        );
+        assert_eq!(r.counters().cut, 1);
+    }
+
+    #[test]
+    fn answers_empty_and_largest_datagrams_exactly() {
+        let mut r = Responder::new(ResponderConfig::default());
+        assert_eq!(
+            reply_text(r.handle(NOW, from(40000), 0, b"", 65536)),
+            "Your data was 0 bytes"
+        );
+        let big = std::vec![7u8; 65507];
+        assert_eq!(
+            reply_text(r.handle(NOW, from(40000), 65507, &big, 65536)),
+            "Your data was 65507 bytes"
+        );
+    }
+
+    #[test]
+    fn never_answers_source_port_zero() {
+        let mut r = Responder::new(ResponderConfig::default());
+        assert_eq!(
+            r.handle(NOW, from(0), 3, b"abc", 64),
+            Decision::Drop(DropReason::PortZero)
+        );
+        assert_eq!(r.counters().port_zero, 1);
+    }
+
+    #[test]
+    fn never_answers_any_reflection_port() {
+        let mut r = Responder::new(ResponderConfig::default());
+        for port in REFLECTION_PORTS {
+            assert_eq!(
+                r.handle(NOW, from(port), 3, b"abc", 64),
+                Decision::Drop(DropReason::ReflectionPort),
+                "port {port}"
+            );
+        }
+        assert_eq!(r.counters().reflection_port, REFLECTION_PORTS.len() as u64);
+        assert_eq!(
+            reply_text(r.handle(NOW, from(6666), 3, b"abc", 64)),
+            "Your data was 3 bytes"
+        );
+    }
+
+    #[test]
+    fn never_answers_a_byte_count_reply() {
+        let mut r = Responder::new(ResponderConfig::default());
+        let reply = b"Your data was 22 bytes";
+        assert_eq!(
+            r.handle(NOW, from(6666), reply.len(), reply, 64),
+            Decision::Drop(DropReason::Loop)
+        );
+        // A near-miss is ordinary data and gets its count.
+        let near = b"Your data was 022 bytes";
+        assert_eq!(
+            reply_text(r.handle(NOW, from(6666), near.len(), near, 64)),
+            "Your data was 23 bytes"
+        );
+        assert_eq!(r.counters().loops, 1);
+    }
+
+    #[test]
+    fn every_guard_can_be_turned_off() {
+        let mut r = Responder::new(ResponderConfig::permissive());
+        let reply = b"Your data was 22 bytes";
+        assert_eq!(
+            reply_text(r.handle(NOW, from(0), 1, b"x", 64)),
+            "Your data was 1 bytes"
+        );
+        assert_eq!(
+            reply_text(r.handle(NOW, from(53), 1, b"x", 64)),
+            "Your data was 1 bytes"
+        );
+        assert_eq!(
+            reply_text(r.handle(NOW, from(7), 22, reply, 64)),
+            "Your data was 22 bytes"
+        );
+        assert_eq!(
+            reply_text(r.handle(NOW, from(9), 64, &[0; 64], 64)),
+            "Your data was 64 bytes"
+        );
+        assert_eq!(r.counters().dropped(), 0);
+    }
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_refills_with_time() {
+        let mut r = Responder::new(ResponderConfig {
+            rate_limit: Some(RateLimit {
+                per_second: 10,
+                burst: 3,
+            }),
+            ..ResponderConfig::default()
+        });
+        let mut replies = |at: Instant, n: usize| {
+            (0..n)
+                .filter(|_| matches!(r.handle(at, from(40000), 1, b"x", 64), Decision::Reply(_)))
+                .count()
+        };
+        assert_eq!(replies(Instant::ZERO, 5), 3, "burst of 3");
+        assert_eq!(replies(Instant::from_millis(50), 5), 0, "half a token");
+        assert_eq!(
+            replies(Instant::from_millis(100), 5),
+            1,
+            "one token per 100 ms"
+        );
+        assert_eq!(
+            replies(Instant::from_millis(10_000), 5),
+            3,
+            "refill caps at the burst"
+        );
+        assert_eq!(r.counters().rate_limited, 2 + 5 + 4 + 2);
+    }
+}

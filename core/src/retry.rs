@@ -1,0 +1,407 @@
+//! The retry policy: how long to wait after each send, and when to give up.
+//!
+//! The default is the protocol's schedule: first wait 100 ms, each timeout doubles the
+//! wait, give up when the next wait would exceed 2 s. That is sends at 0, 100, 300, 700
+//! and 1500 ms, and a give-up at 3100 ms.
+//!
+//! ```
+//! use core::time::Duration;
+//! use udp_echo_core::RetryPolicy;
+//!
+//! let policy = RetryPolicy::default();
+//! let sends: Vec<u128> = policy.send_times().map(|t| t.as_millis()).collect();
+//! assert_eq!(sends, [0, 100, 300, 700, 1500]);
+//! assert_eq!(policy.give_up_after(), Duration::from_millis(3100));
+//! ```
+
+use core::fmt;
+use core::str::FromStr;
+use core::time::Duration;
+
+/// How much each timeout grows the next wait, in thousandths (exact, float-free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Factor {
+    milli: u32,
+}
+
+impl Factor {
+    /// `milli / 1000`: `Factor::from_milli(1500)` is ×1.5.
+    pub const fn from_milli(milli: u32) -> Self {
+        Factor { milli }
+    }
+
+    /// A whole-number factor, saturating.
+    pub const fn integer(n: u32) -> Self {
+        Factor {
+            milli: n.saturating_mul(1000),
+        }
+    }
+
+    /// The factor in thousandths.
+    pub const fn as_milli(self) -> u32 {
+        self.milli
+    }
+
+    fn apply(self, d: Duration) -> Duration {
+        let micros = d.as_micros().saturating_mul(u128::from(self.milli)) / 1000;
+        Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+}
+
+impl fmt::Display for Factor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.milli / 1000, self.milli % 1000);
+        if frac == 0 {
+            write!(f, "{whole}")
+        } else {
+            let mut digits = frac;
+            let mut width = 3;
+            while digits % 10 == 0 {
+                digits /= 10;
+                width -= 1;
+            }
+            write!(f, "{whole}.{digits:0width$}")
+        }
+    }
+}
+
+/// Why a string is not a factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ParseFactorError;
+
+impl fmt::Display for ParseFactorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected a decimal number with at most 3 decimals, like `2` or `1.5`")
+    }
+}
+
+impl core::error::Error for ParseFactorError {}
+
+/// Parses `2`, `1.5`, `1.25`: up to three decimals, no sign or exponent.
+impl FromStr for Factor {
+    type Err = ParseFactorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || frac.len() > 3 {
+            return Err(ParseFactorError);
+        }
+        if s.ends_with('.') {
+            return Err(ParseFactorError);
+        }
+        let whole: u32 = whole.parse().map_err(|_| ParseFactorError)?;
+        let mut milli: u32 = 0;
+        for (i, b) in frac.bytes().enumerate() {
+            milli += u32::from(b - b'0') * [100, 10, 1][i];
+        }
+        whole
+            .checked_mul(1000)
+            .and_then(|w| w.checked_add(milli))
+            .map(Factor::from_milli)
+            .ok_or(ParseFactorError)
+    }
+}
+
+/// Randomisation of each wait, from randomness the caller supplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Jitter {
+    /// Wait exactly the scheduled time (the default: the timeline is exact).
+    #[default]
+    None,
+    /// Wait a uniform random time in `[0, wait]` ("full jitter").
+    Full,
+    /// Wait `wait/2` plus a uniform random time in `[0, wait/2]` ("equal jitter").
+    Equal,
+}
+
+impl Jitter {
+    /// The wait to use for a scheduled `wait`, given 32 random bits.
+    pub fn apply(self, wait: Duration, random: u32) -> Duration {
+        let scale = |d: Duration| {
+            let micros = d.as_micros().saturating_mul(u128::from(random)) >> 32;
+            Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+        };
+        match self {
+            Jitter::None => wait,
+            Jitter::Full => scale(wait),
+            Jitter::Equal => {
+                let half = wait / 2;
+                half + scale(wait - half)
+            }
+        }
+    }
+}
+
+/// When to resend and when to give up. `Default` is the protocol's schedule.
+///
+/// The waits are `initial_wait`, then each one `factor` times the last; the exchange
+/// gives up once the next wait would exceed `max_wait`, after `max_attempts` sends, or at
+/// `deadline` after the first send, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Wait after the first send.
+    pub initial_wait: Duration,
+    /// Growth of the wait after each timeout (at least 1).
+    pub factor: Factor,
+    /// No wait is longer than this: when the next one would be, the exchange gives up.
+    pub max_wait: Duration,
+    /// At most this many sends (`None`: as many as the waits allow).
+    pub max_attempts: Option<u32>,
+    /// Give up this long after the first send at the latest (`None`: no overall limit).
+    pub deadline: Option<Duration>,
+    /// Randomisation of each wait.
+    pub jitter: Jitter,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_wait: Duration::from_millis(100),
+            factor: Factor::integer(2),
+            max_wait: Duration::from_secs(2),
+            max_attempts: None,
+            deadline: None,
+            jitter: Jitter::None,
+        }
+    }
+}
+
+/// Why a policy cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PolicyError {
+    /// `initial_wait` is zero: the client would resend without waiting.
+    ZeroInitialWait,
+    /// `initial_wait` exceeds `max_wait`: not even one wait fits the schedule.
+    InitialExceedsMax,
+    /// `factor` is below 1: waits would shrink.
+    FactorBelowOne,
+    /// `factor` is 1 with no `max_attempts` or `deadline`: the client would never give up.
+    Unbounded,
+    /// `max_attempts` is zero: nothing would be sent.
+    ZeroAttempts,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyError::ZeroInitialWait => "the initial timeout must be greater than zero",
+            PolicyError::InitialExceedsMax => {
+                "the initial timeout must not exceed the maximum timeout"
+            }
+            PolicyError::FactorBelowOne => "the backoff factor must be at least 1",
+            PolicyError::Unbounded => {
+                "a backoff factor of 1 needs a limit on attempts or a deadline, or it never gives up"
+            }
+            PolicyError::ZeroAttempts => "the number of attempts must be at least 1",
+        })
+    }
+}
+
+impl core::error::Error for PolicyError {}
+
+impl RetryPolicy {
+    /// Checks that the policy sends at least once and always gives up.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.initial_wait.is_zero() {
+            Err(PolicyError::ZeroInitialWait)
+        } else if self.initial_wait > self.max_wait {
+            Err(PolicyError::InitialExceedsMax)
+        } else if self.factor.as_milli() < 1000 {
+            Err(PolicyError::FactorBelowOne)
+        } else if self.max_attempts == Some(0) {
+            Err(PolicyError::ZeroAttempts)
+        } else if self.factor.as_milli() == 1000
+            && self.max_attempts.is_none()
+            && self.deadline.is_none()
+        {
+            Err(PolicyError::Unbounded)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wait that follows `wait` in the schedule, or `None` once it would exceed
+    /// `max_wait` (attempt limits are the caller's to count).
+    pub fn next_wait(&self, wait: Duration) -> Option<Duration> {
+        let grown = self.factor.apply(wait);
+        (grown <= self.max_wait).then_some(grown)
+    }
+
+    /// The scheduled waits, one per send, without jitter or overall deadline.
+    ///
+    /// Endless only for a policy that [`validate`](Self::validate) rejects.
+    pub fn waits(&self) -> impl Iterator<Item = Duration> + '_ {
+        let mut next = (self.initial_wait <= self.max_wait).then_some(self.initial_wait);
+        let mut sent = 0u32;
+        core::iter::from_fn(move || {
+            let wait = next?;
+            if self.max_attempts.is_some_and(|max| sent >= max) {
+                return None;
+            }
+            sent += 1;
+            next = self.next_wait(wait);
+            Some(wait)
+        })
+    }
+
+    /// Times of the sends after the first one's, as scheduled (deadline applied).
+    pub fn send_times(&self) -> impl Iterator<Item = Duration> + '_ {
+        let mut at = Duration::ZERO;
+        self.waits()
+            .map(move |wait| {
+                let send = at;
+                at = at.saturating_add(wait);
+                send
+            })
+            .take_while(move |send| self.deadline.is_none_or(|d| *send < d))
+    }
+
+    /// How long after the first send the exchange gives up without a reply (no jitter).
+    pub fn give_up_after(&self) -> Duration {
+        let total = self
+            .waits()
+            .fold(Duration::ZERO, |sum, w| sum.saturating_add(w));
+        self.deadline.map_or(total, |d| total.min(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn default_sends_at_0_100_300_700_1500_and_gives_up_at_3100() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(
+            p.waits().collect::<Vec<_>>(),
+            [ms(100), ms(200), ms(400), ms(800), ms(1600)]
+        );
+        assert_eq!(
+            p.send_times().collect::<Vec<_>>(),
+            [ms(0), ms(100), ms(300), ms(700), ms(1500)]
+        );
+        assert_eq!(p.give_up_after(), ms(3100));
+        assert_eq!(p.next_wait(ms(800)), Some(ms(1600)));
+        assert_eq!(p.next_wait(ms(1600)), None);
+    }
+
+    #[test]
+    fn max_attempts_and_deadline_shorten_the_schedule() {
+        let mut p = RetryPolicy::default();
+        p.max_attempts = Some(3);
+        assert_eq!(
+            p.send_times().collect::<Vec<_>>(),
+            [ms(0), ms(100), ms(300)]
+        );
+        assert_eq!(p.give_up_after(), ms(700));
+        p.max_attempts = None;
+        p.deadline = Some(ms(1000));
+        assert_eq!(
+            p.send_times().collect::<Vec<_>>(),
+            [ms(0), ms(100), ms(300), ms(700)]
+        );
+        assert_eq!(p.give_up_after(), ms(1000));
+    }
+
+    #[test]
+    fn fractional_factor_is_exact() {
+        let mut p = RetryPolicy::default();
+        p.factor = "1.5".parse().unwrap();
+        p.max_wait = ms(400);
+        assert_eq!(
+            p.waits().collect::<Vec<_>>(),
+            [ms(100), ms(150), ms(225), Duration::from_micros(337_500)]
+        );
+    }
+
+    #[test]
+    fn huge_waits_saturate_instead_of_overflowing() {
+        let mut p = RetryPolicy::default();
+        p.initial_wait = Duration::from_secs(u64::MAX / 4);
+        p.max_wait = Duration::MAX;
+        p.factor = Factor::integer(u32::MAX);
+        p.max_attempts = Some(4);
+        assert_eq!(p.waits().count(), 4);
+        let _ = p.give_up_after();
+    }
+
+    #[test]
+    fn rejects_policies_that_never_send_or_never_stop() {
+        let base = RetryPolicy::default();
+        let with = |f: fn(&mut RetryPolicy)| {
+            let mut p = base;
+            f(&mut p);
+            p.validate()
+        };
+        assert_eq!(
+            with(|p| p.initial_wait = Duration::ZERO),
+            Err(PolicyError::ZeroInitialWait)
+        );
+        assert_eq!(
+            with(|p| p.initial_wait = ms(3000)),
+            Err(PolicyError::InitialExceedsMax)
+        );
+        assert_eq!(
+            with(|p| p.factor = Factor::from_milli(999)),
+            Err(PolicyError::FactorBelowOne)
+        );
+        assert_eq!(
+            with(|p| p.factor = Factor::integer(1)),
+            Err(PolicyError::Unbounded)
+        );
+        assert_eq!(
+            with(|p| p.max_attempts = Some(0)),
+            Err(PolicyError::ZeroAttempts)
+        );
+        assert_eq!(
+            with(|p| {
+                p.factor = Factor::integer(1);
+                p.max_attempts = Some(3);
+            }),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn factor_parses_up_to_three_decimals_and_displays_back() {
+        for (text, milli) in [("2", 2000), ("1.5", 1500), ("1.25", 1250), ("0.999", 999)] {
+            let f: Factor = text.parse().unwrap();
+            assert_eq!(f.as_milli(), milli);
+            assert_eq!(f.to_string(), text);
+        }
+        for bad in ["", ".5", "1.", "1.2345", "-2", "+2", "2e3", "x", "99999999"] {
+            assert_eq!(bad.parse::<Factor>(), Err(ParseFactorError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds() {
+        let wait = ms(400);
+        for random in [0, 1, u32::MAX / 3, u32::MAX / 2, u32::MAX - 1, u32::MAX] {
+            assert_eq!(Jitter::None.apply(wait, random), wait);
+            let full = Jitter::Full.apply(wait, random);
+            assert!(full <= wait);
+            let equal = Jitter::Equal.apply(wait, random);
+            assert!(equal >= ms(200) && equal <= wait, "{equal:?}");
+        }
+        assert_eq!(Jitter::Full.apply(wait, 0), Duration::ZERO);
+        assert_eq!(Jitter::Equal.apply(wait, 0), ms(200));
+        assert_eq!(
+            Jitter::Full.apply(wait, u32::MAX / 2),
+            Duration::from_micros(199_999)
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The wire format: a request is any bytes; the reply is ASCII `Your data was {N} bytes`.
+//!
+//! ```
+//! use udp_echo_core::wire::{parse_reply, Reply};
+//!
+//! let reply = Reply::new(12);
+//! assert_eq!(reply.as_bytes(), b"Your data was 12 bytes");
+//! assert_eq!(parse_reply(reply.as_bytes()), Ok(12));
+//! assert!(parse_reply(b"Your data was 012 bytes").is_err());
+//! ```
+
+use core::fmt;
+
+/// The longest request that fits one IPv4 UDP datagram (65535 − 20 − 8).
+pub const MAX_REQUEST_V4: usize = 65_507;
+/// The longest request that fits one IPv6 UDP datagram without jumbograms (65535 − 8).
+pub const MAX_REQUEST_V6: usize = 65_527;
+/// A receive buffer at least this long can never cut a UDP datagram.
+pub const MAX_DATAGRAM: usize = 65_535;
+/// The longest reply: `Your data was 65535 bytes`.
+pub const MAX_REPLY_LEN: usize = PREFIX.len() + 5 + SUFFIX.len();
+
+const PREFIX: &[u8] = b"Your data was ";
+const SUFFIX: &[u8] = b" bytes";
+
+/// A formatted reply, held inline: no buffer to size, no `core::fmt` on the hot path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    buf: [u8; MAX_REPLY_LEN],
+    len: u8,
+}
+
+impl Reply {
+    /// The reply to a request of `n` bytes.
+    pub fn new(n: u16) -> Self {
+        let mut buf = [0u8; MAX_REPLY_LEN];
+        buf[..PREFIX.len()].copy_from_slice(PREFIX);
+        let mut digits = [0u8; 5];
+        let mut rest = n;
+        let mut count = 0;
+        loop {
+            digits[count] = b'0' + (rest % 10) as u8;
+            count += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut at = PREFIX.len();
+        for &d in digits[..count].iter().rev() {
+            buf[at] = d;
+            at += 1;
+        }
+        buf[at..at + SUFFIX.len()].copy_from_slice(SUFFIX);
+        Reply {
+            buf,
+            len: (at + SUFFIX.len()) as u8,
+        }
+    }
+
+    /// The bytes to put on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Always ASCII by construction.
+        f.write_str(core::str::from_utf8(self.as_bytes()).unwrap_or("?"))
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Reply {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]:a}", self.as_bytes())
+    }
+}
+
+/// Why bytes are not a byte-count reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ParseError {
+    /// The bytes do not start with `Your data was ` or do not end with ` bytes`.
+    Frame,
+    /// The count is empty, has a sign, a leading zero, a non-digit, or exceeds 65535.
+    Count,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParseError::Frame => "not of the form `Your data was N bytes`",
+            ParseError::Count => "the byte count is not a plain decimal number up to 65535",
+        })
+    }
+}
+
+impl core::error::Error for ParseError {}
+
+/// Parses a reply strictly and returns its count N.
+///
+/// Accepts exactly `Your data was {N} bytes` with N in canonical decimal (`0`, or no
+/// leading zero), at most 65535; no whitespace, sign or trailing newline. Never panics.
+pub fn parse_reply(bytes: &[u8]) -> Result<u16, ParseError> {
+    let digits = bytes
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+        .ok_or(ParseError::Frame)?;
+    if digits.is_empty() || digits.len() > 5 || (digits.len() > 1 && digits[0] == b'0') {
+        return Err(ParseError::Count);
+    }
+    let mut n: u32 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(ParseError::Count);
+        }
+        n = n * 10 + u32::from(d - b'0');
+    }
+    u16::try_from(n).map_err(|_| ParseError::Count)
+}
+
+/// Whether `bytes` is itself a byte-count reply (the server's loop guard asks this).
+pub fn is_reply(bytes: &[u8]) -> bool {
+    parse_reply(bytes).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn formats_the_table_of_counts() {
+        let table: &[(u16, &[u8])] = &[
+            (0, b"Your data was 0 bytes"),
+            (1, b"Your data was 1 bytes"),
+            (9, b"Your data was 9 bytes"),
+            (10, b"Your data was 10 bytes"),
+            (65507, b"Your data was 65507 bytes"),
+            (65535, b"Your data was 65535 bytes"),
+        ];
+        for &(n, text) in table {
+            assert_eq!(Reply::new(n).as_bytes(), text, "n = {n}");
+            assert_eq!(parse_reply(text), Ok(n));
+        }
+    }
+
+    #[test]
+    fn rejects_near_misses() {
+        let table: &[(&[u8], ParseError)] = &[
+            (b"", ParseError::Frame),
+            (b"garbage", ParseError::Frame),
+            (b"Your data was 12 bytes\n", ParseError::Frame),
+            (b"your data was 12 bytes", ParseError::Frame),
+            (b"Your data was 12 byte", ParseError::Frame),
+            (b"Your data was  12 bytes", ParseError::Count),
+            (b"Your data was 12  bytes", ParseError::Count),
+            (b"Your data was bytes", ParseError::Frame),
+            (b"Your data was  bytes", ParseError::Count),
+            (b"Your data was 012 bytes", ParseError::Count),
+            (b"Your data was 00 bytes", ParseError::Count),
+            (b"Your data was +12 bytes", ParseError::Count),
+            (b"Your data was -1 bytes", ParseError::Count),
+            (b"Your data was 1e3 bytes", ParseError::Count),
+            (b"Your data was 65536 bytes", ParseError::Count),
+            (b"Your data was 99999 bytes", ParseError::Count),
+            (b"Your data was 100000 bytes", ParseError::Count),
+            (b"Your data was \xff bytes", ParseError::Count),
+        ];
+        for &(text, err) in table {
+            assert_eq!(parse_reply(text), Err(err), "{:?}", text.escape_ascii());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_count_round_trips_within_25_bytes(n: u16) {
+            let reply = Reply::new(n);
+            prop_assert!(reply.as_bytes().len() <= MAX_REPLY_LEN);
+            prop_assert_eq!(MAX_REPLY_LEN, 25);
+            prop_assert_eq!(parse_reply(reply.as_bytes()), Ok(n));
+            prop_assert_eq!(std::format!("{reply}"), std::format!("Your data was {n} bytes"));
+        }
+
+        #[test]
+        fn parser_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_reply(&bytes);
+        }
+
+        #[test]
+        fn parser_never_panics_on_framed_noise(mid in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let mut bytes = PREFIX.to_vec();
+            bytes.extend_from_slice(&mid);
+            bytes.extend_from_slice(SUFFIX);
+            if let Ok(n) = parse_reply(&bytes) {
+                let again = Reply::new(n);
+                prop_assert_eq!(again.as_bytes(), &bytes[..]);
+            }
+        }
+    }
+}
