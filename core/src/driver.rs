@@ -337,14 +337,13 @@ where
             };
             let head = &buf[..len.min(buf.len())];
             let decision = self.responder.handle(now, from, len, head, buf.len());
-            if let Decision::Reply(reply) = &decision {
-                if stack
+            if let Decision::Reply(reply) = &decision
+                && stack
                     .send_to(&mut self.socket, from, reply.as_bytes())
                     .is_err()
-                {
-                    self.responder.note_send_failed();
-                    warn!("server: a reply could not be sent");
-                }
+            {
+                self.responder.note_send_failed();
+                warn!("server: a reply could not be sent");
             }
             on_datagram(
                 &Received {

@@ -272,6 +272,8 @@ impl RetryPolicy {
 }
 
 #[cfg(test)]
+// Written as users outside the crate must, where the struct is `#[non_exhaustive]`.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use std::string::ToString;

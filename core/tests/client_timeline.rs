@@ -1,0 +1,330 @@
+//! Exact-millisecond timelines of the client driver under simulated time.
+
+mod support;
+
+use support::*;
+use udp_echo_core::driver::ClientError;
+use udp_echo_core::exchange::{ExchangeError, Outcome};
+use udp_echo_core::retry::Jitter;
+use udp_echo_core::{Client, RetryPolicy};
+
+fn silent(_: u32) -> Vec<Scheduled> {
+    Vec::new()
+}
+
+fn gave_up(run: &Run) -> udp_echo_core::exchange::GaveUp {
+    match run.outcome {
+        Outcome::GaveUp(g) => g,
+        other => panic!("expected a give-up, got {other:?}"),
+    }
+}
+
+fn replied(run: &Run) -> udp_echo_core::exchange::Replied {
+    match run.outcome {
+        Outcome::Reply(r) => r,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn gives_up_after_five_sends_at_3100_ms() {
+    let run = run_client(
+        RetryPolicy::default(),
+        b"hello",
+        1,
+        MockStack::default(),
+        silent,
+    );
+    assert_eq!(run.sends_ms, [0, 100, 300, 700, 1500]);
+    assert_eq!(run.ended_ms, 3100);
+    let g = gave_up(&run);
+    assert_eq!((g.attempts, g.elapsed, g.refused), (5, ms(3100), false));
+    assert!(
+        run.stack
+            .sent
+            .iter()
+            .all(|s| s.bytes == b"hello" && s.to == server())
+    );
+    // One poll per send plus the give-up: the driver only asks to be woken at deadlines.
+    assert_eq!(run.polls, 6);
+}
+
+#[test]
+fn reply_on_attempt_k_ends_the_exchange_with_karns_flag() {
+    let sends = [0u64, 100, 300, 700, 1500];
+    for k in 1..=5u32 {
+        let run = run_client(
+            RetryPolicy::default(),
+            b"abc",
+            1,
+            MockStack::default(),
+            |n| {
+                if n == k {
+                    vec![answer(7, server(), reply(3))]
+                } else {
+                    vec![]
+                }
+            },
+        );
+        let r = replied(&run);
+        assert_eq!(run.sends_ms, sends[..k as usize], "k = {k}");
+        assert_eq!(run.ended_ms, sends[k as usize - 1] + 7);
+        assert_eq!((r.count, r.attempts, r.rtt), (3, k, ms(7)));
+        assert_eq!(
+            r.rtt_ambiguous,
+            k > 1,
+            "an RTT after a retransmission is ambiguous"
+        );
+        assert_eq!(r.elapsed, ms(sends[k as usize - 1] + 7));
+    }
+}
+
+#[test]
+fn late_reply_to_the_first_send_is_accepted_after_a_resend() {
+    // The reply to send 1 arrives at 150 ms, after send 2 went out at 100 ms.
+    let run = run_client(
+        RetryPolicy::default(),
+        b"abc",
+        1,
+        MockStack::default(),
+        |n| {
+            if n == 1 {
+                vec![answer(150, server(), reply(3))]
+            } else {
+                vec![]
+            }
+        },
+    );
+    let r = replied(&run);
+    assert_eq!(run.sends_ms, [0, 100]);
+    assert_eq!((r.attempts, r.rtt, r.rtt_ambiguous), (2, ms(50), true));
+}
+
+#[test]
+fn stale_reply_with_another_count_is_ignored_without_moving_the_deadline() {
+    let run = run_client(
+        RetryPolicy::default(),
+        b"abcd",
+        1,
+        MockStack::default(),
+        |n| match n {
+            1 => vec![answer(50, server(), reply(99))],
+            2 => vec![answer(30, server(), reply(4))],
+            _ => vec![],
+        },
+    );
+    assert_eq!(run.sends_ms, [0, 100]);
+    assert_eq!(run.ended_ms, 130);
+    assert_eq!(replied(&run).attempts, 2);
+}
+
+#[test]
+fn datagram_from_a_foreign_address_is_ignored() {
+    let stranger = "192.0.2.99:6666".parse().unwrap();
+    let run = run_client(
+        RetryPolicy::default(),
+        b"abcd",
+        1,
+        MockStack::default(),
+        |n| match n {
+            1 => vec![answer(10, stranger, reply(4))],
+            _ => vec![],
+        },
+    );
+    assert_eq!(run.sends_ms, [0, 100, 300, 700, 1500]);
+    assert_eq!(run.ended_ms, 3100);
+    assert_eq!(gave_up(&run).attempts, 5);
+}
+
+#[test]
+fn garbage_and_oversized_datagrams_are_ignored() {
+    let run = run_client(
+        RetryPolicy::default(),
+        b"xy",
+        1,
+        MockStack::default(),
+        |n| match n {
+            1 => vec![
+                answer(10, server(), b"Your data was 02 bytes".to_vec()),
+                answer(20, server(), vec![0xff; 300]),
+                answer(30, server(), b"Your data was 2 bytes\n".to_vec()),
+            ],
+            2 => vec![answer(1, server(), reply(2))],
+            _ => vec![],
+        },
+    );
+    assert_eq!(run.sends_ms, [0, 100]);
+    assert_eq!(run.ended_ms, 101);
+}
+
+#[test]
+fn icmp_refused_on_attempt_2_is_reported_but_never_ends_the_schedule() {
+    let run = run_client(
+        RetryPolicy::default(),
+        b"hi",
+        1,
+        MockStack::default(),
+        |n| {
+            if n == 2 { vec![refused(1)] } else { vec![] }
+        },
+    );
+    assert_eq!(run.sends_ms, [0, 100, 300, 700, 1500]);
+    assert_eq!(run.ended_ms, 3100);
+    assert!(gave_up(&run).refused);
+}
+
+#[test]
+fn a_server_that_starts_after_a_refusal_still_gets_through() {
+    let run = run_client(
+        RetryPolicy::default(),
+        b"hi",
+        1,
+        MockStack::default(),
+        |n| match n {
+            1 => vec![refused(1)],
+            3 => vec![answer(2, server(), reply(2))],
+            _ => vec![],
+        },
+    );
+    assert_eq!(run.sends_ms, [0, 100, 300]);
+    assert_eq!(replied(&run).attempts, 3);
+}
+
+#[test]
+fn send_refused_by_a_pending_icmp_error_is_retried_at_once() {
+    let mut stack = MockStack::default();
+    stack
+        .send_script
+        .extend([Ok(()), Err(nb::Error::Other(MockError::Refused))]);
+    let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
+    assert_eq!(
+        run.sends_ms,
+        [0, 100, 300, 700, 1500],
+        "the refused send is retried at 100 ms"
+    );
+    assert_eq!(run.ended_ms, 3100);
+    assert!(gave_up(&run).refused);
+}
+
+#[test]
+fn send_that_would_block_is_retried_a_millisecond_later_without_counting() {
+    let mut stack = MockStack::default();
+    stack.send_script.extend([
+        Ok(()),
+        Err(nb::Error::WouldBlock),
+        Err(nb::Error::WouldBlock),
+    ]);
+    let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
+    // Send 2 goes out 2 ms late; the next wait runs from the actual send.
+    assert_eq!(run.sends_ms, [0, 102, 302, 702, 1502]);
+    assert_eq!(run.ended_ms, 3102);
+    assert_eq!(gave_up(&run).attempts, 5);
+}
+
+#[test]
+fn a_broken_stack_is_an_error_not_a_give_up() {
+    let mut stack = MockStack::default();
+    stack
+        .send_script
+        .extend([Ok(()), Err(nb::Error::Other(MockError::Broken))]);
+    let mut client = Client::connect(&mut stack, server()).unwrap();
+    let mut ex = client.start(&RetryPolicy::default(), b"x", at(0)).unwrap();
+    assert!(client.poll(&mut stack, &mut ex, b"x", at(0)).is_ok());
+    assert_eq!(
+        client.poll(&mut stack, &mut ex, b"x", at(100)).unwrap_err(),
+        ClientError::Stack(MockError::Broken)
+    );
+}
+
+#[test]
+fn overall_deadline_cuts_the_last_wait_short() {
+    let mut policy = RetryPolicy::default();
+    policy.deadline = Some(ms(1000));
+    let run = run_client(policy, b"hi", 1, MockStack::default(), silent);
+    assert_eq!(run.sends_ms, [0, 100, 300, 700]);
+    assert_eq!(run.ended_ms, 1000);
+}
+
+#[test]
+fn max_attempts_limits_the_sends() {
+    let mut policy = RetryPolicy::default();
+    policy.max_attempts = Some(2);
+    let run = run_client(policy, b"hi", 1, MockStack::default(), silent);
+    assert_eq!(run.sends_ms, [0, 100]);
+    assert_eq!(run.ended_ms, 300);
+}
+
+#[test]
+fn jitter_keeps_every_wait_within_its_bounds_and_seeds_differ() {
+    let base = [100u64, 200, 400, 800, 1600];
+    let gaps = |jitter: Jitter, seed: u32| {
+        let mut policy = RetryPolicy::default();
+        policy.jitter = jitter;
+        let run = run_client(policy, b"hi", seed, MockStack::default(), silent);
+        let mut times = run.sends_ms.clone();
+        times.push(run.ended_ms);
+        assert_eq!(times.len(), 6, "jitter never changes the number of sends");
+        times.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    };
+    for seed in 1..50 {
+        for (gap, max) in gaps(Jitter::Full, seed).iter().zip(base) {
+            assert!(*gap <= max, "full jitter: {gap} > {max}");
+        }
+        for (gap, max) in gaps(Jitter::Equal, seed).iter().zip(base) {
+            assert!(
+                *gap >= max / 2 && *gap <= max,
+                "equal jitter: {gap} outside [{}, {max}]",
+                max / 2
+            );
+        }
+    }
+    assert_ne!(gaps(Jitter::Full, 1), gaps(Jitter::Full, 2));
+    assert_eq!(
+        gaps(Jitter::Full, 7),
+        gaps(Jitter::Full, 7),
+        "same seed, same run"
+    );
+}
+
+#[test]
+fn request_larger_than_one_datagram_is_refused_before_sending() {
+    let mut stack = MockStack::default();
+    let client = Client::connect(&mut stack, server()).unwrap();
+    let big = vec![0u8; 65_508];
+    assert_eq!(
+        client
+            .start(&RetryPolicy::default(), &big, at(0))
+            .unwrap_err(),
+        ClientError::Exchange(ExchangeError::RequestTooLarge {
+            len: 65_508,
+            max: 65_507
+        })
+    );
+    assert!(
+        client
+            .start(&RetryPolicy::default(), &big[..65_507], at(0))
+            .is_ok()
+    );
+    let v6: std::net::SocketAddr = "[2001:db8::1]:6666".parse().unwrap();
+    let client6 = Client::connect(&mut stack, v6).unwrap();
+    assert!(
+        client6
+            .start(&RetryPolicy::default(), &vec![0u8; 65_527], at(0))
+            .is_ok()
+    );
+    assert!(
+        client6
+            .start(&RetryPolicy::default(), &vec![0u8; 65_528], at(0))
+            .is_err()
+    );
+    assert!(stack.sent.is_empty());
+}
+
+#[test]
+fn empty_request_gets_a_zero_count_reply() {
+    let run = run_client(RetryPolicy::default(), b"", 1, MockStack::default(), |_| {
+        vec![answer(1, server(), reply(0))]
+    });
+    assert_eq!(replied(&run).count, 0);
+    assert_eq!(run.stack.sent[0].bytes, b"");
+}

@@ -1,0 +1,276 @@
+//! A scripted `embedded-nal` stack and a virtual-time runner for the drivers' tests.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use udp_echo_core::driver::Poll;
+use udp_echo_core::exchange::Outcome;
+use udp_echo_core::{Client, Instant, RetryPolicy, StackError, StackErrorKind};
+
+/// Errors the mock can be told to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockError {
+    Refused,
+    Truncated,
+    Broken,
+    NoSuchSocket,
+}
+
+impl StackError for MockError {
+    fn kind(&self) -> StackErrorKind {
+        match self {
+            MockError::Refused => StackErrorKind::Refused,
+            MockError::Truncated => StackErrorKind::Truncated,
+            _ => StackErrorKind::Other,
+        }
+    }
+}
+
+/// What a socket will hand out on its next receives.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Datagram(SocketAddr, Vec<u8>),
+    Error(MockError),
+}
+
+#[derive(Debug, Default)]
+pub struct SocketState {
+    pub local_port: Option<u16>,
+    pub remote: Option<SocketAddr>,
+    pub inbox: VecDeque<Incoming>,
+    pub closed: bool,
+}
+
+/// One datagram a socket sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub socket: usize,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct MockStack {
+    pub sockets: Vec<SocketState>,
+    pub sent: Vec<Sent>,
+    /// Answers for the next sends on any socket, in order: `Ok` sends, `Err` fails.
+    pub send_script: VecDeque<nb::Result<(), MockError>>,
+    /// Report a datagram's true length even when larger than the buffer.
+    pub reports_true_length: bool,
+    pub next_port: u16,
+}
+
+impl Default for MockStack {
+    fn default() -> Self {
+        MockStack {
+            sockets: Vec::new(),
+            sent: Vec::new(),
+            send_script: VecDeque::new(),
+            reports_true_length: true,
+            next_port: 50_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MockSocket(pub usize);
+
+impl MockStack {
+    pub fn deliver(&mut self, socket: usize, incoming: Incoming) {
+        self.sockets[socket].inbox.push_back(incoming);
+    }
+
+    fn state(&mut self, s: &MockSocket) -> Result<&mut SocketState, MockError> {
+        match self.sockets.get_mut(s.0) {
+            Some(st) if !st.closed => Ok(st),
+            _ => Err(MockError::NoSuchSocket),
+        }
+    }
+
+    fn transmit(
+        &mut self,
+        s: &MockSocket,
+        to: SocketAddr,
+        bytes: &[u8],
+    ) -> nb::Result<(), MockError> {
+        self.state(s)?;
+        if let Some(answer) = self.send_script.pop_front() {
+            answer?;
+        }
+        self.sent.push(Sent {
+            socket: s.0,
+            to,
+            bytes: bytes.to_vec(),
+        });
+        Ok(())
+    }
+}
+
+impl embedded_nal::UdpClientStack for MockStack {
+    type UdpSocket = MockSocket;
+    type Error = MockError;
+
+    fn socket(&mut self) -> Result<MockSocket, MockError> {
+        self.sockets.push(SocketState::default());
+        Ok(MockSocket(self.sockets.len() - 1))
+    }
+
+    fn connect(&mut self, s: &mut MockSocket, remote: SocketAddr) -> Result<(), MockError> {
+        let port = self.next_port;
+        self.next_port += 1;
+        let st = self.state(s)?;
+        st.remote = Some(remote);
+        st.local_port = Some(port);
+        Ok(())
+    }
+
+    fn send(&mut self, s: &mut MockSocket, bytes: &[u8]) -> nb::Result<(), MockError> {
+        let to = self.state(s)?.remote.ok_or(MockError::Broken)?;
+        self.transmit(s, to, bytes)
+    }
+
+    fn receive(
+        &mut self,
+        s: &mut MockSocket,
+        buf: &mut [u8],
+    ) -> nb::Result<(usize, SocketAddr), MockError> {
+        let true_len = self.reports_true_length;
+        match self.state(s)?.inbox.pop_front() {
+            None => Err(nb::Error::WouldBlock),
+            Some(Incoming::Error(e)) => Err(nb::Error::Other(e)),
+            Some(Incoming::Datagram(from, bytes)) => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                Ok((if true_len { bytes.len() } else { n }, from))
+            }
+        }
+    }
+
+    fn close(&mut self, s: MockSocket) -> Result<(), MockError> {
+        self.state(&s)?.closed = true;
+        Ok(())
+    }
+}
+
+impl embedded_nal::UdpFullStack for MockStack {
+    fn bind(&mut self, s: &mut MockSocket, port: u16) -> Result<(), MockError> {
+        let port = if port == 0 { 40_000 + s.0 as u16 } else { port };
+        self.state(s)?.local_port = Some(port);
+        Ok(())
+    }
+
+    fn send_to(
+        &mut self,
+        s: &mut MockSocket,
+        to: SocketAddr,
+        bytes: &[u8],
+    ) -> nb::Result<(), MockError> {
+        self.transmit(s, to, bytes)
+    }
+}
+
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+pub fn at(v: u64) -> Instant {
+    Instant::from_millis(v)
+}
+
+pub fn server() -> SocketAddr {
+    "192.0.2.10:6666".parse().unwrap()
+}
+
+pub fn reply(n: usize) -> Vec<u8> {
+    format!("Your data was {n} bytes").into_bytes()
+}
+
+/// Something the scripted peer makes happen `after` a send.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub after: Duration,
+    pub incoming: Incoming,
+}
+
+pub fn answer(after_ms: u64, from: SocketAddr, bytes: Vec<u8>) -> Scheduled {
+    Scheduled {
+        after: ms(after_ms),
+        incoming: Incoming::Datagram(from, bytes),
+    }
+}
+
+pub fn refused(after_ms: u64) -> Scheduled {
+    Scheduled {
+        after: ms(after_ms),
+        incoming: Incoming::Error(MockError::Refused),
+    }
+}
+
+/// What a client run looked like on the virtual clock.
+#[derive(Debug)]
+pub struct Run {
+    pub outcome: Outcome,
+    /// When each request was sent, in ms.
+    pub sends_ms: Vec<u64>,
+    /// When the outcome was reached, in ms.
+    pub ended_ms: u64,
+    pub polls: usize,
+    pub stack: MockStack,
+}
+
+/// Runs a client exchange on virtual time. `peer(k)` is asked, for the k-th send
+/// (1-based), what it makes happen; time jumps to the next of the driver's deadline and
+/// the peer's events, exactly as a shell that sleeps would.
+pub fn run_client(
+    policy: RetryPolicy,
+    request: &[u8],
+    seed: u32,
+    mut stack: MockStack,
+    mut peer: impl FnMut(u32) -> Vec<Scheduled>,
+) -> Run {
+    let mut now = at(0);
+    let mut client = Client::connect(&mut stack, server()).unwrap();
+    let mut ex = client.start(&policy, request, now).unwrap().with_seed(seed);
+    let mut pending: Vec<(Instant, Incoming)> = Vec::new();
+    let mut sends_ms = Vec::new();
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        assert!(polls < 1000, "the driver keeps asking to be polled: a spin");
+        let sent_before = stack.sent.len();
+        let result = client.poll(&mut stack, &mut ex, request, now).unwrap();
+        for _ in sent_before..stack.sent.len() {
+            sends_ms.push(now.as_millis());
+            let k = sends_ms.len() as u32;
+            pending.extend(peer(k).into_iter().map(|s| (now + s.after, s.incoming)));
+        }
+        match result {
+            Poll::Ready(outcome) => {
+                return Run {
+                    outcome,
+                    sends_ms,
+                    ended_ms: now.as_millis(),
+                    polls,
+                    stack,
+                };
+            }
+            Poll::Pending(wake) => {
+                let next_event = pending.iter().map(|(t, _)| *t).min();
+                let next = match (wake.at, next_event) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).expect("waiting forever with nothing scheduled"),
+                };
+                assert!(next >= now);
+                now = next;
+                pending.sort_by_key(|(t, _)| *t);
+                while pending.first().is_some_and(|(t, _)| *t <= now) {
+                    let (_, incoming) = pending.remove(0);
+                    stack.deliver(0, incoming);
+                }
+            }
+        }
+    }
+}
