@@ -1,0 +1,690 @@
+//! `embedded-nal` 0.9 [`UdpClientStack`] and [`UdpFullStack`] over smoltcp 0.14 UDP sockets,
+//! without a heap.
+//!
+//! [`NalStorage`] holds every buffer (sized by const generics); [`NalStack`] builds a
+//! smoltcp [`SocketSet`] of `SOCKETS` UDP sockets on it and hands them out as
+//! [`UdpSocket`]s. The caller keeps the [`Interface`](smoltcp::iface::Interface) and the
+//! device and polls them with [`NalStack::sockets_mut`] in its main loop.
+//!
+//! ```
+//! use core::net::{Ipv4Addr, SocketAddr};
+//! use embedded_nal::{UdpClientStack, UdpFullStack};
+//! use smoltcp::iface::{Config, Interface};
+//! use smoltcp::phy::Medium;
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::{HardwareAddress, IpCidr};
+//! use udp_echo_firmware_example::{Loopback, NalStack, NalStorage};
+//!
+//! let ip = Ipv4Addr::new(127, 0, 0, 1);
+//! let mut device: Loopback = Loopback::new(Medium::Ip);
+//! let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+//! iface.update_ip_addrs(|addrs| addrs.push(IpCidr::new(ip.into(), 8)).unwrap());
+//!
+//! let mut storage: NalStorage<'_> = NalStorage::new(); // or a `static` via static_cell
+//! let mut stack = NalStack::new(&mut storage, ip);
+//! let mut socket = stack.socket()?;
+//! stack.bind(&mut socket, 6666)?;
+//! stack.send_to(&mut socket, SocketAddr::from((ip, 6666)), b"hello")?;
+//!
+//! // Egress, then ingress of what the loopback device turned around.
+//! iface.poll(Instant::ZERO, &mut device, stack.sockets_mut());
+//! iface.poll(Instant::ZERO, &mut device, stack.sockets_mut());
+//!
+//! let mut buf = [0; 2];
+//! let (len, from) = stack.receive(&mut socket, &mut buf)?;
+//! assert_eq!((len, &buf, from), (5, b"he", SocketAddr::from((ip, 6666))));
+//! assert_eq!(stack.receive(&mut socket, &mut buf), Err(nb::Error::WouldBlock));
+//! # Ok::<(), nb::Error<udp_echo_firmware_example::NalError>>(())
+//! ```
+//!
+//! ## Semantics
+//!
+//! - Sockets listen on every local address (`IpListenEndpoint { addr: None, .. }`), so a
+//!   bound socket receives unicast and broadcast datagrams alike and survives an address
+//!   change (DHCP).
+//! - [`connect`](UdpClientStack::connect) binds an unbound socket to an ephemeral port
+//!   (49152..=65535, cycling, skipping ports this stack's sockets hold) and remembers the
+//!   remote for [`send`](UdpClientStack::send); [`send_to`](UdpFullStack::send_to) does not
+//!   change it, and binds an unbound socket the same way.
+//! - [`receive`](UdpClientStack::receive) follows the core's receive-length contract
+//!   ([`udp_echo_core::stack`]): it copies what fits and returns the datagram's **true**
+//!   length. A connected socket still returns datagrams from any source (smoltcp has no
+//!   connected UDP sockets); the core's client filters them by address.
+//! - Nothing to receive, or a full transmit buffer: [`nb::Error::WouldBlock`].
+//! - smoltcp drops, without telling the socket, a received datagram larger than its
+//!   receive buffer (`BUF`) and an outgoing one larger than the IP MTU (no fragmentation).
+//!   Size `BUF` to hold at least one MTU-sized datagram (1472 bytes on Ethernet).
+
+use core::fmt;
+use core::net::{Ipv4Addr, SocketAddr};
+
+use embedded_nal::{UdpClientStack, UdpFullStack};
+use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::udp;
+use smoltcp::wire::IpEndpoint;
+
+/// The dynamic port range (RFC 6335) that `connect`, `bind(0)` and `send_to` draw from.
+pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// Every buffer a [`NalStack`] needs: `SOCKETS` UDP sockets, each with `META` datagram
+/// slots and `BUF` payload bytes per direction.
+///
+/// [`new`](Self::new) is `const`, so the storage can live in a `static` (for instance
+/// `static_cell::ConstStaticCell`, which avoids building it on a small stack first) or on
+/// the stack of `main`. It is borrowed for as long as the stack lives.
+pub struct NalStorage<'a, const SOCKETS: usize = 4, const META: usize = 4, const BUF: usize = 1536>
+{
+    sockets: [SocketStorage<'a>; SOCKETS],
+    buffers: [SocketBuffers<META, BUF>; SOCKETS],
+}
+
+struct SocketBuffers<const META: usize, const BUF: usize> {
+    rx_meta: [udp::PacketMetadata; META],
+    rx: [u8; BUF],
+    tx_meta: [udp::PacketMetadata; META],
+    tx: [u8; BUF],
+}
+
+impl<const SOCKETS: usize, const META: usize, const BUF: usize> NalStorage<'_, SOCKETS, META, BUF> {
+    /// Zeroed storage.
+    pub const fn new() -> Self {
+        Self {
+            sockets: [SocketStorage::EMPTY; SOCKETS],
+            buffers: [const {
+                SocketBuffers {
+                    rx_meta: [udp::PacketMetadata::EMPTY; META],
+                    rx: [0; BUF],
+                    tx_meta: [udp::PacketMetadata::EMPTY; META],
+                    tx: [0; BUF],
+                }
+            }; SOCKETS],
+        }
+    }
+}
+
+impl<const SOCKETS: usize, const META: usize, const BUF: usize> Default
+    for NalStorage<'_, SOCKETS, META, BUF>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SOCKETS: usize, const META: usize, const BUF: usize> fmt::Debug
+    for NalStorage<'_, SOCKETS, META, BUF>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NalStorage")
+            .field("sockets", &SOCKETS)
+            .field("meta", &META)
+            .field("buf", &BUF)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A socket handed out by [`NalStack::socket`].
+///
+/// It belongs to the stack that made it: using it with another stack is a logic error
+/// (it may act on that stack's socket in the same slot, or panic).
+#[derive(Debug)]
+pub struct UdpSocket {
+    slot: usize,
+    remote: Option<IpEndpoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    handle: SocketHandle,
+    in_use: bool,
+}
+
+/// The `embedded-nal` UDP stack. See the [module docs](self).
+pub struct NalStack<'a, const SOCKETS: usize> {
+    sockets: SocketSet<'a>,
+    slots: [Slot; SOCKETS],
+    local_ip: Ipv4Addr,
+    next_port: u16,
+}
+
+impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
+    /// Builds the socket set on `storage`. `local_ip` is the interface's address, used only
+    /// to report [`local_addr`](Self::local_addr).
+    pub fn new<const META: usize, const BUF: usize>(
+        storage: &'a mut NalStorage<'a, SOCKETS, META, BUF>,
+        local_ip: Ipv4Addr,
+    ) -> Self {
+        // More sockets than ephemeral ports would make the port search endless.
+        const { assert!(SOCKETS <= 16384, "at most 16384 sockets") };
+        let NalStorage { sockets, buffers } = storage;
+        let mut set = SocketSet::new(&mut sockets[..]);
+        let slots = buffers.each_mut().map(|b| Slot {
+            handle: set.add(udp::Socket::new(
+                udp::PacketBuffer::new(&mut b.rx_meta[..], &mut b.rx[..]),
+                udp::PacketBuffer::new(&mut b.tx_meta[..], &mut b.tx[..]),
+            )),
+            in_use: false,
+        });
+        Self {
+            sockets: set,
+            slots,
+            local_ip,
+            next_port: *EPHEMERAL_PORTS.start(),
+        }
+    }
+
+    /// The socket set, for `iface.poll(now, &mut device, stack.sockets_mut())`.
+    pub fn sockets_mut(&mut self) -> &mut SocketSet<'a> {
+        &mut self.sockets
+    }
+
+    /// The socket set, for `iface.poll_delay(now, stack.sockets())`.
+    pub fn sockets(&self) -> &SocketSet<'a> {
+        &self.sockets
+    }
+
+    /// The smoltcp handle behind `socket`, for settings the traits lack (hop limit, …).
+    pub fn handle(&self, socket: &UdpSocket) -> SocketHandle {
+        self.slots[socket.slot].handle
+    }
+
+    /// The interface address given to [`new`](Self::new) or [`set_local_ip`](Self::set_local_ip).
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.local_ip
+    }
+
+    /// Records a new interface address (after DHCP, say). Bound sockets keep working:
+    /// they listen on every address.
+    pub fn set_local_ip(&mut self, ip: Ipv4Addr) {
+        self.local_ip = ip;
+    }
+
+    /// `socket`'s local address: the interface address and its port, if bound.
+    pub fn local_addr(&self, socket: &UdpSocket) -> Option<SocketAddr> {
+        let port = self.udp_ref(socket.slot).endpoint().port;
+        (port != 0).then(|| SocketAddr::from((self.local_ip, port)))
+    }
+
+    /// Where the ephemeral port search starts next (clamped into [`EPHEMERAL_PORTS`]).
+    /// Seed it from a hardware RNG so a rebooted device does not reuse the same ports.
+    pub fn set_next_ephemeral_port(&mut self, port: u16) {
+        self.next_port = port.max(*EPHEMERAL_PORTS.start());
+    }
+
+    fn udp(&mut self, slot: usize) -> &mut udp::Socket<'a> {
+        self.sockets.get_mut(self.slots[slot].handle)
+    }
+
+    fn udp_ref(&self, slot: usize) -> &udp::Socket<'a> {
+        self.sockets.get(self.slots[slot].handle)
+    }
+
+    fn port_in_use(&self, port: u16) -> bool {
+        self.slots.iter().any(|s| {
+            s.in_use
+                && self
+                    .sockets
+                    .get::<udp::Socket<'a>>(s.handle)
+                    .endpoint()
+                    .port
+                    == port
+        })
+    }
+
+    /// The next free port of the dynamic range. Ends: fewer sockets than ports (see `new`).
+    fn ephemeral_port(&mut self) -> u16 {
+        loop {
+            let port = self.next_port;
+            self.next_port = port.checked_add(1).unwrap_or(*EPHEMERAL_PORTS.start());
+            if !self.port_in_use(port) {
+                return port;
+            }
+        }
+    }
+
+    fn bind_ephemeral_if_unbound(&mut self, slot: usize) -> Result<(), NalError> {
+        if !self.udp(slot).is_open() {
+            let port = self.ephemeral_port();
+            self.udp(slot).bind(port).map_err(NalError::Bind)?;
+        }
+        Ok(())
+    }
+
+    fn send_datagram(
+        &mut self,
+        slot: usize,
+        to: IpEndpoint,
+        data: &[u8],
+    ) -> nb::Result<(), NalError> {
+        self.bind_ephemeral_if_unbound(slot)?;
+        let udp = self.udp(slot);
+        let capacity = udp.payload_send_capacity();
+        if data.len() > capacity {
+            // smoltcp would report BufferFull forever: that is no WouldBlock.
+            return Err(NalError::TooLarge {
+                len: data.len(),
+                capacity,
+            }
+            .into());
+        }
+        match udp.send_slice(data, to) {
+            Ok(()) => Ok(()),
+            Err(udp::SendError::BufferFull) => Err(nb::Error::WouldBlock),
+            Err(e) => Err(NalError::Send(e).into()),
+        }
+    }
+}
+
+// Not derived: the socket set would print every buffer byte.
+impl<const SOCKETS: usize> fmt::Debug for NalStack<'_, SOCKETS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_use = self.slots.iter().filter(|s| s.in_use).count();
+        f.debug_struct("NalStack")
+            .field("sockets", &SOCKETS)
+            .field("in_use", &in_use)
+            .field("local_ip", &self.local_ip)
+            .field("next_port", &self.next_port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn endpoint(addr: SocketAddr) -> Result<IpEndpoint, NalError> {
+    match addr {
+        SocketAddr::V4(v4) => Ok(v4.into()),
+        #[cfg(feature = "ipv6")]
+        SocketAddr::V6(v6) => Ok(v6.into()),
+        #[cfg(not(feature = "ipv6"))]
+        SocketAddr::V6(_) => Err(NalError::UnsupportedAddress),
+    }
+}
+
+impl<const SOCKETS: usize> UdpClientStack for NalStack<'_, SOCKETS> {
+    type UdpSocket = UdpSocket;
+    type Error = NalError;
+
+    fn socket(&mut self) -> Result<UdpSocket, NalError> {
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| !s.in_use)
+            .ok_or(NalError::NoFreeSocket)?;
+        self.slots[slot].in_use = true;
+        // An idle socket has port 0 and smoltcp delivers datagrams for port 0 to it: flush.
+        self.udp(slot).close();
+        Ok(UdpSocket { slot, remote: None })
+    }
+
+    fn connect(&mut self, socket: &mut UdpSocket, remote: SocketAddr) -> Result<(), NalError> {
+        let remote = endpoint(remote)?;
+        self.bind_ephemeral_if_unbound(socket.slot)?;
+        socket.remote = Some(remote);
+        Ok(())
+    }
+
+    fn send(&mut self, socket: &mut UdpSocket, buffer: &[u8]) -> nb::Result<(), NalError> {
+        let remote = socket.remote.ok_or(NalError::NotConnected)?;
+        self.send_datagram(socket.slot, remote, buffer)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut UdpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<(usize, SocketAddr), NalError> {
+        let udp = self.udp(socket.slot);
+        if !udp.is_open() {
+            return Err(NalError::NotBound.into());
+        }
+        // `recv`, not `recv_slice`: the latter drops a datagram that does not fit.
+        match udp.recv() {
+            Ok((payload, meta)) => {
+                let n = payload.len().min(buffer.len());
+                buffer[..n].copy_from_slice(&payload[..n]);
+                Ok((payload.len(), meta.endpoint.into()))
+            }
+            Err(udp::RecvError::Exhausted) => Err(nb::Error::WouldBlock),
+            Err(e) => Err(NalError::Recv(e).into()),
+        }
+    }
+
+    fn close(&mut self, socket: UdpSocket) -> Result<(), NalError> {
+        self.udp(socket.slot).close();
+        self.slots[socket.slot].in_use = false;
+        Ok(())
+    }
+}
+
+impl<const SOCKETS: usize> UdpFullStack for NalStack<'_, SOCKETS> {
+    fn bind(&mut self, socket: &mut UdpSocket, local_port: u16) -> Result<(), NalError> {
+        if self.udp(socket.slot).is_open() {
+            return Err(NalError::Bind(udp::BindError::InvalidState));
+        }
+        let port = match local_port {
+            0 => self.ephemeral_port(),
+            p if self.port_in_use(p) => return Err(NalError::PortInUse(p)),
+            p => p,
+        };
+        self.udp(socket.slot).bind(port).map_err(NalError::Bind)
+    }
+
+    fn send_to(
+        &mut self,
+        socket: &mut UdpSocket,
+        remote: SocketAddr,
+        buffer: &[u8],
+    ) -> nb::Result<(), NalError> {
+        self.send_datagram(socket.slot, endpoint(remote)?, buffer)
+    }
+}
+
+/// Why a [`NalStack`] operation failed. "Nothing yet" is never an error: it is
+/// [`nb::Error::WouldBlock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum NalError {
+    /// Every socket of the storage is in use; close one first.
+    NoFreeSocket,
+    /// `send` on a socket that was never connected (use `send_to`).
+    NotConnected,
+    /// `receive` on a socket that is neither bound nor connected.
+    NotBound,
+    /// `bind` to a port another socket of this stack holds.
+    PortInUse(u16),
+    /// An IPv6 address without the `ipv6` feature.
+    UnsupportedAddress,
+    /// The datagram is larger than the socket's whole transmit buffer, so it can never be sent.
+    TooLarge {
+        /// The datagram's length.
+        len: usize,
+        /// The transmit buffer's capacity (`BUF`).
+        capacity: usize,
+    },
+    /// smoltcp refused to bind (the socket is already bound).
+    Bind(udp::BindError),
+    /// smoltcp refused to send (unspecified address or port 0).
+    Send(udp::SendError),
+    /// smoltcp refused to receive. `recv` only reports an empty queue, which is
+    /// `WouldBlock`, so this is kept for future smoltcp errors rather than expected.
+    Recv(udp::RecvError),
+}
+
+impl fmt::Display for NalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoFreeSocket => f.write_str("no free UDP socket"),
+            Self::NotConnected => f.write_str("socket is not connected"),
+            Self::NotBound => f.write_str("socket is neither bound nor connected"),
+            Self::PortInUse(port) => write!(f, "UDP port {port} is in use"),
+            Self::UnsupportedAddress => f.write_str("IPv6 addresses need the `ipv6` feature"),
+            Self::TooLarge { len, capacity } => {
+                write!(
+                    f,
+                    "{len}-byte datagram exceeds the {capacity}-byte transmit buffer"
+                )
+            }
+            Self::Bind(e) => write!(f, "bind: {e}"),
+            Self::Send(e) => write!(f, "send: {e}"),
+            Self::Recv(e) => write!(f, "receive: {e}"),
+        }
+    }
+}
+
+// Display already includes smoltcp's message, so `source` stays `None` (no doubled chains).
+impl core::error::Error for NalError {}
+
+/// smoltcp never passes ICMP errors to UDP sockets and `receive` returns true lengths, so
+/// no error is `Refused` or `Truncated`: all are [`Other`](udp_echo_core::StackErrorKind::Other).
+impl udp_echo_core::StackError for NalError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Loopback;
+    use smoltcp::iface::{Config, Interface};
+    use smoltcp::phy::Medium;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{HardwareAddress, IpCidr};
+
+    const IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
+    type Storage<'a> = NalStorage<'a, 3, 4, 1024>;
+
+    /// An interface on 127.0.0.1/8 over a loopback device, and a stack on `storage`.
+    struct Rig<'a> {
+        device: Loopback,
+        iface: Interface,
+        stack: NalStack<'a, 3>,
+    }
+
+    impl<'a> Rig<'a> {
+        fn new(storage: &'a mut Storage<'a>) -> Self {
+            let mut device = Loopback::new(Medium::Ip);
+            let mut iface =
+                Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+            iface.update_ip_addrs(|a| a.push(IpCidr::new(IP.into(), 8)).unwrap());
+            let stack = NalStack::new(storage, IP);
+            Self {
+                device,
+                iface,
+                stack,
+            }
+        }
+
+        /// Egress, then ingress of what the device turned around.
+        fn poll(&mut self) {
+            for _ in 0..2 {
+                self.iface
+                    .poll(Instant::ZERO, &mut self.device, self.stack.sockets_mut());
+            }
+        }
+
+        fn bound(&mut self, port: u16) -> UdpSocket {
+            let mut socket = self.stack.socket().unwrap();
+            self.stack.bind(&mut socket, port).unwrap();
+            socket
+        }
+
+        fn port(&self, socket: &UdpSocket) -> u16 {
+            self.stack.local_addr(socket).unwrap().port()
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from((IP, port))
+    }
+
+    #[test]
+    fn datagram_sent_to_self_arrives_with_its_source_and_length() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        rig.stack
+            .send_to(&mut socket, addr(7000), b"hello")
+            .unwrap();
+        rig.poll();
+        let mut buf = [0; 16];
+        assert_eq!(
+            rig.stack.receive(&mut socket, &mut buf),
+            Ok((5, addr(7000)))
+        );
+        assert_eq!(&buf[..5], b"hello");
+    }
+
+    #[test]
+    fn empty_receive_queue_is_would_block() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        rig.poll();
+        assert_eq!(
+            rig.stack.receive(&mut socket, &mut [0; 16]),
+            Err(nb::Error::WouldBlock)
+        );
+    }
+
+    #[test]
+    fn oversize_datagram_reports_its_true_length() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        let data: [u8; 600] = core::array::from_fn(|i| i as u8);
+        rig.stack.send_to(&mut socket, addr(7000), &data).unwrap();
+        rig.poll();
+        let mut buf = [0; 32];
+        assert_eq!(
+            rig.stack.receive(&mut socket, &mut buf),
+            Ok((600, addr(7000)))
+        );
+        assert_eq!(buf, data[..32]);
+    }
+
+    #[test]
+    fn zero_length_datagram_round_trips() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        rig.stack.send_to(&mut socket, addr(7000), &[]).unwrap();
+        rig.poll();
+        assert_eq!(
+            rig.stack.receive(&mut socket, &mut [0; 4]),
+            Ok((0, addr(7000)))
+        );
+    }
+
+    #[test]
+    fn connects_get_distinct_ephemeral_ports() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let (mut one, mut two) = (rig.stack.socket().unwrap(), rig.stack.socket().unwrap());
+        rig.stack.connect(&mut one, addr(6666)).unwrap();
+        rig.stack.connect(&mut two, addr(6666)).unwrap();
+        assert_eq!((rig.port(&one), rig.port(&two)), (49152, 49153));
+    }
+
+    #[test]
+    fn ephemeral_ports_skip_ports_in_use_and_wrap_around() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let _held = rig.bound(49152);
+        rig.stack.set_next_ephemeral_port(65535);
+        let (mut one, mut two) = (rig.stack.socket().unwrap(), rig.stack.socket().unwrap());
+        rig.stack.connect(&mut one, addr(6666)).unwrap();
+        rig.stack.bind(&mut two, 0).unwrap();
+        assert_eq!((rig.port(&one), rig.port(&two)), (65535, 49153));
+    }
+
+    #[test]
+    fn close_frees_the_slot_and_its_port() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let first = rig.bound(7000);
+        let _others = [rig.stack.socket().unwrap(), rig.stack.socket().unwrap()];
+        assert_eq!(rig.stack.socket().unwrap_err(), NalError::NoFreeSocket);
+
+        rig.stack.close(first).unwrap();
+        let mut again = rig.stack.socket().unwrap();
+        assert_eq!(
+            rig.stack.receive(&mut again, &mut [0; 4]),
+            Err(nb::Error::Other(NalError::NotBound))
+        );
+        rig.stack.bind(&mut again, 7000).unwrap();
+    }
+
+    #[test]
+    fn connected_socket_sends_to_its_remote_and_still_sees_other_sources() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut server = rig.bound(7000);
+        let mut other = rig.bound(7001);
+        let mut client = rig.stack.socket().unwrap();
+        rig.stack.connect(&mut client, addr(7000)).unwrap();
+        let client_addr = rig.stack.local_addr(&client).unwrap();
+
+        rig.stack.send(&mut client, b"request").unwrap();
+        rig.stack
+            .send_to(&mut other, client_addr, b"foreign")
+            .unwrap();
+        rig.poll();
+
+        let mut buf = [0; 16];
+        assert_eq!(
+            rig.stack.receive(&mut server, &mut buf),
+            Ok((7, client_addr))
+        );
+        assert_eq!(
+            rig.stack.receive(&mut client, &mut buf),
+            Ok((7, addr(7001)))
+        );
+        assert_eq!(&buf[..7], b"foreign");
+    }
+
+    #[test]
+    fn send_without_connect_is_not_connected() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        assert_eq!(
+            rig.stack.send(&mut socket, b"x"),
+            Err(nb::Error::Other(NalError::NotConnected))
+        );
+    }
+
+    #[test]
+    fn binding_a_port_twice_fails() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        let mut second = rig.stack.socket().unwrap();
+        assert_eq!(
+            rig.stack.bind(&mut second, 7000),
+            Err(NalError::PortInUse(7000))
+        );
+        assert_eq!(
+            rig.stack.bind(&mut socket, 7001),
+            Err(NalError::Bind(udp::BindError::InvalidState))
+        );
+    }
+
+    #[test]
+    fn full_transmit_buffer_is_would_block_until_polled() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        for _ in 0..4 {
+            rig.stack.send_to(&mut socket, addr(7001), b"x").unwrap();
+        }
+        assert_eq!(
+            rig.stack.send_to(&mut socket, addr(7001), b"x"),
+            Err(nb::Error::WouldBlock)
+        );
+        rig.iface
+            .poll(Instant::ZERO, &mut rig.device, rig.stack.sockets_mut());
+        rig.stack.send_to(&mut socket, addr(7001), b"x").unwrap();
+    }
+
+    #[test]
+    fn datagram_larger_than_the_transmit_buffer_is_an_error() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.bound(7000);
+        assert_eq!(
+            rig.stack.send_to(&mut socket, addr(7000), &[0; 1025]),
+            Err(nb::Error::Other(NalError::TooLarge {
+                len: 1025,
+                capacity: 1024
+            }))
+        );
+    }
+
+    #[cfg(not(feature = "ipv6"))]
+    #[test]
+    fn ipv6_remote_is_unsupported() {
+        let mut storage = Storage::new();
+        let mut rig = Rig::new(&mut storage);
+        let mut socket = rig.stack.socket().unwrap();
+        let v6 = SocketAddr::from((core::net::Ipv6Addr::LOCALHOST, 6666));
+        assert_eq!(
+            rig.stack.connect(&mut socket, v6),
+            Err(NalError::UnsupportedAddress)
+        );
+    }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the bare-metal example (Cortex-M4F), print its footprint, boot it in QEMU
+# (mps2-an386) and decode its defmt output. Exits with QEMU's status, which the firmware
+# sets through semihosting: 0 = run() succeeded, 1 = failure or panic, 124 = timed out.
+#
+# Installs nothing (CI installs first). Needs: the thumbv7em-none-eabihf target,
+# qemu-system-arm; optional: arm-none-eabi-size (sizes), defmt-print (decoding).
+# Env: CARGO_TARGET_DIR (default target/), QEMU_TIMEOUT seconds (default 60), DEFMT_LOG.
+set -euo pipefail
+
+TARGET=thumbv7em-none-eabihf
+timeout_s=${QEMU_TIMEOUT:-60}
+
+# Resolve CARGO_TARGET_DIR against the caller's cwd before moving to the workspace root.
+target_dir=${CARGO_TARGET_DIR:-}
+if [[ -n $target_dir && $target_dir != /* ]]; then target_dir=$PWD/$target_dir; fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+target_dir=${target_dir:-$PWD/target}
+bin=$target_dir/$TARGET/release/bare-metal
+
+# Fail before a minute of compiling, not after.
+if ! command -v qemu-system-arm >/dev/null; then
+    echo "qemu-run: qemu-system-arm not found (Debian: apt-get install qemu-system-arm)" >&2
+    exit 127
+fi
+
+CARGO_TARGET_DIR=$target_dir cargo build -p udp-echo-firmware-example --bin bare-metal \
+    --no-default-features --features bare-metal --target "$TARGET" --release
+
+if command -v arm-none-eabi-size >/dev/null; then
+    arm-none-eabi-size "$bin"
+    # Berkeley format, line 2: text data bss dec hex filename. .data is stored in flash
+    # and copied to RAM at boot, so it counts on both sides.
+    read -r text data bss _ < <(arm-none-eabi-size "$bin" | sed -n 2p)
+    echo "footprint: flash (text+data) = $((text + data)) B, static RAM (data+bss) = $((data + bss)) B"
+else
+    echo "qemu-run: arm-none-eabi-size not found, skipping sizes (Debian: binutils-arm-none-eabi)" >&2
+fi
+
+qemu=(timeout "$timeout_s" qemu-system-arm -machine mps2-an386 -nographic
+      -semihosting-config enable=on,target=native -kernel "$bin")
+echo "qemu-run: ${qemu[*]}" >&2
+start=$(date +%s%N)
+# stdin from /dev/null: -nographic would otherwise grab (and re-mode) an interactive tty.
+set +e
+if command -v defmt-print >/dev/null; then
+    "${qemu[@]}" </dev/null | defmt-print -e "$bin"
+    status=("${PIPESTATUS[@]}")
+else
+    echo "qemu-run: defmt-print not found, showing raw defmt frames" \
+         "(cargo install defmt-print --locked)" >&2
+    "${qemu[@]}" </dev/null
+    status=("$?")
+fi
+set -e
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+
+qemu_status=${status[0]}
+if [[ ${#status[@]} -gt 1 && ${status[1]} -ne 0 ]]; then
+    echo "qemu-run: defmt-print exited ${status[1]} (log may be incomplete)" >&2
+fi
+case $qemu_status in
+    0)   echo "qemu-run: ok (exit 0) in ${elapsed_ms} ms" >&2 ;;
+    124) echo "qemu-run: FAILED: no exit within ${timeout_s} s (firmware hung?)" >&2 ;;
+    *)   echo "qemu-run: FAILED: QEMU exited $qemu_status in ${elapsed_ms} ms" >&2 ;;
+esac
+exit "$qemu_status"
