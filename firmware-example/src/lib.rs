@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod loopback;
 pub mod nal;
 pub mod sim;
