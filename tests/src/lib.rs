@@ -1,1 +1,127 @@
-//! Filled in by a later change.
+//! Shared helpers for the cross-crate tests: the core's drivers on the firmware example's
+//! smoltcp stack over a simulated link, on virtual time.
+//!
+//! The loop is the one every shell runs (poll the interfaces, drive the core, sleep until
+//! the next wake), except that "sleep" jumps the virtual clock to the next instant at which
+//! anything can happen: a driver's deadline or a packet due on the wire.
+
+use core::net::SocketAddr;
+
+use udp_echo_core::driver::Poll;
+use udp_echo_core::exchange::{Exchange, Outcome};
+use udp_echo_core::responder::ResponderConfig;
+use udp_echo_core::{Client, Instant, Listener, RetryPolicy, Server};
+use udp_echo_firmware_example::NalStack;
+use udp_echo_firmware_example::clock::{to_core, to_net};
+use udp_echo_firmware_example::sim::{ADDR_B, Link, Pair};
+
+/// The port the simulated server listens on.
+pub const PORT: u16 = 6666;
+
+/// The server's address on the simulated link.
+pub fn server_addr() -> SocketAddr {
+    SocketAddr::from((ADDR_B, PORT))
+}
+
+/// What host B runs.
+#[allow(missing_debug_implementations)] // the drivers' stacks are not `Debug`
+pub enum Peer<'s, 'a> {
+    /// The core's byte-count server.
+    Server(&'s mut Server<NalStack<'a, 4>>),
+    /// A listener that records arrivals and never replies (a silent server).
+    Silent(&'s mut Listener<NalStack<'a, 4>>, &'s mut Vec<u64>),
+}
+
+/// One client exchange as it happened on the virtual clock.
+#[derive(Debug, Clone)]
+pub struct SimRun {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When each request was sent, in ms since the exchange started.
+    pub sends_ms: Vec<u64>,
+    /// When it ended, in ms since it started.
+    pub ended_ms: u64,
+    /// Stale, foreign and malformed datagrams the exchange ignored.
+    pub ignored: udp_echo_core::exchange::Ignored,
+}
+
+/// Drives one exchange of `request` from host A's `client` to host B until it ends.
+/// `shape(link, attempts)` may change the wire's faults before each poll of the link,
+/// given the sends made so far.
+pub fn exchange<'a>(
+    net: &mut Pair<'a, 4>,
+    client: &mut Client<NalStack<'a, 4>>,
+    peer: &mut Peer<'_, 'a>,
+    policy: &RetryPolicy,
+    request: &[u8],
+    mut shape: impl FnMut(&mut Link, u32),
+) -> SimRun {
+    let start = to_core(net.now());
+    let ms = |t: Instant| (t - start).as_millis() as u64;
+    let mut ex: Exchange = client
+        .start(policy, request, start)
+        .expect("valid exchange");
+    let mut sends_ms = Vec::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..10_000 {
+        // A few rounds per instant: request out, server answers, reply back.
+        let mut client_wake = None;
+        for _ in 0..4 {
+            let now = to_core(net.now());
+            let before = ex.attempts();
+            match client
+                .poll(&mut net.a.stack, &mut ex, request, now)
+                .expect("client")
+            {
+                Poll::Ready(outcome) => {
+                    return SimRun {
+                        outcome,
+                        sends_ms,
+                        ended_ms: ms(now),
+                        ignored: ex.ignored(),
+                    };
+                }
+                Poll::Pending(wake) => client_wake = wake.at,
+            }
+            if ex.attempts() > before {
+                sends_ms.push(ms(now));
+            }
+            shape(&mut net.link, ex.attempts());
+            net.poll();
+            match peer {
+                Peer::Server(server) => {
+                    server
+                        .poll(&mut net.b.stack, &mut buf, now, |_, _| {})
+                        .expect("server");
+                }
+                Peer::Silent(listener, arrivals) => {
+                    listener
+                        .poll(&mut net.b.stack, &mut buf, now, |d| arrivals.push(ms(d.at)))
+                        .expect("listener");
+                }
+            }
+            net.poll();
+        }
+        let now = net.now();
+        let next = [client_wake.map(to_net), net.next_event()]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+            .expect("the exchange waits with nothing scheduled");
+        net.advance_to(next);
+    }
+    panic!("exchange did not end within 10 000 steps");
+}
+
+/// Binds the core's server on host B with all guards on.
+pub fn server<'a>(net: &mut Pair<'a, 4>) -> Server<NalStack<'a, 4>> {
+    let mut config = ResponderConfig::default();
+    config.stack_reports_true_length = true;
+    Server::bind(&mut net.b.stack, PORT, config).expect("bind server")
+}
+
+/// Opens host A's client socket, connected to the server's address.
+pub fn client<'a>(net: &mut Pair<'a, 4>) -> Client<NalStack<'a, 4>> {
+    Client::connect(&mut net.a.stack, server_addr()).expect("connect client")
+}
