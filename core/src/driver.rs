@@ -548,13 +548,16 @@ where
         now: Instant,
         mut on_found: impl FnMut(&Found),
     ) -> Result<Poll<&[Found]>, BroadcastError<S::Error>> {
-        let sent_at = match self.sent_at {
-            Some(at) => at,
-            None => match stack.send_to(&mut self.socket, self.to, request) {
-                Ok(()) => *self.sent_at.insert(now),
-                Err(nb::Error::WouldBlock) => return Ok(Poll::Pending(Wake::at(now + SEND_RETRY))),
-                Err(nb::Error::Other(e)) => return Err(BroadcastError::Stack(e)),
-            },
+        let Some(sent_at) = self.sent_at else {
+            return match stack.send_to(&mut self.socket, self.to, request) {
+                // Answers are read by the next call, which carries a fresh `now`: read in
+                // this one, a fast answer would show an RTT of zero.
+                Ok(()) => Ok(Poll::Pending(Wake::at(
+                    *self.sent_at.insert(now) + self.wait,
+                ))),
+                Err(nb::Error::WouldBlock) => Ok(Poll::Pending(Wake::at(now + SEND_RETRY))),
+                Err(nb::Error::Other(e)) => Err(BroadcastError::Stack(e)),
+            };
         };
         let mut buf = [0u8; MAX_REPLY_LEN + 1];
         loop {

@@ -248,3 +248,23 @@ fn discovery_lists_each_server_once_until_the_deadline() {
     assert_eq!(d.ignored(), 2, "the wrong count and the garbage");
     assert_eq!(stack.sent.len(), 1, "discovery sends exactly one request");
 }
+
+#[test]
+fn discovery_reads_answers_only_after_the_send_call_so_rtt_is_measured() {
+    let mut stack = MockStack::default();
+    let to: SocketAddr = "255.255.255.255:6666".parse().unwrap();
+    let mut d: Discovery<_, 4> = Discovery::start(&mut stack, 0, to, b"ab", ms(500)).unwrap();
+    // An answer already waiting when the request goes out (a very fast server).
+    stack.deliver(0, datagram(peer(6666), &reply(2)));
+    let first = d.poll(&mut stack, b"ab", at(10), |_| {}).unwrap();
+    assert_eq!(first, Poll::Pending(Wake::at(at(510))));
+    assert!(d.found().is_empty());
+    d.poll(&mut stack, b"ab", at(13), |_| {}).unwrap();
+    assert_eq!(
+        d.found(),
+        [Found {
+            addr: peer(6666),
+            rtt: ms(3)
+        }]
+    );
+}

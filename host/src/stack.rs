@@ -92,6 +92,19 @@ impl StdStack {
     ///
     /// Fails if the socket has not been connected, bound or sent from yet.
     pub fn wait_readable(&self, socket: &StdSocket, timeout: Option<Duration>) -> io::Result<bool> {
+        self.wait_readable_or(socket, None, timeout)
+            .map(|w| w.socket)
+    }
+
+    /// Like [`wait_readable`](Self::wait_readable), but also wakes when `other` becomes
+    /// readable, e.g. the read end of a self-pipe that a signal handler writes to, so a
+    /// shell can stop at once on SIGINT without polling a flag.
+    pub fn wait_readable_or(
+        &self,
+        socket: &StdSocket,
+        other: Option<BorrowedFd<'_>>,
+        timeout: Option<Duration>,
+    ) -> io::Result<Readiness> {
         let fd = socket.get()?.as_fd();
         // An unrepresentable deadline is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -101,9 +114,18 @@ impl StdStack {
             let timespec = deadline.and_then(|deadline| {
                 Timespec::try_from(deadline.saturating_duration_since(Instant::now())).ok()
             });
-            let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, timespec.as_ref()) {
-                Ok(ready) => return Ok(ready > 0),
+            let mut fds = [
+                PollFd::from_borrowed_fd(fd, PollFlags::IN),
+                PollFd::from_borrowed_fd(other.unwrap_or(fd), PollFlags::IN),
+            ];
+            let n = if other.is_some() { 2 } else { 1 };
+            match rustix::event::poll(&mut fds[..n], timespec.as_ref()) {
+                Ok(_) => {
+                    return Ok(Readiness {
+                        socket: !fds[0].revents().is_empty(),
+                        other: other.is_some() && !fds[1].revents().is_empty(),
+                    });
+                }
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -125,6 +147,15 @@ impl StdStack {
         }
         Ok(socket)
     }
+}
+
+/// What [`StdStack::wait_readable_or`] found ready (both false: the timeout passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The socket has a datagram or a pending error.
+    pub socket: bool,
+    /// The other file descriptor is readable.
+    pub other: bool,
 }
 
 /// The stack's socket: a non-blocking UDP socket, opened on first connect, bind or send_to.

@@ -1,0 +1,434 @@
+//! The command line: clap types, argument parsers, exit codes.
+//!
+//! Exit codes: 0 success; 1 the network did not deliver (no reply, no server found, a
+//! socket error); 2 bad usage or input (clap's own errors use 2 as well).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use udp_echo_core::RetryPolicy;
+use udp_echo_core::responder::RateLimit;
+use udp_echo_core::retry::Factor;
+
+use crate::commands;
+
+const EXAMPLES: &str = "\
+Examples:
+  udp-echo serve                               # answer on 127.0.0.1:6666
+  udp-echo serve --bind 0.0.0.0:6666 --quiet   # answer on every interface, print nothing per datagram
+  udp-echo send 'hello world!'                 # prints: Your data was 12 bytes
+  head -c 1000 /dev/urandom | udp-echo send -  # binary payload from stdin
+  udp-echo ping --count 10 --interval 200ms
+  udp-echo listen --bind 0.0.0.0:6666          # print broadcasts, never reply
+  udp-echo broadcast hi --to 192.168.1.255:6666
+  udp-echo discover --wait 2s                  # who answers on the LAN?
+  udp-echo bench --duration 2s --window 32     # load a local server, replies/s and RTT
+
+Exit status: 0 success, 1 no reply / nothing found / network error, 2 bad usage or input.";
+
+/// Byte-count UDP echo: every datagram is answered with `Your data was N bytes`.
+#[derive(Debug, Parser)]
+#[command(name = "udp-echo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// More logging on stderr: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// One JSON object per line on stdout, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer every datagram with its byte count, printing who sent what.
+    #[command(after_help = "\
+Prints `listening on ADDR` on stderr at startup (with the real port when --bind has port 0);
+with --json also {\"event\":\"listening\",\"addr\":\"ADDR\"} on stdout. SIGINT or SIGTERM stops
+it with a summary of the counters and exit status 0.
+
+Examples:
+  udp-echo serve
+  udp-echo serve --bind 127.0.0.1:0 --json
+  udp-echo serve --bind [::]:6666 --rate-limit 1000/s")]
+    Serve(ServeArgs),
+    /// Send one message and print the server's reply, retrying with backoff.
+    #[command(after_help = "\
+The reply goes to stdout; retries, RTT and errors to stderr. Exit status 0 on a reply,
+1 when no reply came (the message names the attempts, the time and whether the port was
+refused), 2 on bad input (e.g. a message longer than one datagram).
+
+Examples:
+  udp-echo send 'hello world!'
+  udp-echo send '' --server [::1]:6666          # an empty datagram
+  printf '\\377\\000' | udp-echo send -        # bytes from stdin
+  udp-echo send hi --initial-timeout 50ms --max-timeout 1s --attempts 3")]
+    Send(SendArgs),
+    /// Repeated exchanges, one line each, then loss and RTT statistics.
+    #[command(after_help = "\
+Each exchange uses a fresh socket. --count 0 runs until Ctrl-C, which prints the summary.
+Exit status 0 if any reply came, 1 if none did.
+
+Examples:
+  udp-echo ping
+  udp-echo ping --count 100 --interval 10ms --size 1400")]
+    Ping(PingArgs),
+    /// Send one datagram to a broadcast (or any) address; nothing is awaited.
+    #[command(after_help = "\
+Example:
+  udp-echo broadcast 'hello, LAN' --to 192.168.1.255:6666")]
+    Broadcast(BroadcastArgs),
+    /// Print every datagram that arrives (e.g. broadcasts); never reply.
+    #[command(after_help = "\
+Several listeners may share the port (SO_REUSEADDR). Prints `listening on ADDR` on stderr.
+SIGINT or SIGTERM stops it with exit status 0.
+
+Example:
+  udp-echo listen --bind 0.0.0.0:6666")]
+    Listen(ListenArgs),
+    /// Broadcast one request and list every server that answered, with its RTT.
+    #[command(after_help = "\
+Exit status 0 if at least one server answered, 1 if none did.
+
+Examples:
+  udp-echo discover
+  udp-echo discover --to 192.168.1.255:6666 --wait 2s")]
+    Discover(DiscoverArgs),
+    /// A bounded load test of one server: replies/s and RTT percentiles.
+    #[command(after_help = "\
+Keeps --window requests in flight on one socket for --duration (at most 60s), then waits
+briefly for stragglers. Sends only to --server.
+
+Example:
+  udp-echo bench --server 127.0.0.1:6666 --duration 2s --size 12 --window 32")]
+    Bench(BenchArgs),
+}
+
+/// `serve`'s options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind; port 0 lets the OS pick (the `listening on` line shows it).
+    #[arg(long, default_value = "127.0.0.1:6666")]
+    pub bind: SocketAddr,
+    /// Print nothing per datagram (the summary at exit still comes).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Answer datagrams from reflection-prone service ports (DNS 53, NTP 123, …) too.
+    #[arg(long)]
+    pub allow_reflection_ports: bool,
+    /// Limit replies, e.g. `1000/s` (burst of the same size). Default: no limit.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit: Option<RateLimit>,
+    /// Show at most this many datagram lines per second; the rest are summed up once a second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lines: u32,
+    /// Set SO_REUSEPORT, so several servers can share the port.
+    #[arg(long)]
+    pub reuse_port: bool,
+}
+
+/// The retry schedule's options.
+#[derive(Debug, Args, Clone)]
+pub struct RetryArgs {
+    /// Wait after the first send.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub initial_timeout: Duration,
+    /// Give up once the next wait would exceed this.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub max_timeout: Duration,
+    /// Growth of the wait after each timeout, e.g. `2` or `1.5`.
+    #[arg(long, default_value = "2")]
+    pub factor: Factor,
+    /// At most this many sends (default: as many as the waits allow, 5 by default).
+    #[arg(long)]
+    pub attempts: Option<u32>,
+}
+
+impl RetryArgs {
+    /// The policy, checked by the core (its message on error).
+    pub fn policy(&self) -> Result<RetryPolicy, Failure> {
+        let mut policy = RetryPolicy::default();
+        policy.initial_wait = self.initial_timeout;
+        policy.max_wait = self.max_timeout;
+        policy.factor = self.factor;
+        policy.max_attempts = self.attempts;
+        policy
+            .validate()
+            .map_err(|e| Failure::usage(format!("invalid retry policy: {e}")))?;
+        Ok(policy)
+    }
+}
+
+/// `send`'s options.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The message; `-` reads it from stdin (binary is fine); `""` sends an empty datagram.
+    pub message: OsString,
+    /// The server.
+    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    pub server: SocketAddr,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// `ping`'s options.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Exchanges to make; 0 runs until Ctrl-C.
+    #[arg(long, short, default_value_t = 4)]
+    pub count: u64,
+    /// Time between the starts of two exchanges.
+    #[arg(long, short, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Request size in bytes.
+    #[arg(long, default_value_t = 12)]
+    pub size: usize,
+    /// The server.
+    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    pub server: SocketAddr,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// `broadcast`'s options.
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// The message; `-` reads it from stdin.
+    pub message: OsString,
+    /// Destination: a broadcast address (SO_BROADCAST is set) or any other.
+    #[arg(long, default_value = "255.255.255.255:6666")]
+    pub to: SocketAddr,
+}
+
+/// `listen`'s options.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to bind (SO_REUSEADDR is set, so listeners can share the port).
+    #[arg(long, default_value = "0.0.0.0:6666")]
+    pub bind: SocketAddr,
+    /// Show at most this many datagram lines per second; the rest are summed up once a second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lines: u32,
+}
+
+/// `discover`'s options.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The servers' port.
+    #[arg(long, default_value_t = 6666)]
+    pub port: u16,
+    /// Where to send the request (default: 255.255.255.255 at --port).
+    #[arg(long)]
+    pub to: Option<SocketAddr>,
+    /// How long to collect answers.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
+
+/// `bench`'s options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server to load (the only destination).
+    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    pub server: SocketAddr,
+    /// How long to send (at most 60s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Request size in bytes.
+    #[arg(long, default_value_t = 12)]
+    pub size: usize,
+    /// Requests in flight at once (1..=1024).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub window: u32,
+}
+
+/// A command's failure: its message and exit status.
+#[derive(Debug)]
+pub struct Failure {
+    /// For stderr, after `udp-echo: `.
+    pub message: String,
+    /// The exit status.
+    pub code: u8,
+}
+
+impl Failure {
+    /// Bad usage or input: exit 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// The network did not deliver, or a socket failed: exit 1.
+    pub fn network(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and turns its result into an exit status.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(&args, cli.json),
+        Command::Send(args) => commands::send::run(&args, cli.json),
+        Command::Ping(args) => commands::ping::run(&args, cli.json),
+        Command::Broadcast(args) => commands::broadcast::run(&args, cli.json),
+        Command::Listen(args) => commands::listen::run(&args, cli.json),
+        Command::Discover(args) => commands::discover::run(&args, cli.json),
+        Command::Bench(args) => commands::bench::run(&args, cli.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            crate::output::diag(format_args!("udp-echo: {}", failure.message));
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "udp_echo=debug,udp_echo_host=debug,udp_echo_core=debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+}
+
+/// Parses `100ms`, `2s`, `1.5s`, `250us`, `1m`: a positive decimal number and a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.starts_with('-') {
+        return Err(format!("`{s}`: the duration must be greater than zero"));
+    }
+    let Some(split) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')) else {
+        return Err(if s.parse::<f64>().is_ok_and(|v| v == 0.0) {
+            format!("`{s}`: the duration must be greater than zero")
+        } else {
+            format!("`{s}` has no unit: write e.g. `100ms`, `2s` or `1.5s`")
+        });
+    };
+    let (number, unit) = s.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "`{s}` is not a duration: write e.g. `100ms`, `2s` or `1.5s`"
+        ));
+    }
+    let scale: f64 = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ns, us, ms, s, m or h)"
+            ));
+        }
+    };
+    let valid = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && number.matches('.').count() <= 1;
+    let value: f64 =
+        number.parse().ok().filter(|_| valid).ok_or_else(|| {
+            format!("`{s}` is not a duration: write e.g. `100ms`, `2s` or `1.5s`")
+        })?;
+    let secs = value * scale;
+    if secs <= 0.0 {
+        return Err(format!("`{s}`: the duration must be greater than zero"));
+    }
+    if secs > 86_400.0 {
+        return Err(format!("`{s}`: the duration must be at most a day"));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d.is_zero() {
+        return Err(format!("`{s}`: the duration must be greater than zero"));
+    }
+    Ok(d)
+}
+
+/// Parses `1000/s` or `1000` (replies per second; the burst is the same number).
+pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
+    let number = s.strip_suffix("/s").unwrap_or(s);
+    let per_second: u32 = number
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{s}` is not a rate: write e.g. `1000/s`"))?;
+    Ok(RateLimit {
+        per_second,
+        burst: per_second,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_decimals() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("100ms"), Ok(ms(100)));
+        assert_eq!(parse_duration("2s"), Ok(ms(2000)));
+        assert_eq!(parse_duration("1.5s"), Ok(ms(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1m"), Ok(ms(60_000)));
+    }
+
+    #[test]
+    fn durations_reject_zero_negative_and_garbage() {
+        for bad in [
+            "0",
+            "0s",
+            "0ms",
+            "-1s",
+            "1",
+            "s",
+            "abc",
+            "1.s",
+            ".5s",
+            "1.2.3s",
+            "1x",
+            "1e3s",
+            "0.0000000001ns",
+            "2d",
+            "",
+            "1000h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(
+            parse_duration("0s")
+                .unwrap_err()
+                .contains("greater than zero")
+        );
+    }
+
+    #[test]
+    fn rates_parse_with_or_without_per_second() {
+        assert_eq!(parse_rate("1000/s").map(|r| r.per_second), Ok(1000));
+        assert_eq!(parse_rate("5").map(|r| r.burst), Ok(5));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! `udp-echo broadcast`: one datagram through the core's `Broadcaster` (SO_BROADCAST on).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use udp_echo_core::Broadcaster;
+use udp_echo_core::driver::BroadcastError;
+use udp_echo_host::stack::StdStack;
+
+use super::{broadcast_failure, message_bytes};
+use crate::cli::{BroadcastArgs, Failure};
+use crate::output::Stdout;
+
+/// How long a send the kernel keeps refusing for now (ENOBUFS, EAGAIN) is retried.
+const SEND_PATIENCE: Duration = Duration::from_secs(1);
+
+/// The unspecified address of `to`'s family, for a socket that sends there.
+pub fn any_of(to: SocketAddr) -> IpAddr {
+    match to {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// Sends the message once; exit 0 when it went out.
+pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
+    let payload = message_bytes(&args.message)?;
+    let mut stack = StdStack::new()
+        .with_broadcast(true)
+        .with_bind_ip(any_of(args.to));
+    let mut sender = Broadcaster::open(&mut stack, 0)
+        .map_err(|e| broadcast_failure(e, "cannot open a socket"))?;
+    let deadline = Instant::now() + SEND_PATIENCE;
+    let sent = loop {
+        match sender.send(&mut stack, args.to, &payload) {
+            Ok(()) => break Ok(()),
+            Err(nb::Error::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(nb::Error::WouldBlock) => {
+                break Err(Failure::network(format!(
+                    "cannot send to {}: the kernel's queue stayed full",
+                    args.to
+                )));
+            }
+            Err(nb::Error::Other(e @ BroadcastError::PayloadTooLarge { .. })) => {
+                break Err(broadcast_failure(e, ""));
+            }
+            Err(nb::Error::Other(e)) => {
+                break Err(broadcast_failure(e, &format!("cannot send to {}", args.to)));
+            }
+        }
+    };
+    let _ = sender.close(&mut stack);
+    sent?;
+    let mut out = Stdout::default();
+    if json {
+        out.json(&json!({"event": "sent", "to": args.to.to_string(), "bytes": payload.len()}));
+    } else {
+        out.line(format_args!("sent {} bytes to {}", payload.len(), args.to));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! `udp-echo discover`: one broadcast request through the core's `Discovery`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use serde_json::json;
+use udp_echo_core::Discovery;
+use udp_echo_core::driver::{BroadcastError, Poll};
+use udp_echo_host::clock::Clock;
+use udp_echo_host::stack::StdStack;
+
+use super::broadcast::any_of;
+use super::broadcast_failure;
+use crate::cli::{DiscoverArgs, Failure};
+use crate::diag;
+use crate::output::{Stdout, human, ms};
+
+/// The request discovery sends; servers answer `Your data was 17 bytes`.
+const REQUEST: &[u8] = b"udp-echo discover";
+/// At most this many servers are listed.
+const MAX_SERVERS: usize = 256;
+
+/// Lists the servers that answered; exit 0 if any did, 1 if none.
+pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
+    let to = args
+        .to
+        .unwrap_or_else(|| SocketAddr::from(([255, 255, 255, 255], args.port)));
+    let mut stack = StdStack::new()
+        .with_broadcast(true)
+        .with_bind_ip(any_of(to));
+    let clock = Clock::new();
+    let mut discovery =
+        Discovery::<StdStack, MAX_SERVERS>::start(&mut stack, 0, to, REQUEST, args.wait)
+            .map_err(|e| broadcast_failure(e, "cannot open a socket"))?;
+    let mut out = Stdout::default();
+    let failed = |e: BroadcastError<_>| broadcast_failure(e, &format!("discovery at {to} failed"));
+    let found = loop {
+        let polled = discovery.poll(&mut stack, REQUEST, clock.now(), |f| {
+            if json {
+                out.json(
+                    &json!({"event": "found", "addr": f.addr.to_string(), "rtt_ms": ms(f.rtt)}),
+                );
+            } else {
+                out.line(format_args!("{} answered in {}", f.addr, human(f.rtt)));
+            }
+        });
+        let wake = match polled {
+            Ok(Poll::Ready(found)) => break found.len(),
+            Ok(Poll::Pending(wake)) => wake,
+            Err(e) => return Err(failed(e)),
+        };
+        stack
+            .wait_readable(discovery.socket(), wake.timeout(clock.now()))
+            .map_err(|e| Failure::network(format!("discovery at {to} failed: {e}")))?;
+    };
+    let overflow = discovery.overflow();
+    let ignored = discovery.ignored();
+    let _ = discovery.close(&mut stack);
+    if json {
+        out.json(
+            &json!({"event": "summary", "to": to.to_string(), "servers": found,
+                         "not_listed": overflow, "ignored": ignored, "wait_ms": ms(args.wait)}),
+        );
+    } else if found > 0 {
+        diag!(
+            "udp-echo: {found} server{} answered at {to} within {}",
+            if found == 1 { "" } else { "s" },
+            human(args.wait)
+        );
+    }
+    if overflow > 0 {
+        diag!("udp-echo: {overflow} more answers did not fit the list of {MAX_SERVERS}");
+    }
+    if found == 0 {
+        return Err(Failure::network(format!(
+            "no server answered at {to} within {}",
+            human(args.wait)
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! One module per subcommand; each `run` returns the exit status or a [`Failure`].
+//!
+//! [`Failure`]: crate::cli::Failure
+
+pub mod bench;
+pub mod broadcast;
+pub mod discover;
+pub mod listen;
+pub mod ping;
+pub mod send;
+pub mod serve;
+
+use std::io::Read;
+
+use udp_echo_core::driver::{BroadcastError, ClientError, ServerError};
+use udp_echo_host::stack::StdError;
+
+use crate::cli::Failure;
+
+/// The largest request any address family allows (65527 over IPv6), plus one so that
+/// a longer input shows as too long instead of being silently cut.
+const STDIN_LIMIT: u64 = udp_echo_core::wire::MAX_REQUEST_V6 as u64 + 1;
+
+/// A MESSAGE argument's bytes: `-` reads stdin (bounded), anything else is taken as is.
+fn message_bytes(message: &std::ffi::OsStr) -> Result<Vec<u8>, Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    if message == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(STDIN_LIMIT)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::usage(format!("cannot read the message from stdin: {e}")))?;
+        Ok(bytes)
+    } else {
+        Ok(message.as_bytes().to_vec())
+    }
+}
+
+/// A client driver's error as a failure: bad input is usage (2), the rest network (1).
+fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
+    match e {
+        ClientError::Exchange(e) => Failure::usage(e.to_string()),
+        ClientError::Stack(e) => Failure::network(format!("{what}: {e}")),
+    }
+}
+
+/// A server driver's error as a failure.
+fn server_failure(e: ServerError<StdError>, what: &str) -> Failure {
+    match e {
+        ServerError::Stack(e) => Failure::network(format!("{what}: {e}")),
+    }
+}
+
+/// A broadcast driver's error as a failure.
+fn broadcast_failure(e: BroadcastError<StdError>, what: &str) -> Failure {
+    match e {
+        BroadcastError::PayloadTooLarge { .. } => Failure::usage(e.to_string()),
+        BroadcastError::Stack(e) => Failure::network(format!("{what}: {e}")),
+    }
+}

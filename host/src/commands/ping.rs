@@ -1,0 +1,221 @@
+//! `udp-echo ping`: repeated exchanges (a fresh socket each), then loss and RTT statistics.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use udp_echo_core::Outcome;
+use udp_echo_core::exchange::max_request;
+use udp_echo_core::wire::Reply;
+use udp_echo_host::client::{self, Ended};
+use udp_echo_host::shutdown::Shutdown;
+use udp_echo_host::stack::StdStack;
+
+use super::client_failure;
+use crate::cli::{Failure, PingArgs};
+use crate::diag;
+use crate::output::{Stdout, human, ms};
+
+/// RTT statistics over the unambiguous samples (Karn's rule: an RTT measured after a
+/// retransmission may belong to an earlier send and is left out).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stats {
+    /// Exchanges started and finished.
+    pub sent: u64,
+    /// Exchanges that got a reply.
+    pub received: u64,
+    /// Unambiguous round-trip times.
+    pub rtts: Vec<Duration>,
+}
+
+impl Stats {
+    /// Lost exchanges.
+    pub fn lost(&self) -> u64 {
+        self.sent - self.received
+    }
+
+    /// Loss in percent of the exchanges sent.
+    pub fn loss_percent(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            100.0 * self.lost() as f64 / self.sent as f64
+        }
+    }
+
+    /// min, avg, max and mdev (as ping computes it) in milliseconds.
+    pub fn rtt_ms(&self) -> Option<[f64; 4]> {
+        if self.rtts.is_empty() {
+            return None;
+        }
+        let xs: Vec<f64> = self.rtts.iter().map(|d| ms(*d)).collect();
+        let n = xs.len() as f64;
+        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = xs.iter().copied().fold(0.0, f64::max);
+        let avg = xs.iter().sum::<f64>() / n;
+        let sq = xs.iter().map(|x| x * x).sum::<f64>() / n;
+        let mdev = (sq - avg * avg).max(0.0).sqrt();
+        Some([min, avg.clamp(min, max), max, mdev])
+    }
+}
+
+/// Pings; exit 0 if any reply came, 1 if none did.
+pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
+    let policy = args.retry.policy()?;
+    let max = max_request(args.server);
+    if args.size > max {
+        return Err(Failure::usage(format!(
+            "--size {} is too large: one UDP datagram to {} carries at most {max} bytes",
+            args.size, args.server
+        )));
+    }
+    let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
+    let shutdown = Shutdown::install()
+        .map_err(|e| Failure::network(format!("cannot install signal handlers: {e}")))?;
+    let mut stack = StdStack::new();
+    let mut out = Stdout::default();
+    let mut stats = Stats::default();
+    let started = Instant::now();
+    if !json {
+        out.line(format_args!(
+            "PING {} with {} bytes, every {}",
+            args.server,
+            args.size,
+            human(args.interval)
+        ));
+    }
+    let mut seq: u64 = 0;
+    while args.count == 0 || seq < args.count {
+        seq += 1;
+        let t0 = Instant::now();
+        let report = client::exchange(
+            &mut stack,
+            args.server,
+            &request,
+            &policy,
+            Some(shutdown.fd()),
+            |attempt, at| {
+                if attempt > 1 && !json {
+                    diag!(
+                        "udp-echo: seq={seq}: no reply yet; attempt {attempt} at {}",
+                        human(at)
+                    );
+                }
+            },
+        )
+        .map_err(|e| client_failure(e, &format!("cannot talk to {}", args.server)))?;
+        match report.ended {
+            // Cut short by Ctrl-C: neither sent nor lost.
+            Ended::Interrupted => break,
+            Ended::Done(Outcome::Reply(r)) => {
+                stats.sent += 1;
+                stats.received += 1;
+                if !r.rtt_ambiguous {
+                    stats.rtts.push(r.rtt);
+                }
+                let reply = Reply::new(r.count);
+                if json {
+                    out.json(
+                        &json!({"event": "reply", "seq": seq, "server": args.server.to_string(),
+                        "reply": reply.to_string(), "count": r.count, "attempts": r.attempts,
+                        "rtt_ms": ms(r.rtt), "rtt_ambiguous": r.rtt_ambiguous}),
+                    );
+                } else {
+                    let note = if r.rtt_ambiguous {
+                        format!(" after {} attempts (ambiguous)", r.attempts)
+                    } else {
+                        String::new()
+                    };
+                    out.line(format_args!(
+                        "seq={seq} {}: {reply}, rtt {}{note}",
+                        args.server,
+                        human(r.rtt)
+                    ));
+                }
+            }
+            Ended::Done(Outcome::GaveUp(g)) => {
+                stats.sent += 1;
+                if json {
+                    let mut v = super::send::gave_up_json(args.server, &g);
+                    v["seq"] = json!(seq);
+                    out.json(&v);
+                } else {
+                    out.line(format_args!(
+                        "seq={seq} {}",
+                        super::send::gave_up_message(args.server, &g)
+                    ));
+                }
+            }
+        }
+        let more = args.count == 0 || seq < args.count;
+        if !more || shutdown.requested() {
+            break;
+        }
+        let next = t0 + args.interval;
+        if shutdown.sleep(next.saturating_duration_since(Instant::now())) {
+            break;
+        }
+    }
+    print_summary(&mut out, args, &stats, started.elapsed(), json);
+    Ok(if stats.received > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_summary(out: &mut Stdout, args: &PingArgs, s: &Stats, time: Duration, json: bool) {
+    let rtt = s.rtt_ms();
+    if json {
+        // Microsecond precision is all the clock gives; no float noise in the output.
+        let us = |x: f64| (x * 1000.0).round() / 1000.0;
+        let rtt_json = rtt.map(|[min, avg, max, mdev]| {
+            json!({"min": us(min), "avg": us(avg), "max": us(max), "mdev": us(mdev)})
+        });
+        out.json(
+            &json!({"event": "summary", "server": args.server.to_string(),
+            "sent": s.sent, "received": s.received, "lost": s.lost(),
+            "loss_percent": s.loss_percent(), "rtt_samples": s.rtts.len(),
+            "rtt_ms": rtt_json, "time_ms": ms(time)}),
+        );
+        return;
+    }
+    out.line(format_args!(
+        "--- {} udp-echo ping statistics ---",
+        args.server
+    ));
+    out.line(format_args!(
+        "{} sent, {} received, {:.1}% loss, time {}",
+        s.sent,
+        s.received,
+        s.loss_percent(),
+        human(time)
+    ));
+    if let Some([min, avg, max, mdev]) = rtt {
+        out.line(format_args!(
+            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_and_rtt_statistics_add_up() {
+        let ms = Duration::from_millis;
+        let s = Stats {
+            sent: 4,
+            received: 3,
+            rtts: vec![ms(1), ms(2), ms(3)],
+        };
+        assert_eq!(s.lost(), 1);
+        assert_eq!(s.loss_percent(), 25.0);
+        let [min, avg, max, mdev] = s.rtt_ms().unwrap();
+        assert_eq!((min, avg, max), (1.0, 2.0, 3.0));
+        assert!((mdev - (2.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        assert_eq!(Stats::default().loss_percent(), 0.0);
+        assert_eq!(Stats::default().rtt_ms(), None);
+    }
+}

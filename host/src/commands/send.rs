@@ -1,0 +1,102 @@
+//! `udp-echo send`: one exchange through the core's `Client` and `Exchange`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use serde_json::json;
+use udp_echo_core::Outcome;
+use udp_echo_core::exchange::{GaveUp, Replied};
+use udp_echo_core::wire::Reply;
+use udp_echo_host::client::{self, Ended};
+use udp_echo_host::stack::StdStack;
+
+use super::{client_failure, message_bytes};
+use crate::cli::{Failure, SendArgs};
+use crate::diag;
+use crate::output::{Stdout, human, ms};
+
+/// Sends the message; exit 0 on a reply, 1 when the schedule runs out.
+pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
+    let policy = args.retry.policy()?;
+    let request = message_bytes(&args.message)?;
+    let mut stack = StdStack::new();
+    let mut out = Stdout::default();
+    let report = client::exchange(
+        &mut stack,
+        args.server,
+        &request,
+        &policy,
+        None,
+        |attempt, at| {
+            if json {
+                out.json(
+                    &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
+                                 "bytes": request.len()}),
+                );
+            } else if attempt > 1 {
+                diag!("udp-echo: no reply yet; attempt {attempt} at {}", human(at));
+            }
+        },
+    )
+    .map_err(|e| client_failure(e, &format!("cannot talk to {}", args.server)))?;
+    match report.ended {
+        Ended::Done(Outcome::Reply(r)) => {
+            print_reply(&mut out, args.server, &r, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ended::Done(Outcome::GaveUp(g)) => {
+            if json {
+                out.json(&gave_up_json(args.server, &g));
+            }
+            Err(Failure::network(gave_up_message(args.server, &g)))
+        }
+        Ended::Interrupted => Err(Failure::network("interrupted")),
+    }
+}
+
+fn print_reply(out: &mut Stdout, server: SocketAddr, r: &Replied, json: bool) {
+    let reply = Reply::new(r.count);
+    if json {
+        out.json(&json!({
+            "event": "reply", "server": server.to_string(), "reply": reply.to_string(),
+            "count": r.count, "attempts": r.attempts, "rtt_ms": ms(r.rtt),
+            "rtt_ambiguous": r.rtt_ambiguous, "elapsed_ms": ms(r.elapsed),
+        }));
+        return;
+    }
+    out.line(reply);
+    if r.rtt_ambiguous {
+        diag!(
+            "udp-echo: reply from {server} after {} attempts in {}; rtt {} since the last send (ambiguous: it may answer an earlier one)",
+            r.attempts,
+            human(r.elapsed),
+            human(r.rtt)
+        );
+    } else {
+        diag!(
+            "udp-echo: reply from {server} in {} (1 attempt)",
+            human(r.rtt)
+        );
+    }
+}
+
+/// `no reply from ADDR after 5 attempts in 3.10s (port unreachable: …)`.
+pub fn gave_up_message(server: SocketAddr, g: &GaveUp) -> String {
+    let plural = if g.attempts == 1 { "" } else { "s" };
+    let refused = if g.refused {
+        " (port unreachable: connection refused, nothing listens there)"
+    } else {
+        ""
+    };
+    format!(
+        "no reply from {server} after {} attempt{plural} in {:.2}s{refused}",
+        g.attempts,
+        g.elapsed.as_secs_f64()
+    )
+}
+
+/// The give-up as a JSON event.
+pub fn gave_up_json(server: SocketAddr, g: &GaveUp) -> serde_json::Value {
+    json!({"event": "gave_up", "server": server.to_string(), "attempts": g.attempts,
+           "elapsed_ms": ms(g.elapsed), "refused": g.refused})
+}

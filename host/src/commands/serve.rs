@@ -1,0 +1,105 @@
+//! `udp-echo serve`: the core's `Server` in the host's loop.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+use udp_echo_core::responder::Counters;
+use udp_echo_core::{ResponderConfig, Server};
+use udp_echo_host::clock::Clock;
+use udp_echo_host::server::{Stopped, run_server};
+use udp_echo_host::shutdown::Shutdown;
+use udp_echo_host::stack::StdStack;
+
+use super::server_failure;
+use crate::cli::{Failure, ServeArgs};
+use crate::diag;
+use crate::output::{Presenter, Stdout};
+
+/// Runs the server until SIGINT/SIGTERM; exit 0 with a summary.
+pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
+    let shutdown = Shutdown::install()
+        .map_err(|e| Failure::network(format!("cannot install signal handlers: {e}")))?;
+    let mut stack = StdStack::new()
+        .with_bind_ip(args.bind.ip())
+        .with_reuse_port(args.reuse_port);
+    let mut config = ResponderConfig::default();
+    // StdStack reports true lengths (MSG_TRUNC), and the buffer holds any datagram anyway.
+    config.stack_reports_true_length = true;
+    config.block_reflection_ports = !args.allow_reflection_ports;
+    config.rate_limit = args.rate_limit;
+    let mut server = Server::bind(&mut stack, args.bind.port(), config)
+        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?;
+    let local = server
+        .socket()
+        .local_addr()
+        .map_err(|e| Failure::network(format!("cannot read the bound address: {e}")))?;
+
+    let mut presenter = Presenter::new(json, args.quiet, args.max_lines);
+    diag!("listening on {local}");
+    if json {
+        presenter.event(json!({"event": "listening", "addr": local.to_string()}).to_string());
+    }
+    let clock = Clock::new();
+    let result = run_server(
+        &mut stack,
+        &mut server,
+        &clock,
+        Some(&shutdown),
+        &mut presenter,
+    );
+    presenter.finish(Duration::from_millis(200));
+
+    let counters = *server.counters();
+    let _ = server.close(&mut stack);
+    let why = match &result {
+        Ok(Stopped::Signal) => shutdown.signal_name().unwrap_or("a signal").to_string(),
+        Ok(Stopped::Observer) => "stdout closed".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    if json {
+        Stdout::default().json(&json!({
+            "event": "stopped", "reason": why, "received": counters.received,
+            "replied": counters.replied, "send_failed": counters.send_failed,
+            "dropped": counters.dropped(), "dropped_by_reason": dropped_json(&counters),
+        }));
+    } else {
+        diag!("udp-echo: stopped by {why}: {}", summary(&counters));
+    }
+    match result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(server_failure(e, "receive failed")),
+    }
+}
+
+fn dropped_json(c: &Counters) -> serde_json::Value {
+    json!({"port_zero": c.port_zero, "reflection_port": c.reflection_port,
+           "loop": c.loops, "cut": c.cut, "rate_limited": c.rate_limited})
+}
+
+/// `received 12, replied 11, dropped 1 (loop 1), send failed 0`.
+pub fn summary(c: &Counters) -> String {
+    let reasons: Vec<String> = [
+        ("port 0", c.port_zero),
+        ("reflection port", c.reflection_port),
+        ("loop", c.loops),
+        ("cut", c.cut),
+        ("rate limited", c.rate_limited),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| format!("{name} {n}"))
+    .collect();
+    let detail = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join(", "))
+    };
+    format!(
+        "received {}, replied {}, dropped {}{detail}, send failed {}",
+        c.received,
+        c.replied,
+        c.dropped(),
+        c.send_failed
+    )
+}

@@ -1,0 +1,11 @@
+//! `udp-echo`: the byte-count echo protocol's command-line tool. See `udp-echo --help`.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::run()
+}

@@ -1,0 +1,289 @@
+//! Presentation: text or JSON lines on stdout, diagnostics on stderr.
+//!
+//! Nothing here panics on a closed stdout (EPIPE, e.g. `udp-echo serve | head -1`): a
+//! failed write marks stdout closed and later lines are dropped.
+//!
+//! The server and listener loops never write to stdout themselves: a [`Presenter`] turns
+//! at most `max_lines` datagrams a second into lines, queues them without blocking to a
+//! writer thread ([`Sink`]) that buffers and flushes when idle and at least every 100 ms,
+//! and sums up the rest once a second.
+
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use udp_echo_core::driver::Received;
+use udp_echo_core::{Decision, Instant};
+use udp_echo_host::payload;
+use udp_echo_host::server::Observer;
+
+/// Writes one diagnostic line to stderr; errors are ignored (there is nowhere to report them).
+pub fn diag(args: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{args}");
+}
+
+/// Writes a diagnostic line to stderr, `format!`-style.
+#[macro_export]
+macro_rules! diag {
+    ($($arg:tt)*) => { $crate::output::diag(format_args!($($arg)*)) };
+}
+
+/// Line-at-a-time stdout for commands off the hot path (send, ping, discover, …).
+#[derive(Debug, Default)]
+pub struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    /// Writes `line` and a newline, flushed; once stdout is closed, does nothing.
+    pub fn line(&mut self, line: impl fmt::Display) {
+        if self.closed {
+            return;
+        }
+        let mut out = io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// Writes one JSON object as a line.
+    pub fn json(&mut self, value: &Value) {
+        self.line(value);
+    }
+}
+
+/// Milliseconds with microsecond precision, for JSON.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
+
+/// A duration for people: `0.123 ms`, `12.3 ms`, `3.10s`.
+pub fn human(d: Duration) -> String {
+    let ms = ms(d);
+    if ms < 1.0 {
+        format!("{ms:.3} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// How many lines may wait for the writer thread; more are dropped (and counted).
+const QUEUE: usize = 1024;
+/// The writer flushes whenever its queue runs dry, and wakes at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// A writer thread for stdout: lines are queued without ever blocking the caller.
+#[derive(Debug)]
+pub struct Sink {
+    tx: Option<SyncSender<String>>,
+    closed: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Starts the writer thread.
+    pub fn spawn() -> Self {
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        let thread = thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || {
+                let stdout = io::stdout();
+                let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+                let mut dirty = false;
+                loop {
+                    let line = match rx.recv_timeout(FLUSH_EVERY) {
+                        Ok(line) => Some(line),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
+                    let mut ok = true;
+                    if let Some(line) = line {
+                        ok &= writeln!(out, "{line}").is_ok();
+                        dirty = true;
+                    }
+                    // Whatever else is queued goes into the same buffer before a flush.
+                    while let Ok(line) = rx.try_recv() {
+                        ok &= writeln!(out, "{line}").is_ok();
+                    }
+                    if dirty {
+                        ok &= out.flush().is_ok();
+                        dirty = false;
+                    }
+                    if !ok {
+                        flag.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+                let _ = out.flush();
+            })
+            .ok();
+        Sink {
+            tx: Some(tx),
+            closed,
+            thread,
+        }
+    }
+
+    /// Queues a line; false if the queue was full or stdout is closed (the line is dropped).
+    pub fn try_line(&self, line: String) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        match &self.tx {
+            Some(tx) => match tx.try_send(line) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => false,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.closed.store(true, Ordering::SeqCst);
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// Whether writing to stdout failed (e.g. the reader went away).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Writes what is queued and stops the thread; gives up waiting after `patience`
+    /// (a reader that never reads must not keep the process alive).
+    pub fn finish(mut self, patience: Duration) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + patience;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(2));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Turns datagrams into lines for [`Sink`]: at most `max_lines` a second, the rest summed up.
+#[derive(Debug)]
+pub struct Presenter {
+    sink: Sink,
+    json: bool,
+    quiet: bool,
+    max_lines: u64,
+    window_start: Option<Instant>,
+    in_window: u64,
+    shown: u64,
+}
+
+/// The length of the rate window.
+const WINDOW: Duration = Duration::from_secs(1);
+
+impl Presenter {
+    /// A presenter writing through a new [`Sink`].
+    pub fn new(json: bool, quiet: bool, max_lines: u32) -> Self {
+        Presenter {
+            sink: Sink::spawn(),
+            json,
+            quiet,
+            max_lines: u64::from(max_lines),
+            window_start: None,
+            in_window: 0,
+            shown: 0,
+        }
+    }
+
+    /// Queues a line of its own (e.g. an event), never blocking.
+    pub fn event(&mut self, line: String) {
+        let _ = self.sink.try_line(line);
+    }
+
+    /// Sums up the current window if anything in it was not shown, and closes it.
+    fn roll(&mut self) {
+        if !self.quiet && self.in_window > self.shown {
+            let not_shown = self.in_window - self.shown;
+            let line = if self.json {
+                json!({"event": "summary", "window_s": 1, "datagrams": self.in_window,
+                       "not_shown": not_shown})
+                .to_string()
+            } else {
+                format!(
+                    "… {} datagrams in the last 1s ({} not shown)",
+                    self.in_window, not_shown
+                )
+            };
+            let _ = self.sink.try_line(line);
+        }
+        self.window_start = None;
+        self.in_window = 0;
+        self.shown = 0;
+    }
+
+    /// Flushes the last summary and stops the writer (waiting at most `patience`).
+    pub fn finish(mut self, patience: Duration) {
+        self.roll();
+        self.sink.finish(patience);
+    }
+
+    fn line(&self, r: &Received<'_>, decision: Option<&Decision>) -> String {
+        if self.json {
+            let (text, cut) = payload::escape(r.head, r.len, payload::DEFAULT_MAX_CHARS);
+            let mut v = json!({"event": "datagram", "from": r.from.to_string(),
+                               "bytes": r.len, "payload": text, "cut": cut});
+            match decision {
+                Some(Decision::Reply(reply)) => v["reply"] = json!(reply.to_string()),
+                Some(Decision::Drop(why)) => v["dropped"] = json!(why.to_string()),
+                None => {}
+            }
+            v.to_string()
+        } else {
+            let shown = payload::show(r.head, r.len, payload::DEFAULT_MAX_CHARS);
+            let mut line = format!("{} sent {} bytes: {shown}", r.from, r.len);
+            if let Some(Decision::Drop(why)) = decision {
+                line.push_str(&format!(" (not answered: {why})"));
+            }
+            line
+        }
+    }
+}
+
+impl Observer for Presenter {
+    fn datagram(&mut self, r: &Received<'_>, decision: Option<&Decision>) {
+        if self
+            .window_start
+            .is_some_and(|start| r.at >= start + WINDOW)
+        {
+            self.roll();
+        }
+        self.window_start.get_or_insert(r.at);
+        self.in_window += 1;
+        if self.quiet || self.shown >= self.max_lines {
+            return;
+        }
+        if self.sink.try_line(self.line(r, decision)) {
+            self.shown += 1;
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let start = self.window_start?;
+        if now >= start + WINDOW {
+            self.roll();
+            return None;
+        }
+        // Wake at the window's end only if there is something to sum up.
+        (self.in_window > self.shown && !self.quiet).then_some(start + WINDOW)
+    }
+
+    fn stop(&self) -> bool {
+        self.sink.is_closed()
+    }
+}

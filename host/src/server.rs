@@ -1,0 +1,120 @@
+//! The server and listener loops: the core's [`Server`] and [`Listener`] drivers, with the
+//! shell's only job, waiting, done by `poll(2)`.
+//!
+//! Each turn hands every waiting datagram (up to the core's batch) to the driver, which
+//! decides and replies through the core's responder, then tells the [`Observer`]. Then the
+//! loop sleeps until a datagram arrives, the observer's next deadline (e.g. a per-second
+//! summary), a signal (through [`Shutdown::fd`]), or [`MAX_WAIT`] — whichever is first.
+
+use std::time::Duration;
+
+use udp_echo_core::driver::{Received, ServerError};
+use udp_echo_core::wire::MAX_DATAGRAM;
+use udp_echo_core::{Decision, Instant, Listener, Server};
+
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+use crate::stack::{StdError, StdStack};
+
+/// The longest a loop sleeps before it checks [`Observer::stop`] again.
+pub const MAX_WAIT: Duration = Duration::from_millis(200);
+
+/// A receive buffer this long never cuts a datagram (one more than any UDP payload).
+pub const RECV_BUFFER: usize = MAX_DATAGRAM + 1;
+
+/// What a loop tells about the datagrams it handles; the shell's presentation.
+pub trait Observer {
+    /// One datagram and, for a server, the decision taken (`None` for a listener).
+    /// Called on the receive path: it must not block.
+    fn datagram(&mut self, received: &Received<'_>, decision: Option<&Decision>);
+
+    /// Called after every turn of the loop; returns when it wants to be called again at
+    /// the latest (`None`: no need).
+    fn tick(&mut self, _now: Instant) -> Option<Instant> {
+        None
+    }
+
+    /// Whether the loop should end (checked every turn, and at least every [`MAX_WAIT`]).
+    fn stop(&self) -> bool {
+        false
+    }
+}
+
+/// Why a loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// A signal (SIGINT or SIGTERM) arrived.
+    Signal,
+    /// The observer asked to stop.
+    Observer,
+}
+
+/// Runs `server` until a signal arrives through `shutdown` or the observer says stop.
+pub fn run_server(
+    stack: &mut StdStack,
+    server: &mut Server<StdStack>,
+    clock: &Clock,
+    shutdown: Option<&Shutdown>,
+    observer: &mut impl Observer,
+) -> Result<Stopped, ServerError<StdError>> {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        if let Some(stopped) = should_stop(shutdown, observer) {
+            return Ok(stopped);
+        }
+        let now = clock.now();
+        let wake = server.poll(stack, &mut buf, now, |r, d| observer.datagram(r, Some(d)))?;
+        let timeout = next_timeout(clock, wake.at, observer.tick(now));
+        if timeout.is_zero() {
+            continue;
+        }
+        stack
+            .wait_readable_or(server.socket(), shutdown.map(Shutdown::fd), Some(timeout))
+            .map_err(|e| ServerError::Stack(e.into()))?;
+    }
+}
+
+/// Runs `listener` (never replies) until a signal arrives or the observer says stop.
+pub fn run_listener(
+    stack: &mut StdStack,
+    listener: &mut Listener<StdStack>,
+    clock: &Clock,
+    shutdown: Option<&Shutdown>,
+    observer: &mut impl Observer,
+) -> Result<Stopped, ServerError<StdError>> {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        if let Some(stopped) = should_stop(shutdown, observer) {
+            return Ok(stopped);
+        }
+        let now = clock.now();
+        let wake = listener.poll(stack, &mut buf, now, |r| observer.datagram(r, None))?;
+        let timeout = next_timeout(clock, wake.at, observer.tick(now));
+        if timeout.is_zero() {
+            continue;
+        }
+        stack
+            .wait_readable_or(listener.socket(), shutdown.map(Shutdown::fd), Some(timeout))
+            .map_err(|e| ServerError::Stack(e.into()))?;
+    }
+}
+
+fn should_stop(shutdown: Option<&Shutdown>, observer: &impl Observer) -> Option<Stopped> {
+    if shutdown.is_some_and(Shutdown::requested) {
+        Some(Stopped::Signal)
+    } else if observer.stop() {
+        Some(Stopped::Observer)
+    } else {
+        None
+    }
+}
+
+/// The sleep until the earlier of the driver's and the observer's deadlines, capped.
+fn next_timeout(clock: &Clock, driver: Option<Instant>, observer: Option<Instant>) -> Duration {
+    let now = clock.now();
+    [driver, observer]
+        .into_iter()
+        .flatten()
+        .map(|at| at - now)
+        .fold(MAX_WAIT, Duration::min)
+}

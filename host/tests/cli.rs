@@ -1,0 +1,984 @@
+//! The `udp-echo` binary over real sockets: 127.0.0.1, ::1, and addresses inside a network
+//! namespace the test creates. Ports are picked by the OS (`serve --bind 127.0.0.1:0`
+//! prints `listening on ADDR`). Every wait is bounded; every child process is killed and
+//! reaped by its guard, even when an assertion fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_udp-echo");
+/// Upper bound for anything that should happen "at once" on loopback.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A child process that is killed and reaped when dropped.
+struct Proc {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for exit, at most `limit`; `None` if it is still running.
+    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits for a line on `which` that contains `needle`; returns it.
+    fn line_containing(which: &Receiver<String>, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match which.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line containing {needle:?} within {limit:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Every stdout line up to and including the first that contains `needle`.
+    fn stdout_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line containing {needle:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    fn stdout_line(&self, needle: &str) -> String {
+        Self::line_containing(&self.stdout, needle, PATIENCE)
+    }
+
+    fn stderr_line(&self, needle: &str) -> String {
+        Self::line_containing(&self.stderr, needle, PATIENCE)
+    }
+
+    /// Everything left on stderr (call after exit).
+    fn rest_of_stderr(&self) -> String {
+        let mut out = String::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    fn rest_of_stdout(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(500)) {
+            out.push(line);
+        }
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads lines (lossily decoded) in a thread until EOF.
+fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut buf = Vec::new();
+        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches('\n')
+                .to_string();
+            if tx.send(line).is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+    rx
+}
+
+/// A running `udp-echo serve` and the address it listens on.
+struct Serve {
+    proc: Proc,
+    addr: SocketAddr,
+}
+
+fn serve(bind: &str, extra: &[&str]) -> Serve {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", bind]).args(extra);
+    let proc = Proc::spawn(cmd);
+    let line = proc.stderr_line("listening on ");
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .parse()
+        .unwrap();
+    Serve { proc, addr }
+}
+
+/// The result of a short-lived command.
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+    elapsed: Duration,
+    /// User + system CPU time of the process, read from /proc before it was reaped.
+    cpu: Option<Duration>,
+}
+
+impl Ran {
+    fn code(&self) -> i32 {
+        self.status.code().expect("exited, not killed")
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs `udp-echo ARGS` with `stdin`, killing it after `limit`.
+fn run(args: &[&str], stdin: &[u8], limit: Duration) -> Ran {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut guard = Guard(cmd.spawn().expect("spawn"));
+    let mut input = guard.0.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = reader(guard.0.stdout.take().unwrap());
+    let err = reader(guard.0.stderr.take().unwrap());
+    let cpu = cpu_at_exit(guard.0.id(), limit);
+    let status = guard.0.wait().unwrap();
+    let elapsed = start.elapsed();
+    Ran {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+        elapsed,
+        cpu,
+    }
+}
+
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+/// Waits (at most `limit`, else panics; the guard kills) until `pid` is a zombie, and
+/// returns its user + system CPU time from /proc/PID/stat (it is not reaped yet).
+fn cpu_at_exit(pid: u32, limit: Duration) -> Option<Duration> {
+    let deadline = Instant::now() + limit;
+    let path = format!("/proc/{pid}/stat");
+    loop {
+        let stat = std::fs::read_to_string(&path).ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields[0] == "Z" {
+            let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+            let hz = rustix::param::clock_ticks_per_second();
+            return Some(Duration::from_micros(ticks * 1_000_000 / hz));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} still running after {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The port of a socket that was bound and closed again: nothing listens there.
+fn closed_port(ip: &str) -> SocketAddr {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
+    s.local_addr().unwrap()
+}
+
+fn send_to(server: SocketAddr, message: &str) -> Ran {
+    run(
+        &["send", message, "--server", &server.to_string()],
+        b"",
+        PATIENCE,
+    )
+}
+
+fn ipv6_available() -> bool {
+    UdpSocket::bind("[::1]:0").is_ok()
+}
+
+fn python3() -> Option<&'static str> {
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "python3")
+}
+
+fn peer(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn signal(pid: i32, sig: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), sig).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// serve ↔ send
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn serve_answers_send_over_ipv4_and_prints_the_datagram() {
+    let server = serve("127.0.0.1:0", &[]);
+    let ran = send_to(server.addr, "hello world!");
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 12 bytes\n");
+    let line = server.proc.stdout_line("sent 12 bytes");
+    assert!(line.starts_with("127.0.0.1:"), "{line}");
+    assert!(line.ends_with(r#"sent 12 bytes: "hello world!""#), "{line}");
+}
+
+#[test]
+fn serve_answers_send_over_ipv6() {
+    if !ipv6_available() {
+        eprintln!("skipped: ::1 is not available");
+        return;
+    }
+    let server = serve("[::1]:0", &[]);
+    assert!(server.addr.is_ipv6());
+    let ran = send_to(server.addr, "hi over v6");
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 10 bytes\n");
+    let line = server.proc.stdout_line("sent 10 bytes");
+    assert!(line.starts_with("[::1]:"), "{line}");
+}
+
+#[test]
+fn empty_and_largest_ipv4_requests_get_exact_counts() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let ran = send_to(server.addr, "");
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 0 bytes\n");
+
+    let big = vec![b'x'; 65507];
+    let addr = server.addr.to_string();
+    let ran = run(&["send", "-", "--server", &addr], &big, PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 65507 bytes\n");
+}
+
+#[test]
+fn a_message_longer_than_one_ipv4_datagram_is_bad_input() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(
+        &["send", "-", "--server", &addr],
+        &vec![b'x'; 65508],
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("65508 bytes"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("at most 65507"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
+    assert!(ran.stdout.is_empty());
+}
+
+#[test]
+fn non_utf8_payloads_are_counted_and_shown_escaped() {
+    let server = serve("127.0.0.1:0", &[]);
+    let addr = server.addr.to_string();
+    let payload = b"\xff\xfe hi\n\x1b[2J";
+    let ran = run(&["send", "-", "--server", &addr], payload, PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 10 bytes\n");
+    let line = server.proc.stdout_line("sent 10 bytes");
+    assert!(
+        line.ends_with(r#"sent 10 bytes: "\xff\xfe hi\n\x1b[2J""#),
+        "{line}"
+    );
+}
+
+#[test]
+fn server_never_answers_a_byte_count_reply_but_answers_the_next_datagram() {
+    let server = serve("127.0.0.1:0", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    sock.send(b"Your data was 5 bytes").unwrap();
+    let mut buf = [0u8; 64];
+    let err = sock.recv(&mut buf).expect_err("a reply to a reply");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    sock.send(b"hello").unwrap();
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"Your data was 5 bytes");
+    let line = server.proc.stdout_line("Your data was 5 bytes");
+    assert!(line.contains("not answered"), "{line}");
+}
+
+#[test]
+fn under_a_flood_serve_shows_at_most_max_lines_and_sums_up_the_rest() {
+    let mut server = serve("127.0.0.1:0", &["--max-lines", "5"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr).unwrap();
+    // Bounded: 2000 datagrams, paced a little so the server's socket buffer keeps up.
+    for i in 0..2000u32 {
+        sock.send(format!("flood {i}").as_bytes()).unwrap();
+        if i % 100 == 99 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut shown = server.proc.stdout_until("not shown");
+    let summary = shown.pop().unwrap();
+    assert!(summary.starts_with("… "), "{summary}");
+    assert!(summary.contains("datagrams in the last 1s"), "{summary}");
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    assert_eq!(server.proc.wait_for(PATIENCE).unwrap().code(), Some(0));
+    let stderr = server.proc.rest_of_stderr();
+    let received: u64 = stderr
+        .split("received ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(received > 1000, "{stderr}");
+    let datagram_lines = shown.iter().filter(|l| l.contains(" sent ")).count();
+    // The lines before the first summary are that window's: 5 at most.
+    assert!((1..=5).contains(&datagram_lines), "{shown:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Giving up
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn send_to_a_closed_port_gives_up_on_the_default_schedule_and_says_refused() {
+    let addr = closed_port("127.0.0.1");
+    let ran = send_to(addr, "anyone?");
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("refused"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("after 5 attempts"), "{}", ran.stderr);
+    assert!(
+        ran.elapsed >= Duration::from_millis(3100),
+        "{:?}",
+        ran.elapsed
+    );
+    assert!(ran.stdout.is_empty());
+}
+
+#[test]
+fn send_to_a_silent_socket_gives_up_after_five_sends() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let ran = send_to(addr, "hello?");
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(&format!("no reply from {addr} after 5 attempts in 3.1")),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("refused"), "{}", ran.stderr);
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    let mut arrived = 0;
+    while let Ok(n) = silent.recv(&mut buf) {
+        assert_eq!(&buf[..n], b"hello?");
+        arrived += 1;
+    }
+    assert_eq!(arrived, 5);
+}
+
+#[test]
+fn a_client_waiting_out_the_schedule_uses_under_50_ms_of_cpu() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ran = send_to(silent.local_addr().unwrap(), "hello?");
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(ran.elapsed >= Duration::from_millis(3100));
+    let cpu = ran.cpu.expect("CPU time from /proc");
+    eprintln!("cpu used over {:?}: {cpu:?}", ran.elapsed);
+    assert!(cpu < Duration::from_millis(50), "{cpu:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// ping, JSON
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn ping_summary_numbers_add_up() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(
+        &[
+            "ping",
+            "--count",
+            "5",
+            "--interval",
+            "20ms",
+            "--server",
+            &addr,
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let out = ran.stdout();
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("seq=")).count(),
+        5,
+        "{out}"
+    );
+    assert!(out.contains("5 sent, 5 received, 0.0% loss"), "{out}");
+
+    let ran = run(
+        &["ping", "-c", "3", "-i", "20ms", "--server", &addr, "--json"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let events = ran.json_lines();
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    let (sent, received, lost) = (
+        summary["sent"].as_u64().unwrap(),
+        summary["received"].as_u64().unwrap(),
+        summary["lost"].as_u64().unwrap(),
+    );
+    assert_eq!(sent, 3);
+    assert_eq!(received + lost, sent);
+    let loss = summary["loss_percent"].as_f64().unwrap();
+    assert!((loss - 100.0 * lost as f64 / sent as f64).abs() < 1e-9);
+    let rtt = &summary["rtt_ms"];
+    let (min, avg, max) = (
+        rtt["min"].as_f64().unwrap(),
+        rtt["avg"].as_f64().unwrap(),
+        rtt["max"].as_f64().unwrap(),
+    );
+    assert!(min <= avg && avg <= max, "{rtt}");
+    assert_eq!(events.iter().filter(|e| e["event"] == "reply").count(), 3);
+}
+
+#[test]
+fn ping_to_a_silent_socket_counts_every_exchange_as_lost() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let ran = run(
+        &[
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "10ms",
+            "--server",
+            &addr,
+            "--attempts",
+            "1",
+            "--initial-timeout",
+            "50ms",
+            "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    let summary = ran.json_lines().pop().unwrap();
+    assert_eq!(summary["sent"], 2);
+    assert_eq!(summary["received"], 0);
+    assert_eq!(summary["loss_percent"], 100.0);
+    assert!(summary["rtt_ms"].is_null());
+}
+
+#[test]
+fn json_output_is_one_object_per_line_for_send_and_serve() {
+    let server = serve("127.0.0.1:0", &["--json"]);
+    let listening: Value = serde_json::from_str(&server.proc.stdout_line("listening")).unwrap();
+    assert_eq!(listening["event"], "listening");
+    assert_eq!(listening["addr"], server.addr.to_string());
+
+    let addr = server.addr.to_string();
+    let ran = run(&["send", "abc", "--server", &addr, "--json"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let events = ran.json_lines();
+    assert_eq!(events[0]["event"], "send");
+    let reply = events.last().unwrap();
+    assert_eq!(reply["event"], "reply");
+    assert_eq!(reply["reply"], "Your data was 3 bytes");
+    assert_eq!(reply["count"], 3);
+    assert_eq!(reply["attempts"], 1);
+
+    let datagram: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
+    assert_eq!(datagram["bytes"], 3);
+    assert_eq!(datagram["payload"], "abc");
+    assert_eq!(datagram["reply"], "Your data was 3 bytes");
+
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let ran = run(
+        &["send", "x", "--server", &addr, "--json", "--attempts", "2"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1);
+    let gave_up = ran.json_lines().pop().unwrap();
+    assert_eq!(gave_up["event"], "gave_up");
+    assert_eq!(gave_up["attempts"], 2);
+
+    let mut server = server;
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    assert_eq!(server.proc.wait_for(PATIENCE).unwrap().code(), Some(0));
+    let stopped: Value = serde_json::from_str(&server.proc.stdout_line("stopped")).unwrap();
+    assert_eq!(stopped["received"], 1);
+    assert_eq!(stopped["replied"], 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Usage errors, closed stdout
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn bad_durations_and_policies_are_usage_errors() {
+    for (args, needle) in [
+        (
+            &["send", "x", "--initial-timeout", "0"][..],
+            "greater than zero",
+        ),
+        (
+            &["send", "x", "--initial-timeout=-5ms"][..],
+            "greater than zero",
+        ),
+        (
+            &["send", "x", "--max-timeout", "soon"][..],
+            "not a duration",
+        ),
+        (&["send", "x", "--factor", "two"][..], "decimal number"),
+        (
+            &["send", "x", "--initial-timeout", "3s"][..],
+            "must not exceed the maximum",
+        ),
+        (&["send", "x", "--factor", "0.5"][..], "at least 1"),
+        (&["send", "x", "--factor", "1"][..], "never gives up"),
+        (&["send", "x", "--attempts", "0"][..], "at least 1"),
+        (&["send"][..], "MESSAGE"),
+    ] {
+        let ran = run(args, b"", PATIENCE);
+        assert_eq!(ran.code(), 2, "{args:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains(needle), "{args:?}: {}", ran.stderr);
+        assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["ping", "-c", "3", "-i", "10ms", "--server"])
+        .arg(server.addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    drop(guard.0.stdout.take()); // the reader is gone before the first line
+    let err = reader(guard.0.stderr.take().unwrap());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "ping did not end");
+        thread::sleep(Duration::from_millis(5));
+    };
+    let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_stops_cleanly_when_its_stdout_is_closed() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+    let mut proc = Proc::spawn(cmd);
+    let line = proc.stderr_line("listening on ");
+    let addr: SocketAddr = line["listening on ".len()..].parse().unwrap();
+    // Close the read end of the server's stdout: its next write fails with EPIPE.
+    let (tx, rx) = mpsc::channel();
+    drop(std::mem::replace(&mut proc.stdout, rx));
+    drop(tx);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        sock.send_to(b"ping", addr).unwrap();
+        if let Some(status) = proc.wait_for(Duration::from_millis(50)) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve kept running");
+    };
+    let stderr = proc.rest_of_stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped by stdout closed"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------------------
+
+fn stops_within_500_ms_on(sig: rustix::process::Signal, name: &str) {
+    let mut server = serve("127.0.0.1:0", &[]);
+    assert_eq!(send_to(server.addr, "one").code(), 0);
+    server.proc.stdout_line("sent 3 bytes");
+    let start = Instant::now();
+    signal(server.proc.pid(), sig);
+    let status = server
+        .proc
+        .wait_for(Duration::from_secs(5))
+        .expect("serve ignored the signal");
+    let took = start.elapsed();
+    let stderr = server.proc.rest_of_stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(
+        stderr.contains(&format!(
+            "stopped by {name}: received 1, replied 1, dropped 0"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_serve_within_500_ms_with_a_summary() {
+    stops_within_500_ms_on(rustix::process::Signal::TERM, "SIGTERM");
+}
+
+#[test]
+fn sigint_stops_serve_within_500_ms_with_a_summary() {
+    stops_within_500_ms_on(rustix::process::Signal::INT, "SIGINT");
+}
+
+#[test]
+fn sigint_stops_an_endless_ping_with_its_summary() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["ping", "--count", "0", "--interval", "50ms", "--server"])
+        .arg(server.addr.to_string());
+    let mut ping = Proc::spawn(cmd);
+    ping.stdout_line("seq=2");
+    signal(ping.pid(), rustix::process::Signal::INT);
+    let status = ping.wait_for(PATIENCE).expect("ping ignored SIGINT");
+    assert_eq!(status.code(), Some(0));
+    let rest = ping.rest_of_stdout().join("\n");
+    assert!(rest.contains("udp-echo ping statistics"), "{rest}");
+    assert!(rest.contains("0.0% loss"), "{rest}");
+}
+
+// ---------------------------------------------------------------------------------------
+// discover, bench
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn discover_lists_a_local_server_and_fails_when_none_answers() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(&["discover", "--to", &to, "--wait", "300ms"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout().starts_with(&format!("{to} answered in ")),
+        "{}",
+        ran.stdout()
+    );
+
+    let nobody = closed_port("127.0.0.1").to_string();
+    let ran = run(
+        &["discover", "--to", &nobody, "--wait", "200ms"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("no server answered"), "{}", ran.stderr);
+}
+
+#[test]
+fn bench_reports_replies_and_percentiles() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(
+        &[
+            "bench",
+            "--server",
+            &to,
+            "--duration",
+            "300ms",
+            "--window",
+            "8",
+            "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let report = ran.json_lines().pop().unwrap();
+    let replies = report["replies"].as_u64().unwrap();
+    assert!(replies > 0, "{report}");
+    assert!(report["sent"].as_u64().unwrap() >= replies);
+    assert!(report["rtt_ms"]["p50"].as_f64().unwrap() <= report["rtt_ms"]["max"].as_f64().unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Broadcast in a network namespace
+// ---------------------------------------------------------------------------------------
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Result<Netns, String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("not root".into());
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("udpecho-bc-{}-{n}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Netns(name);
+        // Loopback with a /24 and its broadcast address: a real broadcast route
+        // (`broadcast 10.213.7.255 dev lo`) inside the namespace only.
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            "10.213.7.1/24",
+            "broadcast",
+            "10.213.7.255",
+            "dev",
+            "lo",
+        ])?;
+        Ok(ns)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0, BIN]).args(args);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.0]);
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[test]
+fn listeners_sharing_a_port_both_get_a_broadcast() {
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipped: cannot create a network namespace: {why}");
+            return;
+        }
+    };
+    let listen = || {
+        let proc = Proc::spawn(ns.command(&["listen", "--bind", "0.0.0.0:6666"]));
+        proc.stderr_line("listening on 0.0.0.0:6666");
+        proc
+    };
+    let (mut a, mut b) = (listen(), listen());
+    let mut send = ns.command(&["broadcast", "hello, LAN", "--to", "10.213.7.255:6666"]);
+    let sent = send.output().unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sent.stdout),
+        "sent 10 bytes to 10.213.7.255:6666\n"
+    );
+    for l in [&a, &b] {
+        let line = l.stdout_line("hello, LAN");
+        assert!(line.starts_with("10.213.7.1:"), "{line}");
+        assert!(line.ends_with(r#"sent 10 bytes: "hello, LAN""#), "{line}");
+    }
+    // Discovery over the same broadcast address finds a server there.
+    let mut server = Proc::spawn(ns.command(&["serve", "--bind", "0.0.0.0:7777", "--quiet"]));
+    server.stderr_line("listening on 0.0.0.0:7777");
+    let found = ns
+        .command(&["discover", "--to", "10.213.7.255:7777", "--wait", "300ms"])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert!(String::from_utf8_lossy(&found.stdout).starts_with("10.213.7.1:7777 answered in"));
+
+    for p in [&mut a, &mut b, &mut server] {
+        signal(p.pid(), rustix::process::Signal::INT);
+        assert_eq!(p.wait_for(PATIENCE).and_then(|s| s.code()), Some(0));
+    }
+    assert!(a.rest_of_stderr().contains("stopped by SIGINT: received 1"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Python peers, written from the wire facts
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn python_client_gets_exact_counts_from_serve() {
+    let Some(py) = python3() else {
+        eprintln!("skipped: python3 not found");
+        return;
+    };
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let port = server.addr.port().to_string();
+    for message in ["hello world!", "", "ünïcödé"] {
+        let out = Command::new(py)
+            .args([&peer("py_client.py"), "127.0.0.1", &port, message])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{message:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            format!("Your data was {} bytes", message.len())
+        );
+    }
+}
+
+#[test]
+fn send_gets_exact_counts_from_the_python_server() {
+    let Some(py) = python3() else {
+        eprintln!("skipped: python3 not found");
+        return;
+    };
+    let mut cmd = Command::new(py);
+    cmd.args([&peer("py_server.py"), "127.0.0.1", "20"]);
+    let server = Proc::spawn(cmd);
+    let line = server.stdout_line("port ");
+    let addr: SocketAddr = format!("127.0.0.1:{}", &line["port ".len()..])
+        .parse()
+        .unwrap();
+    for message in ["hello world!", ""] {
+        let ran = send_to(addr, message);
+        assert_eq!(ran.code(), 0, "{}", ran.stderr);
+        assert_eq!(
+            ran.stdout(),
+            format!("Your data was {} bytes\n", message.len())
+        );
+    }
+    let big = vec![0u8; 65507];
+    let ran = run(
+        &["send", "-", "--server", &addr.to_string()],
+        &big,
+        PATIENCE,
+    );
+    assert_eq!(
+        ran.stdout(),
+        "Your data was 65507 bytes\n",
+        "{}",
+        ran.stderr
+    );
+}
