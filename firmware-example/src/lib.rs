@@ -9,6 +9,8 @@
 //!   `phy::Loopback` needs `alloc`).
 //! - [`sim`]: two interfaces on an in-memory wire with a virtual clock and seeded,
 //!   deterministic faults (drop, duplicate, reorder, delay, corrupt).
+//! - [`tap`] (feature `std`): the drivers over a Linux TAP device, for the `firmware-example`
+//!   binary.
 //!
 //! Features: `std` (default) enables std-only modules; `defmt` derives `defmt::Format`;
 //! `ipv6` accepts IPv6 remotes in the adapter.
@@ -20,6 +22,8 @@ pub mod clock;
 pub mod loopback;
 pub mod nal;
 pub mod sim;
+#[cfg(feature = "std")]
+pub mod tap;
 
 pub use loopback::Loopback;
 pub use nal::{NalError, NalStack, NalStorage, UdpSocket};

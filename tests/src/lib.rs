@@ -114,6 +114,24 @@ pub fn exchange<'a>(
     panic!("exchange did not end within 10 000 steps");
 }
 
+/// One exchange of `request` with the core's server, default policy, faults as they are.
+pub fn ask<'a>(
+    net: &mut Pair<'a, 4>,
+    client: &mut Client<NalStack<'a, 4>>,
+    server: &mut Server<NalStack<'a, 4>>,
+    request: &[u8],
+) -> SimRun {
+    let policy = RetryPolicy::default();
+    exchange(
+        net,
+        client,
+        &mut Peer::Server(server),
+        &policy,
+        request,
+        |_, _| {},
+    )
+}
+
 /// Binds the core's server on host B with all guards on.
 pub fn server<'a>(net: &mut Pair<'a, 4>) -> Server<NalStack<'a, 4>> {
     let mut config = ResponderConfig::default();

@@ -7,7 +7,7 @@ use smoltcp::time::Duration as NetDuration;
 use udp_echo_core::exchange::Outcome;
 use udp_echo_core::{Listener, RetryPolicy};
 use udp_echo_firmware_example::sim::{Faults, Pair};
-use udp_echo_tests::{PORT, Peer, SimRun, client, exchange, server};
+use udp_echo_tests::{PORT, Peer, SimRun, ask, client, exchange, server};
 
 fn pair<'a>(
     storage: &'a mut [udp_echo_firmware_example::NalStorage<'a>; 2],
@@ -100,14 +100,7 @@ fn duplicated_replies_never_produce_a_wrong_result() {
     // previous reply still on the way would carry the wrong count.
     for len in 1..=20usize {
         let request = vec![b'x'; len];
-        let run = exchange(
-            &mut net,
-            &mut c,
-            &mut Peer::Server(&mut srv),
-            &RetryPolicy::default(),
-            &request,
-            |_, _| {},
-        );
+        let run = ask(&mut net, &mut c, &mut srv, &request);
         let r = replied(&run);
         assert_eq!((usize::from(r.count), r.attempts), (len, 1));
     }
@@ -136,14 +129,7 @@ fn reordered_delayed_and_duplicated_replies_are_ignored_unless_they_match() {
         // Lengths cycle through 97 values, so consecutive requests always differ.
         let len = 1 + (i * 37) % 97;
         let request = vec![0xA5u8; len];
-        let run = exchange(
-            &mut net,
-            &mut c,
-            &mut Peer::Server(&mut srv),
-            &RetryPolicy::default(),
-            &request,
-            |_, _| {},
-        );
+        let run = ask(&mut net, &mut c, &mut srv, &request);
         stale += run.ignored.stale;
         if let Outcome::Reply(r) = run.outcome {
             assert_eq!(
@@ -191,14 +177,7 @@ fn monte_carlo_success_rate_matches_the_loss_model() {
             // A fresh socket per exchange, as `udp-echo ping` does.
             let mut c = client(&mut net);
             let request = [i as u8; 8];
-            let run = exchange(
-                &mut net,
-                &mut c,
-                &mut Peer::Server(&mut srv),
-                &RetryPolicy::default(),
-                &request,
-                |_, _| {},
-            );
+            let run = ask(&mut net, &mut c, &mut srv, &request);
             if let Outcome::Reply(r) = run.outcome {
                 assert_eq!(r.count, 8);
                 ok += 1;
@@ -230,14 +209,7 @@ fn same_seed_same_run() {
         let mut c = client(&mut net);
         (0..20)
             .map(|i| {
-                let r = exchange(
-                    &mut net,
-                    &mut c,
-                    &mut Peer::Server(&mut srv),
-                    &RetryPolicy::default(),
-                    &[0; 3][..1 + i % 3],
-                    |_, _| {},
-                );
+                let r = ask(&mut net, &mut c, &mut srv, &[0; 3][..1 + i % 3]);
                 (r.sends_ms, r.ended_ms)
             })
             .collect::<Vec<_>>()
