@@ -7,7 +7,7 @@
 //! `phy::Device` wrapper that loses chosen datagrams so that the retry path runs.
 //!
 //! **Memory.** Nothing is allocated and nothing is `unsafe`. The socket storage (2 UDP
-//! sockets × 2 × 1024 payload bytes) and the link (4 frames of 1052 bytes) live in
+//! sockets × 2 × 1024 payload bytes) and the link (2 frames of 1052 bytes) live in
 //! `ConstStaticCell`s: built at compile time, so boot copies nothing through the stack.
 //! Their initial image is not all zeros (smoltcp's empty-slot markers, `Medium::Ip`), so
 //! they sit in `.data` (RAM, plus the image in flash); `StaticCell::init_with` would put
@@ -90,8 +90,10 @@ mod firmware {
     /// The loopback's IP MTU (`Medium::Ip`: no link header): a full socket buffer plus
     /// the IPv4 and UDP headers. smoltcp drops larger packets (no fragmentation).
     const IP_MTU: usize = BUF + 20 + 8;
-    /// Frames the loopback holds (a NIC ring); at most 2 are ever in flight here.
-    const FRAMES: usize = 4;
+    /// Frames the loopback holds (a NIC ring). One at a time is ever queued here (the
+    /// report's `peak_queue`): `iface.poll` takes frames in before it sends, and an ICMP
+    /// error made on the way in is taken in by the same poll.
+    const FRAMES: usize = 2;
     /// Receive buffer of the server: the NAL reports true lengths, so the server needs
     /// only the head of a datagram (to spot reply-shaped ones), never its whole payload.
     const SERVER_BUF: usize = 32;
