@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the bare-metal example (Cortex-M4F), print its footprint, boot it in QEMU
+# Build the bare-metal example (Cortex-M4F, profile `firmware`: size over speed), print its footprint, boot it in QEMU
 # (mps2-an386) and decode its defmt output. Exits with QEMU's status, which the firmware
 # sets through semihosting: 0 = run() succeeded, 1 = failure or panic, 124 = timed out.
 #
@@ -16,7 +16,7 @@ target_dir=${CARGO_TARGET_DIR:-}
 if [[ -n $target_dir && $target_dir != /* ]]; then target_dir=$PWD/$target_dir; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target_dir=${target_dir:-$PWD/target}
-bin=$target_dir/$TARGET/release/bare-metal
+bin=$target_dir/$TARGET/firmware/bare-metal
 
 # Fail before a minute of compiling, not after.
 if ! command -v qemu-system-arm >/dev/null; then
@@ -25,7 +25,7 @@ if ! command -v qemu-system-arm >/dev/null; then
 fi
 
 CARGO_TARGET_DIR=$target_dir cargo build -p udp-echo-firmware-example --bin bare-metal \
-    --no-default-features --features bare-metal --target "$TARGET" --release
+    --no-default-features --features bare-metal --target "$TARGET" --profile firmware
 
 if command -v arm-none-eabi-size >/dev/null; then
     arm-none-eabi-size "$bin"

@@ -9,7 +9,7 @@
 //!   `phy::Loopback` needs `alloc`).
 //! - [`sim`]: two interfaces on an in-memory wire with a virtual clock and seeded,
 //!   deterministic faults (drop, duplicate, reorder, delay, corrupt).
-//! - [`tap`] (feature `std`): the drivers over a Linux TAP device, for the `firmware-example`
+//! - `tap` (feature `std`): the drivers over a Linux TAP device, for the `firmware-example`
 //!   binary.
 //!
 //! Features: `std` (default) enables std-only modules; `defmt` derives `defmt::Format`;

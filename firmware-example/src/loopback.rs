@@ -85,7 +85,8 @@ pub(crate) fn build_frame<const MTU: usize, R>(
     (frame, r)
 }
 
-#[cfg(test)]
+// The tests cover both media, so they need the `ethernet` feature (on with `std`).
+#[cfg(all(test, feature = "ethernet"))]
 mod tests {
     use super::*;
     use crate::{NalStack, NalStorage};

@@ -37,7 +37,7 @@ use heapless::Vec;
 use smoltcp::iface::{Config, Interface, PollResult};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+use smoltcp::wire::{HardwareAddress, IpCidr};
 
 use crate::loopback::{RxToken, build_frame};
 use crate::nal::{NalStack, NalStorage};
@@ -329,9 +329,10 @@ impl Device for Port<'_> {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = self.medium;
-        caps.max_transmission_unit = match self.medium {
-            Medium::Ethernet => MTU,
-            _ => MTU - 14, // the IP packet alone
+        caps.max_transmission_unit = if self.medium == Medium::Ip {
+            MTU - 14 // the IP packet alone
+        } else {
+            MTU
         };
         caps
     }
@@ -369,14 +370,17 @@ impl<'a, const SOCKETS: usize> Host<'a, SOCKETS> {
         storage: &'a mut NalStorage<'a, SOCKETS, META, BUF>,
         seed: u64,
     ) -> Self {
-        let (ip, mac) = match side {
-            Side::A => (ADDR_A, 1),
-            Side::B => (ADDR_B, 2),
+        let ip = match side {
+            Side::A => ADDR_A,
+            Side::B => ADDR_B,
         };
-        let hardware = if link.medium == Medium::Ethernet {
-            HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, mac]))
-        } else {
-            HardwareAddress::Ip
+        let hardware = match link.medium {
+            #[cfg(feature = "ethernet")]
+            Medium::Ethernet => {
+                let host = ip.octets()[3];
+                HardwareAddress::Ethernet(smoltcp::wire::EthernetAddress([2, 0, 0, 0, 0, host]))
+            }
+            _ => HardwareAddress::Ip,
         };
         let mut config = Config::new(hardware);
         config.random_seed = seed;
@@ -506,7 +510,8 @@ impl<'a, const SOCKETS: usize> Pair<'a, SOCKETS> {
     }
 }
 
-#[cfg(test)]
+// The tests cover both media, so they need the `ethernet` feature (on with `std`).
+#[cfg(all(test, feature = "ethernet"))]
 mod tests {
     use super::*;
     use crate::nal::UdpSocket;
