@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use udp_echo_core::driver::{Received, ServerError};
 use udp_echo_core::wire::MAX_DATAGRAM;
-use udp_echo_core::{Decision, Instant, Listener, Server};
+use udp_echo_core::{Decision, Instant, Listener, Server, Wake};
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
-use crate::stack::{StdError, StdStack};
+use crate::stack::{StdError, StdSocket, StdStack};
 
 /// The longest a loop sleeps before it checks [`Observer::stop`] again.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
@@ -57,21 +57,7 @@ pub fn run_server(
     shutdown: Option<&Shutdown>,
     observer: &mut impl Observer,
 ) -> Result<Stopped, ServerError<StdError>> {
-    let mut buf = vec![0u8; RECV_BUFFER];
-    loop {
-        if let Some(stopped) = should_stop(shutdown, observer) {
-            return Ok(stopped);
-        }
-        let now = clock.now();
-        let wake = server.poll(stack, &mut buf, now, |r, d| observer.datagram(r, Some(d)))?;
-        let timeout = next_timeout(clock, wake.at, observer.tick(now));
-        if timeout.is_zero() {
-            continue;
-        }
-        stack
-            .wait_readable_or(server.socket(), shutdown.map(Shutdown::fd), Some(timeout))
-            .map_err(|e| ServerError::Stack(e.into()))?;
-    }
+    run(stack, server, clock, shutdown, observer)
 }
 
 /// Runs `listener` (never replies) until a signal arrives or the observer says stop.
@@ -82,19 +68,73 @@ pub fn run_listener(
     shutdown: Option<&Shutdown>,
     observer: &mut impl Observer,
 ) -> Result<Stopped, ServerError<StdError>> {
+    run(stack, listener, clock, shutdown, observer)
+}
+
+/// A driver the loop can turn: the server or the listener.
+trait Driver {
+    fn socket(&self) -> &StdSocket;
+    fn turn(
+        &mut self,
+        stack: &mut StdStack,
+        buf: &mut [u8],
+        now: Instant,
+        observer: &mut impl Observer,
+    ) -> Result<Wake, ServerError<StdError>>;
+}
+
+impl Driver for Server<StdStack> {
+    fn socket(&self) -> &StdSocket {
+        Server::socket(self)
+    }
+    fn turn(
+        &mut self,
+        stack: &mut StdStack,
+        buf: &mut [u8],
+        now: Instant,
+        observer: &mut impl Observer,
+    ) -> Result<Wake, ServerError<StdError>> {
+        self.poll(stack, buf, now, |r, d| observer.datagram(r, Some(d)))
+    }
+}
+
+impl Driver for Listener<StdStack> {
+    fn socket(&self) -> &StdSocket {
+        Listener::socket(self)
+    }
+    fn turn(
+        &mut self,
+        stack: &mut StdStack,
+        buf: &mut [u8],
+        now: Instant,
+        observer: &mut impl Observer,
+    ) -> Result<Wake, ServerError<StdError>> {
+        self.poll(stack, buf, now, |r| observer.datagram(r, None))
+    }
+}
+
+/// The shell: turn the driver, then sleep in `poll(2)` until a datagram, a deadline or a
+/// signal.
+fn run(
+    stack: &mut StdStack,
+    driver: &mut impl Driver,
+    clock: &Clock,
+    shutdown: Option<&Shutdown>,
+    observer: &mut impl Observer,
+) -> Result<Stopped, ServerError<StdError>> {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
         if let Some(stopped) = should_stop(shutdown, observer) {
             return Ok(stopped);
         }
         let now = clock.now();
-        let wake = listener.poll(stack, &mut buf, now, |r| observer.datagram(r, None))?;
+        let wake = driver.turn(stack, &mut buf, now, observer)?;
         let timeout = next_timeout(clock, wake.at, observer.tick(now));
         if timeout.is_zero() {
             continue;
         }
         stack
-            .wait_readable_or(listener.socket(), shutdown.map(Shutdown::fd), Some(timeout))
+            .wait_readable_or(driver.socket(), shutdown.map(Shutdown::fd), Some(timeout))
             .map_err(|e| ServerError::Stack(e.into()))?;
     }
 }

@@ -371,6 +371,27 @@ fn reported_rtt_ms(stderr: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // The checks
 
+/// Starts a server in `ns` and waits for its `listening on` line; returns it with its
+/// stdout and stderr lines.
+fn spawn_listening(
+    ns: &Netns,
+    bin: &std::path::Path,
+    args: &[&str],
+    name: &'static str,
+) -> (Reaped, Lines, Lines) {
+    let mut server = Reaped::spawn(ns.command(bin, args), name);
+    let server_out = Lines::new(server.child.stdout.take().unwrap());
+    let mut server_err = Lines::new(server.child.stderr.take().unwrap());
+    assert!(
+        server_err
+            .wait_for("listening on", STARTUP_DEADLINE)
+            .is_some(),
+        "{name} did not start: {}",
+        server_err.drain(Duration::ZERO)
+    );
+    (server, server_out, server_err)
+}
+
 #[test]
 fn firmware_client_gets_its_byte_count_from_the_host_server() {
     require_root_and_tap!();
@@ -379,18 +400,11 @@ fn firmware_client_gets_its_byte_count_from_the_host_server() {
     let ns = Netns::create("c");
 
     let bind = format!("{LINUX_IP}:{PORT}");
-    let mut server = Reaped::spawn(
-        ns.command(&bins.host, &["serve", "--bind", &bind]),
+    let (mut server, mut server_out, _) = spawn_listening(
+        &ns,
+        &bins.host,
+        &["serve", "--bind", &bind],
         "udp-echo serve",
-    );
-    let mut server_out = Lines::new(server.child.stdout.take().unwrap());
-    let mut server_err = Lines::new(server.child.stderr.take().unwrap());
-    assert!(
-        server_err
-            .wait_for("listening on", STARTUP_DEADLINE)
-            .is_some(),
-        "udp-echo serve did not start: {}",
-        server_err.drain(Duration::ZERO)
     );
 
     let message = "hello over tap";
@@ -445,21 +459,11 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
     let ns = Netns::create("s");
 
     let port = PORT.to_string();
-    let mut server = Reaped::spawn(
-        ns.command(
-            &bins.firmware,
-            &firmware_args(&["server", "--port", &port, "--count", "1"]),
-        ),
+    let (mut server, mut server_out, mut server_err) = spawn_listening(
+        &ns,
+        &bins.firmware,
+        &firmware_args(&["server", "--port", &port, "--count", "1"]),
         "firmware-example server",
-    );
-    let mut server_out = Lines::new(server.child.stdout.take().unwrap());
-    let mut server_err = Lines::new(server.child.stderr.take().unwrap());
-    assert!(
-        server_err
-            .wait_for("listening on", STARTUP_DEADLINE)
-            .is_some(),
-        "firmware-example server did not start: {}",
-        server_err.drain(Duration::ZERO)
     );
 
     let message = "hello from linux";
