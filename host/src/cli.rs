@@ -103,11 +103,13 @@ Examples:
     Discover(DiscoverArgs),
     /// A bounded load test of one server: replies/s and RTT percentiles.
     #[command(after_help = "\
-Keeps --window requests in flight on one socket for --duration (at most 60s), then waits
-briefly for stragglers. Sends only to --server.
+Keeps --window requests in flight on one socket for --duration (at most 60s) or until
+--requests have been sent, whichever comes first, then waits briefly for stragglers.
+Sends only to --server.
 
-Example:
-  udp-echo bench --server 127.0.0.1:6666 --duration 2s --size 12 --window 32")]
+Examples:
+  udp-echo bench --server 127.0.0.1:6666 --duration 2s --size 12 --window 32
+  udp-echo bench --server 127.0.0.1:6666 --requests 20000 --window 8")]
     Bench(BenchArgs),
 }
 
@@ -247,6 +249,10 @@ pub struct BenchArgs {
     /// Requests in flight at once (1..=1024).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub window: u32,
+    /// Stop sending after this many requests (or at --duration, whichever comes first;
+    /// 1..=20000000). Default: only --duration limits the run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=commands::bench::MAX_REQUESTS))]
+    pub requests: Option<u64>,
 }
 
 /// A command's failure: its message and exit status.

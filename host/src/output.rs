@@ -257,6 +257,9 @@ impl Presenter {
 
 impl Observer for Presenter {
     fn datagram(&mut self, r: &Received<'_>, decision: Option<&Decision>) {
+        if self.quiet {
+            return; // nothing reads the window counts: keep the hot path empty
+        }
         if self
             .window_start
             .is_some_and(|start| r.at >= start + WINDOW)
@@ -265,7 +268,7 @@ impl Observer for Presenter {
         }
         self.window_start.get_or_insert(r.at);
         self.in_window += 1;
-        if self.quiet || self.shown >= self.max_lines {
+        if self.shown >= self.max_lines {
             return;
         }
         if self.sink.try_line(self.line(r, decision)) {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use embedded_nal::{UdpClientStack, UdpFullStack};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
+use rustix::net::{RecvFlags, SendFlags};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use udp_echo_core::{StackError, StackErrorKind};
 
@@ -375,8 +375,10 @@ impl UdpFullStack for StdStack {
             Some(os) => os,
             none => none.insert(self.open(remote).map_err(fatal)?),
         };
-        os.send_to(buffer, &remote.into())
+        // rustix's raw syscall, like `receive`: no glibc wrapper (whose multi-threaded path
+        // toggles thread cancellation on every call) and no sockaddr_storage to build.
+        rustix::net::sendto(&*os, buffer, SendFlags::empty(), &remote)
             .map(drop)
-            .map_err(nb_error)
+            .map_err(|e| nb_error(e.into()))
     }
 }

@@ -803,6 +803,53 @@ fn bench_reports_replies_and_percentiles() {
     assert!(report["rtt_ms"]["p50"].as_f64().unwrap() <= report["rtt_ms"]["max"].as_f64().unwrap());
 }
 
+#[test]
+fn bench_requests_sends_exactly_that_many() {
+    let mut server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    // A duration far beyond PATIENCE: the run must end because of --requests.
+    let ran = run(
+        &[
+            "bench",
+            "--server",
+            &to,
+            "--requests",
+            "100",
+            "--duration",
+            "60s",
+            "--window",
+            "8",
+            "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let report = ran.json_lines().pop().unwrap();
+    assert_eq!(report["sent"].as_u64(), Some(100), "{report}");
+    let replies = report["replies"].as_u64().unwrap();
+    assert!(replies > 0, "{report}");
+    assert_eq!(replies + report["lost"].as_u64().unwrap(), 100, "{report}");
+
+    // The server saw exactly 100 datagrams, not a window's worth more.
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    server
+        .proc
+        .wait_for(PATIENCE)
+        .expect("serve ignored SIGTERM");
+    let stderr = server.proc.rest_of_stderr();
+    assert!(stderr.contains("received 100,"), "{stderr}");
+
+    for bad in ["0", "20000001", "many"] {
+        let ran = run(
+            &["bench", "--server", &to, "--requests", bad],
+            b"",
+            PATIENCE,
+        );
+        assert_eq!(ran.code(), 2, "--requests {bad}: {}", ran.stderr);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Broadcast in a network namespace
 // ---------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 //! `udp-echo bench`: a bounded load generator for one server.
 //!
 //! Keeps `window` requests in flight on one connected socket, for `duration` (at most
-//! 60 s) and at most [`MAX_REQUESTS`] requests, then waits up to [`DRAIN`] for the last
-//! replies. Replies are checked with the core's parser (`Your data was N bytes`, N =
-//! the request size) and matched to requests in order (loopback keeps order), which gives
-//! the RTT percentiles. A request without a reply after [`LOSS_TIMEOUT`] counts as lost.
+//! 60 s) and at most `--requests` (itself at most [`MAX_REQUESTS`]) requests, whichever
+//! ends first, then waits up to [`DRAIN`] for the last replies. Replies are checked with
+//! the core's parser (`Your data was N bytes`, N = the request size) and matched to
+//! requests in order (loopback keeps order), which gives the RTT percentiles. A request without a reply after [`LOSS_TIMEOUT`] counts as lost.
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
@@ -41,6 +41,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let duration = args.duration.min(MAX_DURATION);
     let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let window = args.window as usize;
+    let limit = args.requests.unwrap_or(MAX_REQUESTS).min(MAX_REQUESTS);
     let net =
         |e: &dyn std::fmt::Display| Failure::network(format!("bench to {}: {e}", args.server));
 
@@ -60,9 +61,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let mut last_reply = start;
     loop {
         let now = Instant::now();
-        let sending = now < end && sent < MAX_REQUESTS;
+        let sending = now < end && sent < limit;
         let mut send_blocked = false;
-        while sending && in_flight.len() < window {
+        while sending && in_flight.len() < window && sent < limit {
             match stack.send(&mut socket, &request) {
                 Ok(()) => {
                     in_flight.push_back(Instant::now());
@@ -113,7 +114,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
             in_flight.pop_front();
             lost += 1;
         }
-        let sending = now < end && sent < MAX_REQUESTS;
+        let sending = now < end && sent < limit;
         if !sending && (in_flight.is_empty() || now >= end + DRAIN) {
             lost += in_flight.len() as u64;
             break;
