@@ -116,8 +116,9 @@ Examples:
 /// `serve`'s options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to bind; port 0 lets the OS pick (the `listening on` line shows it).
-    #[arg(long, default_value = "127.0.0.1:6666")]
+    /// Address to bind (`IP:PORT`, or an IP alone for port 6666); port 0 lets the OS pick
+    /// (the `listening on` line shows it).
+    #[arg(long, default_value = "127.0.0.1:6666", value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Print nothing per datagram (the summary at exit still comes).
     #[arg(long, short)]
@@ -173,8 +174,8 @@ impl RetryArgs {
 pub struct SendArgs {
     /// The message; `-` reads it from stdin (binary is fine); `""` sends an empty datagram.
     pub message: OsString,
-    /// The server.
-    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
+    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
     pub server: SocketAddr,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -192,8 +193,8 @@ pub struct PingArgs {
     /// Request size in bytes.
     #[arg(long, default_value_t = 12)]
     pub size: usize,
-    /// The server.
-    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
+    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
     pub server: SocketAddr,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -205,7 +206,7 @@ pub struct BroadcastArgs {
     /// The message; `-` reads it from stdin.
     pub message: OsString,
     /// Destination: a broadcast address (SO_BROADCAST is set) or any other.
-    #[arg(long, default_value = "255.255.255.255:6666")]
+    #[arg(long, default_value = "255.255.255.255:6666", value_parser = parse_peer)]
     pub to: SocketAddr,
 }
 
@@ -213,7 +214,7 @@ pub struct BroadcastArgs {
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Address to bind (SO_REUSEADDR is set, so listeners can share the port).
-    #[arg(long, default_value = "0.0.0.0:6666")]
+    #[arg(long, default_value = "0.0.0.0:6666", value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -227,7 +228,7 @@ pub struct DiscoverArgs {
     #[arg(long, default_value_t = 6666)]
     pub port: u16,
     /// Where to send the request (default: 255.255.255.255 at --port).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_peer)]
     pub to: Option<SocketAddr>,
     /// How long to collect answers.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
@@ -238,7 +239,7 @@ pub struct DiscoverArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The server to load (the only destination).
-    #[arg(long, short, default_value = "127.0.0.1:6666")]
+    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
     pub server: SocketAddr,
     /// How long to send (at most 60s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -313,6 +314,55 @@ fn init_logging(verbose: u8) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 }
 
+/// The protocol's port, used when an address comes without one.
+pub const DEFAULT_PORT: u16 = 6666;
+
+/// An address to bind: `IP:PORT`, `[IPv6]:PORT`, a bare IP or host name (port 6666), or
+/// `HOST:PORT`. Port 0 lets the OS pick.
+pub fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    parse_endpoint(s)
+}
+
+/// An address to send to: like [`parse_bind`], but port 0 is refused (nothing listens there).
+pub fn parse_peer(s: &str) -> Result<SocketAddr, String> {
+    let addr = parse_endpoint(s)?;
+    if addr.port() == 0 {
+        return Err(format!("`{s}`: port 0 cannot be a destination"));
+    }
+    Ok(addr)
+}
+
+fn parse_endpoint(s: &str) -> Result<SocketAddr, String> {
+    use std::net::{IpAddr, ToSocketAddrs};
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    // A host name, with or without a port; resolving `localhost` reads /etc/hosts only.
+    let with_port = match s.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => s.to_owned(),
+        Some((_, port)) => return Err(format!("`{s}`: `{port}` is not a port (0-65535)")),
+        None => format!("{s}:{DEFAULT_PORT}"),
+    };
+    let resolved = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("`{s}`: not an address, and the name does not resolve: {e}"))?;
+    let addrs: Vec<SocketAddr> = resolved.collect();
+    // Prefer IPv4, as most servers (and the default bind) are IPv4.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{s}`: the name resolves to no address"))
+}
+
 /// Parses `100ms`, `2s`, `1.5s`, `250us`, `1m`: a positive decimal number and a unit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -385,6 +435,26 @@ pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn addresses_take_names_and_default_to_port_6666() {
+        let v4 = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_peer("127.0.0.1:7000"), Ok(v4("127.0.0.1:7000")));
+        assert_eq!(parse_peer("127.0.0.1"), Ok(v4("127.0.0.1:6666")));
+        assert_eq!(parse_peer("::1"), Ok(v4("[::1]:6666")));
+        assert_eq!(parse_peer("[::1]"), Ok(v4("[::1]:6666")));
+        assert_eq!(parse_peer("[::1]:7"), Ok(v4("[::1]:7")));
+        assert_eq!(parse_peer("localhost:7000"), Ok(v4("127.0.0.1:7000")));
+        assert_eq!(parse_peer("localhost"), Ok(v4("127.0.0.1:6666")));
+        assert_eq!(parse_bind("127.0.0.1:0"), Ok(v4("127.0.0.1:0")));
+        assert!(parse_peer("127.0.0.1:0").unwrap_err().contains("port 0"));
+        assert!(
+            parse_peer("127.0.0.1:99999")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        // (No test of an unknown name: resolving it would ask a DNS server off this machine.)
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
