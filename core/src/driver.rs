@@ -203,7 +203,8 @@ where
     ) -> Result<Poll<Outcome>, ClientError<S::Error>> {
         // Larger than any reply, so a longer datagram shows as cut and is rejected.
         let mut buf = [0u8; MAX_REPLY_LEN + 1];
-        loop {
+        // Bounded: a flood of foreign datagrams must not keep this call from the timers.
+        for _ in 0..BATCH {
             match stack.receive(&mut self.socket, &mut buf) {
                 Ok((len, from)) => {
                     let head = &buf[..len.min(buf.len())];
@@ -560,7 +561,7 @@ where
             };
         };
         let mut buf = [0u8; MAX_REPLY_LEN + 1];
-        loop {
+        for _ in 0..BATCH {
             match stack.receive(&mut self.socket, &mut buf) {
                 Ok((len, from)) => {
                     let valid = len <= MAX_REPLY_LEN

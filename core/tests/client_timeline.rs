@@ -328,3 +328,23 @@ fn empty_request_gets_a_zero_count_reply() {
     assert_eq!(replied(&run).count, 0);
     assert_eq!(run.stack.sent[0].bytes, b"");
 }
+
+#[test]
+fn a_flood_of_foreign_datagrams_cannot_hold_the_client_past_its_deadline() {
+    let stranger = "192.0.2.99:6666".parse().unwrap();
+    let mut stack = MockStack::default();
+    let mut client = Client::connect(&mut stack, server()).unwrap();
+    let mut ex = client.start(&RetryPolicy::default(), b"x", at(0)).unwrap();
+    client.poll(&mut stack, &mut ex, b"x", at(0)).unwrap();
+    for _ in 0..10_000 {
+        stack.deliver(0, Incoming::Datagram(stranger, reply(1)));
+    }
+    // One call reads a bounded batch, then still resends on time.
+    client.poll(&mut stack, &mut ex, b"x", at(100)).unwrap();
+    assert_eq!(stack.sent.len(), 2);
+    assert!(stack.sockets[0].inbox.len() > 9_000);
+    assert_eq!(
+        ex.ignored().foreign as usize,
+        10_000 - stack.sockets[0].inbox.len()
+    );
+}
