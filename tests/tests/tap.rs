@@ -371,6 +371,16 @@ fn reported_rtt_ms(stderr: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // The checks
 
+/// Asserts that a client run succeeded with exactly `Your data was N bytes` on stdout, N
+/// being `message`'s length; returns its stderr.
+fn assert_byte_count(who: &str, out: &Output, message: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{who}: {:?}: {stderr}", out.status);
+    assert_eq!(stdout, format!("Your data was {} bytes\n", message.len()));
+    stderr
+}
+
 /// Starts a server in `ns` and waits for its `listening on` line; returns it with its
 /// stdout and stderr lines.
 fn spawn_listening(
@@ -414,14 +424,7 @@ fn firmware_client_gets_its_byte_count_from_the_host_server() {
         EXCHANGE_DEADLINE,
     );
     let wall = exchange_started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "firmware client: {:?}: {stderr}",
-        out.status
-    );
-    assert_eq!(stdout, format!("Your data was {} bytes\n", message.len()));
+    let stderr = assert_byte_count("firmware client", &out, message);
     let rtt = reported_rtt_ms(&stderr);
     assert!(rtt.is_some(), "no rtt in: {stderr}");
     assert!(
@@ -474,14 +477,7 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
         EXCHANGE_DEADLINE,
     );
     let wall = exchange_started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "udp-echo send: {:?}: {stderr}",
-        out.status
-    );
-    assert_eq!(stdout, format!("Your data was {} bytes\n", message.len()));
+    let stderr = assert_byte_count("udp-echo send", &out, message);
 
     // --count 1: the firmware server stops by itself after its reply.
     let status = server.wait(Duration::from_secs(5));
