@@ -12,10 +12,15 @@ pub mod serve;
 
 use std::io::Read;
 
+use serde_json::json;
 use udp_echo_core::driver::{BroadcastError, ClientError, ServerError};
-use udp_echo_host::stack::StdError;
+use udp_echo_host::server::Stopped;
+use udp_echo_host::shutdown::Shutdown;
+use udp_echo_host::stack::{StdError, StdSocket};
 
 use crate::cli::Failure;
+use crate::diag;
+use crate::output::Presenter;
 
 /// The largest request any address family allows (65527 over IPv6), plus one so that
 /// a longer input shows as too long instead of being silently cut.
@@ -57,5 +62,39 @@ fn broadcast_failure(e: BroadcastError<StdError>, what: &str) -> Failure {
     match e {
         BroadcastError::PayloadTooLarge { .. } => Failure::usage(e.to_string()),
         BroadcastError::Stack(e) => Failure::network(format!("{what}: {e}")),
+    }
+}
+
+/// SIGINT/SIGTERM handling for a command that stops cleanly.
+fn install_shutdown() -> Result<Shutdown, Failure> {
+    Shutdown::install()
+        .map_err(|e| Failure::network(format!("cannot install signal handlers: {e}")))
+}
+
+/// Announces a bound server or listener (`listening on ADDR` on stderr, and a JSON event)
+/// and returns the presenter for its datagrams.
+fn announce(
+    socket: &StdSocket,
+    json: bool,
+    quiet: bool,
+    max_lines: u32,
+) -> Result<Presenter, Failure> {
+    let local = socket
+        .local_addr()
+        .map_err(|e| Failure::network(format!("cannot read the bound address: {e}")))?;
+    let mut presenter = Presenter::new(json, quiet, max_lines);
+    diag!("listening on {local}");
+    if json {
+        presenter.event(json!({"event": "listening", "addr": local.to_string()}).to_string());
+    }
+    Ok(presenter)
+}
+
+/// Why a server or listener loop ended, for its last line.
+fn stop_reason(result: &Result<Stopped, ServerError<StdError>>, shutdown: &Shutdown) -> String {
+    match result {
+        Ok(Stopped::Signal) => shutdown.signal_name().unwrap_or("a signal").to_string(),
+        Ok(Stopped::Observer) => "stdout closed".to_string(),
+        Err(e) => format!("error: {e}"),
     }
 }

@@ -8,10 +8,9 @@ use udp_echo_core::Outcome;
 use udp_echo_core::exchange::max_request;
 use udp_echo_core::wire::Reply;
 use udp_echo_host::client::{self, Ended};
-use udp_echo_host::shutdown::Shutdown;
 use udp_echo_host::stack::StdStack;
 
-use super::client_failure;
+use super::{client_failure, install_shutdown};
 use crate::cli::{Failure, PingArgs};
 use crate::diag;
 use crate::output::{Stdout, human, ms};
@@ -70,8 +69,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
         )));
     }
     let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
-    let shutdown = Shutdown::install()
-        .map_err(|e| Failure::network(format!("cannot install signal handlers: {e}")))?;
+    let shutdown = install_shutdown()?;
     let mut stack = StdStack::new();
     let mut out = Stdout::default();
     let mut stats = Stats::default();

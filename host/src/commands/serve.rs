@@ -7,19 +7,17 @@ use serde_json::json;
 use udp_echo_core::responder::Counters;
 use udp_echo_core::{ResponderConfig, Server};
 use udp_echo_host::clock::Clock;
-use udp_echo_host::server::{Stopped, run_server};
-use udp_echo_host::shutdown::Shutdown;
+use udp_echo_host::server::run_server;
 use udp_echo_host::stack::StdStack;
 
-use super::server_failure;
+use super::{announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ServeArgs};
 use crate::diag;
-use crate::output::{Presenter, Stdout};
+use crate::output::Stdout;
 
 /// Runs the server until SIGINT/SIGTERM; exit 0 with a summary.
 pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
-    let shutdown = Shutdown::install()
-        .map_err(|e| Failure::network(format!("cannot install signal handlers: {e}")))?;
+    let shutdown = install_shutdown()?;
     let mut stack = StdStack::new()
         .with_bind_ip(args.bind.ip())
         .with_reuse_port(args.reuse_port);
@@ -30,16 +28,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     config.rate_limit = args.rate_limit;
     let mut server = Server::bind(&mut stack, args.bind.port(), config)
         .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?;
-    let local = server
-        .socket()
-        .local_addr()
-        .map_err(|e| Failure::network(format!("cannot read the bound address: {e}")))?;
-
-    let mut presenter = Presenter::new(json, args.quiet, args.max_lines);
-    diag!("listening on {local}");
-    if json {
-        presenter.event(json!({"event": "listening", "addr": local.to_string()}).to_string());
-    }
+    let mut presenter = announce(server.socket(), json, args.quiet, args.max_lines)?;
     let clock = Clock::new();
     let result = run_server(
         &mut stack,
@@ -52,11 +41,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
 
     let counters = *server.counters();
     let _ = server.close(&mut stack);
-    let why = match &result {
-        Ok(Stopped::Signal) => shutdown.signal_name().unwrap_or("a signal").to_string(),
-        Ok(Stopped::Observer) => "stdout closed".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
+    let why = stop_reason(&result, &shutdown);
     if json {
         Stdout::default().json(&json!({
             "event": "stopped", "reason": why, "received": counters.received,
@@ -72,24 +57,32 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     }
 }
 
+/// The drop counters by reason: (JSON key, words for people, count).
+fn drop_reasons(c: &Counters) -> [(&'static str, &'static str, u64); 5] {
+    [
+        ("port_zero", "port 0", c.port_zero),
+        ("reflection_port", "reflection port", c.reflection_port),
+        ("loop", "loop", c.loops),
+        ("cut", "cut", c.cut),
+        ("rate_limited", "rate limited", c.rate_limited),
+    ]
+}
+
 fn dropped_json(c: &Counters) -> serde_json::Value {
-    json!({"port_zero": c.port_zero, "reflection_port": c.reflection_port,
-           "loop": c.loops, "cut": c.cut, "rate_limited": c.rate_limited})
+    let by_reason: serde_json::Map<String, serde_json::Value> = drop_reasons(c)
+        .iter()
+        .map(|(key, _, n)| ((*key).to_string(), json!(n)))
+        .collect();
+    serde_json::Value::Object(by_reason)
 }
 
 /// `received 12, replied 11, dropped 1 (loop 1), send failed 0`.
 pub fn summary(c: &Counters) -> String {
-    let reasons: Vec<String> = [
-        ("port 0", c.port_zero),
-        ("reflection port", c.reflection_port),
-        ("loop", c.loops),
-        ("cut", c.cut),
-        ("rate limited", c.rate_limited),
-    ]
-    .iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(name, n)| format!("{name} {n}"))
-    .collect();
+    let reasons: Vec<String> = drop_reasons(c)
+        .iter()
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(_, name, n)| format!("{name} {n}"))
+        .collect();
     let detail = if reasons.is_empty() {
         String::new()
     } else {
