@@ -153,6 +153,9 @@ impl fmt::Display for ExchangeError {
 
 impl core::error::Error for ExchangeError {}
 
+/// The jitter generator's seed unless [`Exchange::with_seed`] gives one.
+const DEFAULT_SEED: u32 = 0x9E37_79B9;
+
 /// The largest request one datagram to `server` can carry.
 pub fn max_request(server: SocketAddr) -> usize {
     match server {
@@ -205,7 +208,7 @@ impl Exchange {
             wait_until: now,
             last_sent: now,
             ignored: Ignored::default(),
-            rng: 0x9E37_79B9,
+            rng: DEFAULT_SEED,
             outcome: None,
         })
     }
@@ -213,7 +216,8 @@ impl Exchange {
     /// Seeds the generator behind [`Jitter`](crate::retry::Jitter) (ignored without jitter).
     /// Give each exchange its own seed, e.g. from a hardware RNG, so clients spread out.
     pub fn with_seed(mut self, seed: u32) -> Self {
-        self.rng = if seed == 0 { 0x9E37_79B9 } else { seed };
+        // xorshift never leaves zero, so zero means "the default".
+        self.rng = if seed == 0 { DEFAULT_SEED } else { seed };
         self
     }
 
