@@ -2,17 +2,22 @@
 //!
 //! The [`Exchange`] decides; the caller does the I/O and tells it the time. Call order:
 //!
-//! 1. [`Exchange::new`] with the request length and `now`.
+//! 1. [`Exchange::new`] with the request length; the schedule starts at the first poll.
 //! 2. Loop: hand every received datagram to [`Exchange::on_datagram`] and every ICMP
 //!    "port unreachable" to [`Exchange::on_refused`]; then ask [`Exchange::poll`]:
-//!    - [`Action::Send`]: send the request, then call [`Exchange::on_sent`] (only after
-//!      the send succeeded, so a send that could not go out is retried, not counted);
+//!    - [`Action::Send`]: send the request, then report how it went: [`Exchange::on_sent`]
+//!      if it went out, [`Exchange::on_send_blocked`] if the stack said `WouldBlock`,
+//!      [`Exchange::on_send_refused`] if it failed with a leftover ICMP error;
 //!    - [`Action::Wait`]: wait for a datagram or until the given instant, whichever is first;
 //!    - [`Action::Done`]: the [`Outcome`].
 //!
 //! `now` must never go backwards. Datagrams that are not the awaited reply (another
 //! source, garbage, a stale reply carrying another count) are ignored and counted
-//! without moving the current deadline.
+//! without moving the current deadline. The give-up instant is a promise: it holds
+//! whether sends go out, block or fail.
+//!
+//! Most users drive an exchange through [`Client`](crate::Client), which does this loop's
+//! I/O on an `embedded-nal` stack.
 //!
 //! ```
 //! use core::time::Duration;
@@ -21,7 +26,7 @@
 //!
 //! let server = "127.0.0.1:6666".parse().unwrap();
 //! let t0 = Instant::from_millis(0);
-//! let mut ex = Exchange::new(&RetryPolicy::default(), server, 5, t0).unwrap();
+//! let mut ex = Exchange::new(&RetryPolicy::default(), server, 5).unwrap();
 //! assert_eq!(ex.poll(t0), Action::Send);
 //! ex.on_sent(t0);
 //! assert_eq!(ex.poll(t0), Action::Wait(Instant::from_millis(100)));
@@ -38,7 +43,7 @@ use core::time::Duration;
 
 use crate::retry::{PolicyError, RetryPolicy};
 use crate::time::Instant;
-use crate::wire::{self, MAX_REQUEST_V4, MAX_REQUEST_V6};
+use crate::wire;
 
 /// What the caller should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +73,7 @@ pub enum Outcome {
 pub struct Replied {
     /// The count the server reported (equal to the request length).
     pub count: u16,
-    /// Sends made, the first included.
+    /// Sends that went out, the first included.
     pub attempts: u32,
     /// Time from the last send to the reply.
     pub rtt: Duration,
@@ -83,8 +88,11 @@ pub struct Replied {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GaveUp {
-    /// Sends made.
+    /// Sends that went out.
     pub attempts: u32,
+    /// Scheduled sends that never went out: the stack refused them (`WouldBlock`) until
+    /// their slot ended.
+    pub unsent: u32,
     /// Time from the first send to giving up.
     pub elapsed: Duration,
     /// Whether an ICMP "port unreachable" was seen: probably nothing listens there.
@@ -156,25 +164,41 @@ impl core::error::Error for ExchangeError {}
 /// The jitter generator's seed unless [`Exchange::with_seed`] gives one.
 const DEFAULT_SEED: u32 = 0x9E37_79B9;
 
-/// The largest request one datagram to `server` can carry.
-pub fn max_request(server: SocketAddr) -> usize {
-    match server {
-        SocketAddr::V4(_) => MAX_REQUEST_V4,
-        SocketAddr::V6(_) => MAX_REQUEST_V6,
-    }
-}
+/// The first pause after a send the stack refused for now (`WouldBlock`); each further
+/// refusal in the same slot doubles it, up to the slot's end. A stack that stays blocked
+/// (smoltcp while ARP for the peer is unresolved) thus costs a handful of wake-ups per
+/// slot, not one per millisecond.
+pub const BLOCKED_FIRST_PAUSE: Duration = Duration::from_millis(1);
 
 /// One request/reply exchange with retries. See the [module docs](self) for the call order.
+///
+/// The schedule is anchored to the first [`poll`](Self::poll): slot `k` starts at the sum
+/// of the first `k` waits (0, 100, 300, 700, 1500 ms by default) and the exchange gives up
+/// when the last slot ends (3100 ms), whatever the stack does. A slot whose send the stack
+/// never took is counted in [`GaveUp::unsent`]; a late send does not push the later slots.
 #[derive(Debug, Clone)]
 pub struct Exchange {
     policy: RetryPolicy,
     server: SocketAddr,
     request_len: u16,
-    started: Instant,
-    attempts: u32,
-    /// Scheduled wait after the next send; `None` once the schedule is exhausted.
+    /// When the first slot began; `None` before the first poll.
+    started: Option<Instant>,
+    /// Slots begun, the current one included.
+    slots: u32,
+    /// Sends that went out.
+    sent: u32,
+    /// Slots that ended without their send going out.
+    unsent: u32,
+    /// When the current slot ends (the next slot begins, or the exchange gives up).
+    slot_end: Instant,
+    /// The base wait of the next slot; `None` once the schedule is exhausted.
     next_wait: Option<Duration>,
-    wait_until: Instant,
+    /// When the current slot's send is due; `None` once it went out.
+    send_due: Option<Instant>,
+    /// The pause after the last refused send in this slot (zero: none refused yet).
+    blocked_pause: Duration,
+    /// Whether this slot's send was already retried at once after an ICMP error.
+    refusal_retried: bool,
     last_sent: Instant,
     ignored: Ignored,
     rng: u32,
@@ -182,15 +206,25 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Starts an exchange of a `request_len`-byte request with `server` at `now`.
+    /// Prepares an exchange of a `request_len`-byte request with `server`. Its schedule
+    /// starts at the first [`poll`](Self::poll).
+    ///
+    /// An IPv4-mapped IPv6 server address (`::ffff:a.b.c.d`) is taken as the IPv4
+    /// address it stands for, as stacks report the replies' source.
+    ///
+    /// # Errors
+    ///
+    /// [`ExchangeError::Policy`] if `policy` fails [`RetryPolicy::validate`];
+    /// [`ExchangeError::RequestTooLarge`] if the request does not fit one datagram to
+    /// `server`'s address family.
     pub fn new(
         policy: &RetryPolicy,
         server: SocketAddr,
         request_len: usize,
-        now: Instant,
     ) -> Result<Self, ExchangeError> {
         policy.validate().map_err(ExchangeError::Policy)?;
-        let max = max_request(server);
+        let server = wire::canonical(server);
+        let max = wire::max_request(server);
         let too_large = ExchangeError::RequestTooLarge {
             len: request_len,
             max,
@@ -202,11 +236,16 @@ impl Exchange {
             policy: *policy,
             server,
             request_len: u16::try_from(request_len).map_err(|_| too_large)?,
-            started: now,
-            attempts: 0,
+            started: None,
+            slots: 0,
+            sent: 0,
+            unsent: 0,
+            slot_end: Instant::ZERO,
             next_wait: Some(policy.initial_wait),
-            wait_until: now,
-            last_sent: now,
+            send_due: None,
+            blocked_pause: Duration::ZERO,
+            refusal_retried: false,
+            last_sent: Instant::ZERO,
             ignored: Ignored::default(),
             rng: DEFAULT_SEED,
             outcome: None,
@@ -215,13 +254,14 @@ impl Exchange {
 
     /// Seeds the generator behind [`Jitter`](crate::retry::Jitter) (ignored without jitter).
     /// Give each exchange its own seed, e.g. from a hardware RNG, so clients spread out.
+    #[must_use]
     pub fn with_seed(mut self, seed: u32) -> Self {
         // xorshift never leaves zero, so zero means "the default".
         self.rng = if seed == 0 { DEFAULT_SEED } else { seed };
         self
     }
 
-    /// The server this exchange talks to.
+    /// The server this exchange talks to (IPv4-mapped addresses already made IPv4).
     pub fn server(&self) -> SocketAddr {
         self.server
     }
@@ -231,9 +271,9 @@ impl Exchange {
         self.request_len
     }
 
-    /// Sends made so far.
+    /// Sends that went out so far.
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.sent
     }
 
     /// Datagrams and ICMP reports ignored so far.
@@ -247,51 +287,104 @@ impl Exchange {
     }
 
     /// What to do at `now`.
+    #[must_use = "the action says whether to send, wait or stop"]
     pub fn poll(&mut self, now: Instant) -> Action {
         if let Some(outcome) = self.outcome {
             return Action::Done(outcome);
         }
-        if self.attempts == 0 {
-            return Action::Send;
+        let started = *self.started.get_or_insert(now);
+        if self.slots == 0 {
+            self.begin_slot(now, started);
         }
-        if now < self.wait_until {
-            return Action::Wait(self.wait_until);
+        // A shell that woke late may have slept through whole slots: each ends unsent.
+        while now >= self.slot_end {
+            if self.send_due.take().is_some() {
+                self.unsent += 1;
+            }
+            let attempts_left = self.policy.max_attempts.is_none_or(|max| self.slots < max);
+            let before_deadline = self
+                .policy
+                .deadline
+                .is_none_or(|d| self.slot_end < started + d);
+            if self.next_wait.is_none() || !attempts_left || !before_deadline {
+                return self.give_up(now, started);
+            }
+            self.begin_slot(self.slot_end, started);
         }
-        let attempts_left = self
-            .policy
-            .max_attempts
-            .is_none_or(|max| self.attempts < max);
-        let before_deadline = self.policy.deadline.is_none_or(|d| now < self.started + d);
-        if self.next_wait.is_some() && attempts_left && before_deadline {
-            return Action::Send;
+        match self.send_due {
+            Some(due) if now >= due => Action::Send,
+            Some(due) => Action::Wait(due.min(self.slot_end)),
+            None => Action::Wait(self.slot_end),
         }
+    }
+
+    fn begin_slot(&mut self, at: Instant, started: Instant) {
+        let Some(base) = self.next_wait else {
+            return;
+        };
+        self.slots += 1;
+        let wait = self.policy.jitter.apply(base, self.next_random());
+        self.slot_end = at + wait;
+        if let Some(d) = self.policy.deadline {
+            self.slot_end = self.slot_end.min(started + d);
+        }
+        self.next_wait = self.policy.next_wait(base);
+        self.send_due = Some(at);
+        self.blocked_pause = Duration::ZERO;
+        self.refusal_retried = false;
+    }
+
+    fn give_up(&mut self, now: Instant, started: Instant) -> Action {
         let gave_up = Outcome::GaveUp(GaveUp {
-            attempts: self.attempts,
-            elapsed: now - self.started,
+            attempts: self.sent,
+            unsent: self.unsent,
+            elapsed: now - started,
             refused: self.ignored.refused > 0,
         });
-        debug!("exchange: gave up after {} sends", self.attempts);
+        debug!(
+            "exchange: gave up after {} sends ({} could not go out)",
+            self.sent, self.unsent
+        );
         self.outcome = Some(gave_up);
         Action::Done(gave_up)
     }
 
-    /// Records that the request went out at `now` and starts the next wait.
+    /// Records that the request went out at `now`, after [`Action::Send`].
     pub fn on_sent(&mut self, now: Instant) {
-        let Some(base) = self.next_wait else {
+        if self.send_due.take().is_none() {
             return;
-        };
-        if self.attempts == 0 {
-            self.started = now;
         }
-        self.attempts += 1;
+        self.sent += 1;
         self.last_sent = now;
-        let wait = self.policy.jitter.apply(base, self.next_random());
-        self.wait_until = now + wait;
-        if let Some(d) = self.policy.deadline {
-            self.wait_until = self.wait_until.min(self.started + d);
+        trace!("exchange: send {} at {}", self.sent, now);
+    }
+
+    /// Records that the stack could not take the send at `now` (`WouldBlock`): it is
+    /// tried again after a pause that starts at [`BLOCKED_FIRST_PAUSE`] and doubles, never
+    /// past the slot's end.
+    pub fn on_send_blocked(&mut self, now: Instant) {
+        if self.send_due.is_none() {
+            return;
         }
-        self.next_wait = self.policy.next_wait(base);
-        trace!("exchange: send {} at {}", self.attempts, now.as_millis());
+        self.blocked_pause = if self.blocked_pause.is_zero() {
+            BLOCKED_FIRST_PAUSE
+        } else {
+            self.blocked_pause.saturating_mul(2)
+        };
+        self.send_due = Some(now + self.blocked_pause);
+    }
+
+    /// Records that the send failed at `now` with an ICMP "port unreachable" left over
+    /// from an earlier datagram: nothing went out. The first such failure in a slot is
+    /// retried at once, later ones pause as [`on_send_blocked`](Self::on_send_blocked)
+    /// does, so a stack that always refuses cannot make the caller spin.
+    pub fn on_send_refused(&mut self, now: Instant) {
+        self.ignored.refused += 1;
+        if self.refusal_retried {
+            self.on_send_blocked(now);
+        } else {
+            self.refusal_retried = true;
+        }
     }
 
     /// Classifies a datagram of `len` bytes (its true length) from `from`, whose first
@@ -306,29 +399,37 @@ impl Exchange {
         if self.outcome.is_some() {
             return Verdict::Late;
         }
-        if from != self.server {
+        if wire::canonical(from) != self.server {
             self.ignored.foreign += 1;
             return Verdict::Foreign;
         }
         let count = match wire::parse_reply(bytes) {
             Ok(count) if len == bytes.len() => count,
-            _ => {
-                self.ignored.malformed += 1;
-                return Verdict::Malformed;
-            }
+            _ => return self.on_unreadable(now),
         };
-        if count != self.request_len || self.attempts == 0 {
+        if count != self.request_len || self.sent == 0 {
             self.ignored.stale += 1;
             return Verdict::Stale { count };
         }
+        let started = self.started.unwrap_or(now);
         self.outcome = Some(Outcome::Reply(Replied {
             count,
-            attempts: self.attempts,
+            attempts: self.sent,
             rtt: now - self.last_sent,
-            rtt_ambiguous: self.attempts > 1,
-            elapsed: now - self.started,
+            rtt_ambiguous: self.sent > 1,
+            elapsed: now - started,
         }));
         Verdict::Accepted
+    }
+
+    /// Records a datagram the stack could not hand over whole and could not measure
+    /// (too long for the buffer): it cannot be a reply.
+    pub fn on_unreadable(&mut self, _now: Instant) -> Verdict {
+        if self.outcome.is_some() {
+            return Verdict::Late;
+        }
+        self.ignored.malformed += 1;
+        Verdict::Malformed
     }
 
     /// Records an ICMP "port unreachable" for this exchange. It never ends the schedule

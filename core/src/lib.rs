@@ -3,7 +3,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 #[cfg(all(feature = "defmt", feature = "log"))]
@@ -20,9 +20,18 @@ pub mod stack;
 pub mod time;
 pub mod wire;
 
-pub use driver::{Broadcaster, Client, Discovery, Listener, Poll, Server, Wake};
-pub use exchange::{Exchange, Outcome, Verdict};
-pub use responder::{Decision, Responder, ResponderConfig};
-pub use retry::RetryPolicy;
-pub use stack::{StackError, StackErrorKind};
+// The traits the drivers run on, at the versions they were built for: depend on these
+// re-exports and the versions always match.
+pub use embedded_nal;
+pub use nb;
+
+pub use driver::{
+    BATCH, BroadcastError, Broadcaster, Client, ClientError, ClientEvent, Discovery,
+    DiscoveryEvent, Found, Listener, Received, Request, Server, ServerError, Wake,
+};
+pub use exchange::{Exchange, ExchangeError, GaveUp, Ignored, Outcome, Replied, Verdict};
+pub use responder::{Counters, Decision, DropReason, RateLimit, Responder, ResponderConfig};
+pub use retry::{Factor, Jitter, PolicyError, RetryPolicy};
+pub use stack::{StackCaps, StackErrorKind};
 pub use time::Instant;
+pub use wire::{DEFAULT_PORT, Reply};

@@ -10,8 +10,8 @@
 //!   turn this server into an amplifier;
 //! - **loops**: a datagram that is itself a byte-count reply is never answered, or two
 //!   echo servers would bounce 22-byte replies forever;
-//! - **cut datagrams**: if the stack cannot report a datagram's true length and the
-//!   datagram filled the buffer, its count is unknown: drop rather than answer wrongly;
+//! - **cut datagrams**: a datagram whose true length is unknown (the stack may have cut it
+//!   to the buffer, see [`crate::stack`]) is dropped rather than answered wrongly;
 //! - **rate limit** (off by default): a token bucket over all replies.
 //!
 //! ```
@@ -21,11 +21,11 @@
 //! let mut r = Responder::new(ResponderConfig::default());
 //! let now = Instant::ZERO;
 //! let client = "127.0.0.1:50000".parse().unwrap();
-//! let Decision::Reply(reply) = r.handle(now, client, 5, b"hello", 2048) else { panic!() };
+//! let Decision::Reply(reply) = r.handle(now, client, 5, b"hello") else { panic!() };
 //! assert_eq!(reply.as_bytes(), b"Your data was 5 bytes");
 //!
 //! let dns = "127.0.0.1:53".parse().unwrap();
-//! assert_eq!(r.handle(now, dns, 5, b"hello", 2048), Decision::Drop(DropReason::ReflectionPort));
+//! assert_eq!(r.handle(now, dns, 5, b"hello"), Decision::Drop(DropReason::ReflectionPort));
 //! assert_eq!(r.counters().replied, 1);
 //! ```
 
@@ -33,7 +33,7 @@ use core::fmt;
 use core::net::SocketAddr;
 
 use crate::time::Instant;
-use crate::wire::{self, MAX_DATAGRAM, MAX_REPLY_LEN, Reply};
+use crate::wire::{self, MAX_REPLY_LEN, Reply};
 
 /// Source ports never answered by default: services that reply to anything (echo 7,
 /// daytime 13, qotd 17, chargen 19, time 37) or that amplify (DNS 53, portmap 111,
@@ -64,9 +64,6 @@ pub struct ResponderConfig {
     pub block_reflection_ports: bool,
     /// Drop datagrams that are themselves byte-count replies.
     pub block_replies: bool,
-    /// The stack reports the true length of a datagram larger than the buffer (see
-    /// [`crate::stack`]). When false, a datagram that fills the buffer is dropped.
-    pub stack_reports_true_length: bool,
     /// Limit the reply rate (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
 }
@@ -77,7 +74,6 @@ impl Default for ResponderConfig {
             block_port_zero: true,
             block_reflection_ports: true,
             block_replies: true,
-            stack_reports_true_length: false,
             rate_limit: None,
         }
     }
@@ -90,43 +86,69 @@ impl ResponderConfig {
             block_port_zero: false,
             block_reflection_ports: false,
             block_replies: false,
-            stack_reports_true_length: true,
             rate_limit: None,
         }
     }
 }
 
-/// Why a datagram got no reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum DropReason {
+/// The one table of drop reasons: the enum, its counter slot, its machine key and its
+/// words all come from here.
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $name:ident => $key:literal, $words:literal;)+) => {
+        /// Why a datagram got no reply.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub enum DropReason {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: [DropReason; drop_reasons!(@count $($name)+)] =
+                [$(DropReason::$name,)+];
+
+            /// A short `snake_case` name, e.g. for JSON keys.
+            pub const fn key(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $key,)+
+                }
+            }
+
+            /// In words, for people.
+            pub const fn words(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $words,)+
+                }
+            }
+        }
+    };
+    (@count $($name:ident)+) => { 0 $(+ drop_reasons!(@one $name))+ };
+    (@one $name:ident) => { 1 };
+}
+
+drop_reasons! {
     /// It came from source port 0.
-    PortZero,
+    PortZero => "port_zero", "source port 0";
     /// It came from one of the [`REFLECTION_PORTS`].
-    ReflectionPort,
+    ReflectionPort => "reflection_port", "source is a reflection-prone service port";
     /// It is itself a byte-count reply (answering would start a loop).
-    Loop,
+    Loop => "loop", "it is itself a byte-count reply";
     /// It may have been cut by the receive buffer, so its length is unknown.
-    Cut,
+    Cut => "cut", "it may have been cut by the receive buffer";
     /// The reply rate limit was reached.
-    RateLimited,
+    RateLimited => "rate_limited", "reply rate limit reached";
 }
 
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DropReason::PortZero => "source port 0",
-            DropReason::ReflectionPort => "source is a reflection-prone service port",
-            DropReason::Loop => "it is itself a byte-count reply",
-            DropReason::Cut => "it may have been cut by the receive buffer",
-            DropReason::RateLimited => "reply rate limit reached",
-        })
+        f.write_str(self.words())
     }
 }
 
 /// The decision for one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use = "a reply decided on must be sent"]
 pub enum Decision {
     /// Send these bytes back to the source.
     Reply(Reply),
@@ -144,22 +166,34 @@ pub struct Counters {
     pub replied: u64,
     /// Replies the stack failed to send (counted by the driver).
     pub send_failed: u64,
-    /// Dropped: source port 0.
-    pub port_zero: u64,
-    /// Dropped: reflection port.
-    pub reflection_port: u64,
-    /// Dropped: loop guard.
-    pub loops: u64,
-    /// Dropped: possibly cut.
-    pub cut: u64,
-    /// Dropped: rate limit.
-    pub rate_limited: u64,
+    /// Datagrams dropped, by [`DropReason`] in [`DropReason::ALL`] order.
+    pub dropped_by: [u64; DropReason::ALL.len()],
 }
 
 impl Counters {
     /// All datagrams dropped by a guard.
     pub fn dropped(&self) -> u64 {
-        self.port_zero + self.reflection_port + self.loops + self.cut + self.rate_limited
+        self.dropped_by.iter().sum()
+    }
+
+    /// Datagrams dropped for `reason`.
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.dropped_by[reason as usize]
+    }
+
+    /// Each reason with its count, in [`DropReason::ALL`] order.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.into_iter().zip(self.dropped_by)
+    }
+
+    /// Adds `other`'s counts to these (e.g. to sum several servers).
+    pub fn add(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.replied += other.replied;
+        self.send_failed += other.send_failed;
+        for (mine, theirs) in self.dropped_by.iter_mut().zip(other.dropped_by) {
+            *mine += theirs;
+        }
     }
 }
 
@@ -199,44 +233,31 @@ impl Responder {
         self.counters.send_failed += 1;
     }
 
-    /// Counts a datagram the stack reported as cut without its length: never answered.
-    pub fn note_cut(&mut self) {
+    /// Decides for a datagram whose true length is unknown because the receive buffer
+    /// may have cut it: never answered with a guess.
+    pub fn cut(&mut self) -> Decision {
         self.counters.received += 1;
-        self.counters.cut += 1;
+        self.count(Decision::Drop(DropReason::Cut))
     }
 
     /// Decides for a datagram from `from` whose true length is `len`, of which the first
-    /// bytes are `head`, received into a buffer of `capacity` bytes at `now`.
-    pub fn handle(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        len: usize,
-        head: &[u8],
-        capacity: usize,
-    ) -> Decision {
+    /// bytes are `head`, received at `now`. The caller vouches for `len` (a stack that may
+    /// cut datagrams goes through [`cut`](Self::cut) for one that filled its buffer).
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, len: usize, head: &[u8]) -> Decision {
         self.counters.received += 1;
-        let decision = self.decide(now, from, len, head, capacity);
-        let c = &mut self.counters;
+        let decision = self.decide(now, from, len, head);
+        self.count(decision)
+    }
+
+    fn count(&mut self, decision: Decision) -> Decision {
         match decision {
-            Decision::Reply(_) => c.replied += 1,
-            Decision::Drop(DropReason::PortZero) => c.port_zero += 1,
-            Decision::Drop(DropReason::ReflectionPort) => c.reflection_port += 1,
-            Decision::Drop(DropReason::Loop) => c.loops += 1,
-            Decision::Drop(DropReason::Cut) => c.cut += 1,
-            Decision::Drop(DropReason::RateLimited) => c.rate_limited += 1,
+            Decision::Reply(_) => self.counters.replied += 1,
+            Decision::Drop(why) => self.counters.dropped_by[why as usize] += 1,
         }
         decision
     }
 
-    fn decide(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        len: usize,
-        head: &[u8],
-        capacity: usize,
-    ) -> Decision {
+    fn decide(&mut self, now: Instant, from: SocketAddr, len: usize, head: &[u8]) -> Decision {
         let cfg = self.config;
         let port = from.port();
         if cfg.block_port_zero && port == 0 {
@@ -245,14 +266,9 @@ impl Responder {
         if cfg.block_reflection_ports && REFLECTION_PORTS.contains(&port) {
             return Decision::Drop(DropReason::ReflectionPort);
         }
-        let maybe_cut =
-            !cfg.stack_reports_true_length && len >= capacity && capacity < MAX_DATAGRAM;
         let Ok(count) = u16::try_from(len) else {
             return Decision::Drop(DropReason::Cut);
         };
-        if maybe_cut {
-            return Decision::Drop(DropReason::Cut);
-        }
         if cfg.block_replies && len <= MAX_REPLY_LEN && len == head.len() && wire::is_reply(head) {
             return Decision::Drop(DropReason::Loop);
         }
@@ -302,45 +318,40 @@ mod tests {
     }
 
     #[test]
-    fn answers_with_the_true_length_even_when_the_buffer_held_less() {
-        let mut r = Responder::new(ResponderConfig {
-            stack_reports_true_length: true,
-            ..ResponderConfig::default()
-        });
-        let d = r.handle(NOW, from(40000), 1000, &[0u8; 16], 16);
+    fn answers_with_the_true_length_even_when_only_the_head_was_kept() {
+        let mut r = Responder::new(ResponderConfig::default());
+        let d = r.handle(NOW, from(40000), 1000, &[0u8; 16]);
         assert_eq!(reply_text(d), "Your data was 1000 bytes");
     }
 
     #[test]
-    fn drops_a_datagram_that_filled_the_buffer_when_length_is_unknown() {
-        let mut r = Responder::new(ResponderConfig::default());
-        assert_eq!(
-            r.handle(NOW, from(40000), 16, &[0u8; 16], 16),
-            Decision::Drop(DropReason::Cut)
-        );
-        assert_eq!(
-            reply_text(r.handle(NOW, from(40000), 15, &[0u8; 15], 16)),
-            "Your data was 15 bytes"
-        );
-        // A buffer that holds any datagram cannot cut one.
-        let big = std::vec![0u8; MAX_DATAGRAM];
-        assert_eq!(
-            reply_text(r.handle(NOW, from(40000), MAX_DATAGRAM, &big, MAX_DATAGRAM)),
-            "Your data was 65535 bytes"
-        );
-        assert_eq!(r.counters().cut, 1);
+    fn a_datagram_of_unknown_length_is_dropped_and_counted_as_cut() {
+        let mut r = Responder::new(ResponderConfig::permissive());
+        assert_eq!(r.cut(), Decision::Drop(DropReason::Cut));
+        assert_eq!(r.handle(NOW, from(40000), 65536, &[0u8; 16]), Decision::Drop(DropReason::Cut));
+        assert_eq!(r.counters().dropped_for(DropReason::Cut), 2);
+        assert_eq!(r.counters().received, 2);
+    }
+
+    #[test]
+    fn drop_reasons_have_distinct_keys_in_counter_order() {
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i);
+            assert!(DropReason::ALL[..i].iter().all(|r| r.key() != reason.key()));
+            assert!(!reason.words().is_empty());
+        }
     }
 
     #[test]
     fn answers_empty_and_largest_datagrams_exactly() {
         let mut r = Responder::new(ResponderConfig::default());
         assert_eq!(
-            reply_text(r.handle(NOW, from(40000), 0, b"", 65536)),
+            reply_text(r.handle(NOW, from(40000), 0, b"")),
             "Your data was 0 bytes"
         );
         let big = std::vec![7u8; 65507];
         assert_eq!(
-            reply_text(r.handle(NOW, from(40000), 65507, &big, 65536)),
+            reply_text(r.handle(NOW, from(40000), 65507, &big)),
             "Your data was 65507 bytes"
         );
     }
@@ -349,10 +360,10 @@ mod tests {
     fn never_answers_source_port_zero() {
         let mut r = Responder::new(ResponderConfig::default());
         assert_eq!(
-            r.handle(NOW, from(0), 3, b"abc", 64),
+            r.handle(NOW, from(0), 3, b"abc"),
             Decision::Drop(DropReason::PortZero)
         );
-        assert_eq!(r.counters().port_zero, 1);
+        assert_eq!(r.counters().dropped_for(DropReason::PortZero), 1);
     }
 
     #[test]
@@ -360,14 +371,14 @@ mod tests {
         let mut r = Responder::new(ResponderConfig::default());
         for port in REFLECTION_PORTS {
             assert_eq!(
-                r.handle(NOW, from(port), 3, b"abc", 64),
+                r.handle(NOW, from(port), 3, b"abc"),
                 Decision::Drop(DropReason::ReflectionPort),
                 "port {port}"
             );
         }
-        assert_eq!(r.counters().reflection_port, REFLECTION_PORTS.len() as u64);
+        assert_eq!(r.counters().dropped_for(DropReason::ReflectionPort), REFLECTION_PORTS.len() as u64);
         assert_eq!(
-            reply_text(r.handle(NOW, from(6666), 3, b"abc", 64)),
+            reply_text(r.handle(NOW, from(6666), 3, b"abc")),
             "Your data was 3 bytes"
         );
     }
@@ -377,16 +388,16 @@ mod tests {
         let mut r = Responder::new(ResponderConfig::default());
         let reply = b"Your data was 22 bytes";
         assert_eq!(
-            r.handle(NOW, from(6666), reply.len(), reply, 64),
+            r.handle(NOW, from(6666), reply.len(), reply),
             Decision::Drop(DropReason::Loop)
         );
         // A near-miss is ordinary data and gets its count.
         let near = b"Your data was 022 bytes";
         assert_eq!(
-            reply_text(r.handle(NOW, from(6666), near.len(), near, 64)),
+            reply_text(r.handle(NOW, from(6666), near.len(), near)),
             "Your data was 23 bytes"
         );
-        assert_eq!(r.counters().loops, 1);
+        assert_eq!(r.counters().dropped_for(DropReason::Loop), 1);
     }
 
     #[test]
@@ -394,19 +405,19 @@ mod tests {
         let mut r = Responder::new(ResponderConfig::permissive());
         let reply = b"Your data was 22 bytes";
         assert_eq!(
-            reply_text(r.handle(NOW, from(0), 1, b"x", 64)),
+            reply_text(r.handle(NOW, from(0), 1, b"x")),
             "Your data was 1 bytes"
         );
         assert_eq!(
-            reply_text(r.handle(NOW, from(53), 1, b"x", 64)),
+            reply_text(r.handle(NOW, from(53), 1, b"x")),
             "Your data was 1 bytes"
         );
         assert_eq!(
-            reply_text(r.handle(NOW, from(7), 22, reply, 64)),
+            reply_text(r.handle(NOW, from(7), 22, reply)),
             "Your data was 22 bytes"
         );
         assert_eq!(
-            reply_text(r.handle(NOW, from(9), 64, &[0; 64], 64)),
+            reply_text(r.handle(NOW, from(9), 64, &[0; 64])),
             "Your data was 64 bytes"
         );
         assert_eq!(r.counters().dropped(), 0);
@@ -423,7 +434,7 @@ mod tests {
         });
         let mut replies = |at: Instant, n: usize| {
             (0..n)
-                .filter(|_| matches!(r.handle(at, from(40000), 1, b"x", 64), Decision::Reply(_)))
+                .filter(|_| matches!(r.handle(at, from(40000), 1, b"x"), Decision::Reply(_)))
                 .count()
         };
         assert_eq!(replies(Instant::ZERO, 5), 3, "burst of 3");
@@ -438,6 +449,6 @@ mod tests {
             3,
             "refill caps at the burst"
         );
-        assert_eq!(r.counters().rate_limited, 2 + 5 + 4 + 2);
+        assert_eq!(r.counters().dropped_for(DropReason::RateLimited), 2 + 5 + 4 + 2);
     }
 }

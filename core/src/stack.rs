@@ -1,19 +1,44 @@
-//! What the core needs to know about a network stack beyond the `embedded-nal` traits.
+//! What the drivers may know about a network stack beyond the `embedded-nal` traits.
 //!
-//! `embedded-nal` 0.9 gives UDP errors no kind, yet the protocol must tell an ICMP
-//! "port unreachable" apart from a broken socket, and a truncated datagram apart from a
-//! short one. A stack's error type says so by implementing [`StackError`]; a stack that
-//! cannot tell implements it with an empty body (`impl StackError for MyError {}`), which
-//! classifies everything as [`StackErrorKind::Other`].
+//! Any `embedded-nal` 0.9 stack whose error type is `Debug` runs the drivers as it is.
+//! `embedded-nal` gives UDP errors no kind, though, and stacks differ in one fact the
+//! protocol cares about; a [`StackCaps`] handed to a driver's `with_caps` tells it both:
+//!
+//! - **errors**: [`StackCaps::classify`] says which errors are an ICMP "port unreachable"
+//!   (the client notes it and keeps its schedule) or a datagram too long to measure.
+//!   Without it every error is [`StackErrorKind::Other`] and ends the driver's call with
+//!   `Err`; the drivers' promises (give-up instants, no spin) hold either way.
+//! - **true lengths**: see below.
+//!
+//! A classifier is a plain function, so it can be written for any error type, foreign or
+//! not (no trait to implement, no orphan rule in the way). With the `std` feature the core
+//! ships one for `std::io::Error` ([`StackCaps::STD_IO`]).
 //!
 //! ## Receive-length contract
 //!
 //! `UdpClientStack::receive` returns `(len, from)`. A stack that knows a datagram's true
 //! length returns it **even when it is larger than the buffer** (only the first
-//! `buffer.len()` bytes are stored): the core then answers with the true count. A stack
-//! that cannot know the true length must never report more than it stored; the server then
-//! drops a datagram that filled its buffer exactly unless the buffer is at least
+//! `buffer.len()` bytes are stored) and says so with [`StackCaps::true_lengths`]: the
+//! server then answers with the true count from a small buffer. A stack that cannot know
+//! the true length must never report more than it stored; the server then drops a
+//! datagram that filled its buffer exactly unless the buffer is at least
 //! [`crate::wire::MAX_DATAGRAM`] bytes long, because it might have been cut.
+//!
+//! ```
+//! use udp_echo_core::{StackCaps, StackErrorKind};
+//!
+//! #[derive(Debug)]
+//! enum ModemError { PortUnreachable, Timeout }
+//!
+//! const MODEM: StackCaps<ModemError> = StackCaps::PLAIN.with_classifier(|e| match e {
+//!     ModemError::PortUnreachable => StackErrorKind::Refused,
+//!     ModemError::Timeout => StackErrorKind::Other,
+//! });
+//! assert_eq!((MODEM.classify)(&ModemError::PortUnreachable), StackErrorKind::Refused);
+//! assert!(!MODEM.true_lengths);
+//! ```
+
+use core::fmt;
 
 /// The kinds of stack error the protocol reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +54,82 @@ pub enum StackErrorKind {
     Other,
 }
 
-/// Classifies a stack's error for the protocol. See the [module docs](self).
-pub trait StackError: core::fmt::Debug {
-    /// What kind of failure this is; [`StackErrorKind::Other`] unless the stack knows better.
-    fn kind(&self) -> StackErrorKind {
-        StackErrorKind::Other
+/// Facts about a stack that the drivers use when given (see the [module docs](self)).
+/// [`StackCaps::PLAIN`], the drivers' default, assumes nothing.
+pub struct StackCaps<E> {
+    /// `receive` reports a datagram's true length even when it exceeds the buffer.
+    pub true_lengths: bool,
+    /// What kind of failure an error is.
+    pub classify: fn(&E) -> StackErrorKind,
+}
+
+impl<E> StackCaps<E> {
+    /// Nothing known: lengths may be cut, every error is [`StackErrorKind::Other`].
+    pub const PLAIN: Self = StackCaps {
+        true_lengths: false,
+        classify: unclassified::<E>,
+    };
+
+    /// These caps, with `receive` known to report true lengths.
+    #[must_use]
+    pub const fn with_true_lengths(mut self) -> Self {
+        self.true_lengths = true;
+        self
+    }
+
+    /// These caps, with errors classified by `classify`.
+    #[must_use]
+    pub const fn with_classifier(mut self, classify: fn(&E) -> StackErrorKind) -> Self {
+        self.classify = classify;
+        self
+    }
+
+    /// The kind of `error`.
+    pub fn kind(&self, error: &E) -> StackErrorKind {
+        (self.classify)(error)
     }
 }
 
-impl StackError for core::convert::Infallible {}
+impl<E> Default for StackCaps<E> {
+    fn default() -> Self {
+        Self::PLAIN
+    }
+}
+
+// Not derived: a derive would require `E: Clone`/`Debug`, which the caps never hold.
+impl<E> Clone for StackCaps<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for StackCaps<E> {}
+
+impl<E> fmt::Debug for StackCaps<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackCaps")
+            .field("true_lengths", &self.true_lengths)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unclassified<E>(_: &E) -> StackErrorKind {
+    StackErrorKind::Other
+}
+
+#[cfg(feature = "std")]
+impl StackCaps<std::io::Error> {
+    /// For stacks whose error is `std::io::Error` (e.g. std-embedded-nal):
+    /// `ConnectionRefused` is [`StackErrorKind::Refused`]. Lengths are not assumed true.
+    pub const STD_IO: Self = StackCaps::PLAIN.with_classifier(classify_io_error);
+}
+
+/// `ECONNREFUSED` (an ICMP port unreachable on a connected socket) is
+/// [`StackErrorKind::Refused`]; every other error is [`StackErrorKind::Other`].
+#[cfg(feature = "std")]
+pub fn classify_io_error(error: &std::io::Error) -> StackErrorKind {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => StackErrorKind::Refused,
+        _ => StackErrorKind::Other,
+    }
+}

@@ -10,7 +10,6 @@ use core::time::Duration;
 
 /// A point in time, in microseconds since a caller-chosen epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Instant {
     micros: u64,
 }
@@ -81,6 +80,19 @@ impl fmt::Display for Instant {
         write!(
             f,
             "{}.{:03}s",
+            self.micros / 1_000_000,
+            (self.micros / 1000) % 1000
+        )
+    }
+}
+
+/// `1.234s`, as `Display` shows it.
+#[cfg(feature = "defmt")]
+impl defmt::Format for Instant {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "{}.{=u64:03}s",
             self.micros / 1_000_000,
             (self.micros / 1000) % 1000
         )

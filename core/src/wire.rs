@@ -10,6 +10,10 @@
 //! ```
 
 use core::fmt;
+use core::net::SocketAddr;
+
+/// The protocol's port: servers listen on it unless told otherwise.
+pub const DEFAULT_PORT: u16 = 6666;
 
 /// The longest request that fits one IPv4 UDP datagram (65535 − 20 − 8).
 pub const MAX_REQUEST_V4: usize = 65_507;
@@ -19,6 +23,28 @@ pub const MAX_REQUEST_V6: usize = 65_527;
 pub const MAX_DATAGRAM: usize = 65_535;
 /// The longest reply: `Your data was 65535 bytes`.
 pub const MAX_REPLY_LEN: usize = PREFIX.len() + 5 + SUFFIX.len();
+
+/// The largest request one datagram to `to` can carry: [`MAX_REQUEST_V4`] or
+/// [`MAX_REQUEST_V6`] by its family (an IPv4-mapped address counts as IPv4).
+pub fn max_request(to: SocketAddr) -> usize {
+    match canonical(to) {
+        SocketAddr::V4(_) => MAX_REQUEST_V4,
+        SocketAddr::V6(_) => MAX_REQUEST_V6,
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) made plain IPv4: the one
+/// form in which a peer's address is compared. Dual-stack sockets report IPv4 peers in
+/// the mapped form, other stacks in the plain one.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
 
 const PREFIX: &[u8] = b"Your data was ";
 const SUFFIX: &[u8] = b" bytes";
@@ -151,6 +177,17 @@ mod tests {
             assert_eq!(Reply::new(n).as_bytes(), text, "n = {n}");
             assert_eq!(parse_reply(text), Ok(n));
         }
+    }
+
+    #[test]
+    fn mapped_addresses_are_compared_as_ipv4_and_sized_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:6666".parse().unwrap();
+        let plain: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        let v6: SocketAddr = "[::1]:6666".parse().unwrap();
+        assert_eq!(canonical(mapped), plain);
+        assert_eq!(canonical(v6), v6);
+        assert_eq!(max_request(mapped), MAX_REQUEST_V4);
+        assert_eq!(max_request(v6), MAX_REQUEST_V6);
     }
 
     #[test]

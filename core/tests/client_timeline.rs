@@ -3,10 +3,9 @@
 mod support;
 
 use support::*;
-use udp_echo_core::driver::ClientError;
 use udp_echo_core::exchange::{ExchangeError, Outcome};
 use udp_echo_core::retry::Jitter;
-use udp_echo_core::{Client, RetryPolicy};
+use udp_echo_core::{Client, ClientError, ClientEvent, RetryPolicy, Verdict, Wake};
 
 fn silent(_: u32) -> Vec<Scheduled> {
     Vec::new()
@@ -38,15 +37,18 @@ fn gives_up_after_five_sends_at_3100_ms() {
     assert_eq!(run.sends_ms, [0, 100, 300, 700, 1500]);
     assert_eq!(run.ended_ms, 3100);
     let g = gave_up(&run);
-    assert_eq!((g.attempts, g.elapsed, g.refused), (5, ms(3100), false));
+    assert_eq!(
+        (g.attempts, g.unsent, g.elapsed, g.refused),
+        (5, 0, ms(3100), false)
+    );
     assert!(
         run.stack
             .sent
             .iter()
             .all(|s| s.bytes == b"hello" && s.to == server())
     );
-    // One poll per send plus the give-up: the driver only asks to be woken at deadlines.
-    assert_eq!(run.polls, 6);
+    // One sleep per wait: the driver only asks to be woken at deadlines.
+    assert_eq!(run.waits, 5);
 }
 
 #[test]
@@ -207,7 +209,21 @@ fn send_refused_by_a_pending_icmp_error_is_retried_at_once() {
 }
 
 #[test]
-fn send_that_would_block_is_retried_a_millisecond_later_without_counting() {
+fn a_stack_that_always_refuses_sends_pauses_instead_of_spinning() {
+    let mut stack = MockStack::default();
+    stack
+        .send_script
+        .extend(std::iter::repeat_n(Err(nb::Error::Other(MockError::Refused)), 10_000));
+    let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
+    assert!(run.sends_ms.is_empty());
+    assert_eq!(run.ended_ms, 3100);
+    let g = gave_up(&run);
+    assert_eq!((g.attempts, g.unsent, g.refused), (0, 5, true));
+    assert!(run.waits < 80, "{} wake-ups: backs off", run.waits);
+}
+
+#[test]
+fn send_that_would_block_is_retried_after_a_pause_without_moving_the_schedule() {
     let mut stack = MockStack::default();
     stack.send_script.extend([
         Ok(()),
@@ -215,10 +231,63 @@ fn send_that_would_block_is_retried_a_millisecond_later_without_counting() {
         Err(nb::Error::WouldBlock),
     ]);
     let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
-    // Send 2 goes out 2 ms late; the next wait runs from the actual send.
-    assert_eq!(run.sends_ms, [0, 102, 302, 702, 1502]);
-    assert_eq!(run.ended_ms, 3102);
-    assert_eq!(gave_up(&run).attempts, 5);
+    // Send 2 is refused at 100 and 101 ms (pauses of 1, then 2 ms) and goes out at
+    // 103 ms; the schedule stays anchored, so the later sends keep their instants.
+    assert_eq!(run.blocked_ms, [100, 101]);
+    assert_eq!(run.sends_ms, [0, 103, 300, 700, 1500]);
+    assert_eq!(run.ended_ms, 3100);
+    assert_eq!((gave_up(&run).attempts, gave_up(&run).unsent), (5, 0));
+}
+
+#[test]
+fn send_blocked_forever_gives_up_at_3100_ms_having_sent_nothing() {
+    let stack = MockStack {
+        blocked_after_script: true,
+        ..MockStack::default()
+    };
+    let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
+    assert!(run.sends_ms.is_empty());
+    assert!(run.stack.sent.is_empty());
+    assert_eq!(run.ended_ms, 3100);
+    let g = gave_up(&run);
+    assert_eq!((g.attempts, g.unsent, g.elapsed), (0, 5, ms(3100)));
+    // Pauses double from 1 ms up to each slot's end: a few wake-ups per slot (7, 8, 9,
+    // 10, 11 for slots of 100..1600 ms), not one per millisecond.
+    assert_eq!(run.blocked_ms.len(), 7 + 8 + 9 + 10 + 11);
+    assert_eq!(run.blocked_ms[..8], [0, 1, 3, 7, 15, 31, 63, 100]);
+    assert!(run.waits <= run.blocked_ms.len() + 5);
+}
+
+#[test]
+fn send_blocked_on_attempt_3_only_skips_that_slot_and_keeps_the_rest() {
+    let mut stack = MockStack::default();
+    stack.send_script.extend([Ok(()), Ok(())]);
+    // Slot 3 runs from 300 to 700 ms: refusals at 300, 301, 303, ... 555 (9 of them).
+    stack
+        .send_script
+        .extend(std::iter::repeat_n(Err(nb::Error::WouldBlock), 9));
+    let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
+    assert_eq!(run.blocked_ms, [300, 301, 303, 307, 315, 331, 363, 427, 555]);
+    assert_eq!(run.sends_ms, [0, 100, 700, 1500]);
+    assert_eq!(run.ended_ms, 3100);
+    let g = gave_up(&run);
+    assert_eq!((g.attempts, g.unsent), (4, 1));
+}
+
+#[test]
+fn send_blocked_then_drained_goes_out_and_gets_its_reply() {
+    let mut stack = MockStack::default();
+    stack
+        .send_script
+        .extend(std::iter::repeat_n(Err(nb::Error::WouldBlock), 4));
+    let run = run_client(RetryPolicy::default(), b"abc", 1, stack, |_| {
+        vec![answer(5, server(), reply(3))]
+    });
+    assert_eq!(run.blocked_ms, [0, 1, 3, 7]);
+    assert_eq!(run.sends_ms, [15]);
+    let r = replied(&run);
+    assert_eq!((r.attempts, r.rtt, r.elapsed), (1, ms(5), ms(20)));
+    assert!(!r.rtt_ambiguous);
 }
 
 #[test]
@@ -228,12 +297,44 @@ fn a_broken_stack_is_an_error_not_a_give_up() {
         .send_script
         .extend([Ok(()), Err(nb::Error::Other(MockError::Broken))]);
     let mut client = Client::connect(&mut stack, server()).unwrap();
-    let mut ex = client.start(&RetryPolicy::default(), b"x", at(0)).unwrap();
-    assert!(client.poll(&mut stack, &mut ex, b"x", at(0)).is_ok());
+    let mut req = client.start(&RetryPolicy::default(), b"x").unwrap();
+    assert!(matches!(
+        client.poll(&mut stack, &mut req, at(0)),
+        Ok(ClientEvent::Sent { attempt: 1, .. })
+    ));
     assert_eq!(
-        client.poll(&mut stack, &mut ex, b"x", at(100)).unwrap_err(),
+        client.poll(&mut stack, &mut req, at(100)).unwrap_err(),
         ClientError::Stack(MockError::Broken)
     );
+}
+
+#[test]
+fn without_caps_an_icmp_error_is_a_stack_error() {
+    // A third-party stack plugged in with no classifier: its errors are reported, never
+    // mistaken for a give-up or hidden.
+    let mut stack = MockStack::default();
+    let mut client = Client::connect(&mut stack, server()).unwrap();
+    let mut req = client.start(&RetryPolicy::default(), b"x").unwrap();
+    let _ = client.poll(&mut stack, &mut req, at(0)).unwrap();
+    stack.deliver(0, Incoming::Error(MockError::Refused));
+    assert_eq!(
+        client.poll(&mut stack, &mut req, at(1)).unwrap_err(),
+        ClientError::Stack(MockError::Refused)
+    );
+}
+
+#[test]
+fn a_v4_mapped_server_address_accepts_the_plain_ipv4_reply() {
+    let mapped: std::net::SocketAddr = "[::ffff:192.0.2.10]:6666".parse().unwrap();
+    let mut stack = MockStack::default();
+    let mut client = Client::connect(&mut stack, mapped).unwrap();
+    let mut req = client.start(&RetryPolicy::default(), b"abc").unwrap();
+    let _ = client.poll(&mut stack, &mut req, at(0)).unwrap();
+    stack.deliver(0, Incoming::Datagram(server(), reply(3)));
+    assert!(matches!(
+        client.poll(&mut stack, &mut req, at(4)).unwrap(),
+        ClientEvent::Done(Outcome::Reply(_))
+    ));
 }
 
 #[test]
@@ -252,6 +353,7 @@ fn max_attempts_limits_the_sends() {
     let run = run_client(policy, b"hi", 1, MockStack::default(), silent);
     assert_eq!(run.sends_ms, [0, 100]);
     assert_eq!(run.ended_ms, 300);
+    assert_eq!(gave_up(&run).attempts, 2);
 }
 
 #[test]
@@ -293,7 +395,7 @@ fn request_larger_than_one_datagram_is_refused_before_sending() {
     let big = vec![0u8; 65_508];
     assert_eq!(
         client
-            .start(&RetryPolicy::default(), &big, at(0))
+            .start(&RetryPolicy::default(), &big)
             .unwrap_err(),
         ClientError::Exchange(ExchangeError::RequestTooLarge {
             len: 65_508,
@@ -302,19 +404,19 @@ fn request_larger_than_one_datagram_is_refused_before_sending() {
     );
     assert!(
         client
-            .start(&RetryPolicy::default(), &big[..65_507], at(0))
+            .start(&RetryPolicy::default(), &big[..65_507])
             .is_ok()
     );
     let v6: std::net::SocketAddr = "[2001:db8::1]:6666".parse().unwrap();
     let client6 = Client::connect(&mut stack, v6).unwrap();
     assert!(
         client6
-            .start(&RetryPolicy::default(), &vec![0u8; 65_527], at(0))
+            .start(&RetryPolicy::default(), &vec![0u8; 65_527])
             .is_ok()
     );
     assert!(
         client6
-            .start(&RetryPolicy::default(), &vec![0u8; 65_528], at(0))
+            .start(&RetryPolicy::default(), &vec![0u8; 65_528])
             .is_err()
     );
     assert!(stack.sent.is_empty());
@@ -334,17 +436,39 @@ fn a_flood_of_foreign_datagrams_cannot_hold_the_client_past_its_deadline() {
     let stranger = "192.0.2.99:6666".parse().unwrap();
     let mut stack = MockStack::default();
     let mut client = Client::connect(&mut stack, server()).unwrap();
-    let mut ex = client.start(&RetryPolicy::default(), b"x", at(0)).unwrap();
-    client.poll(&mut stack, &mut ex, b"x", at(0)).unwrap();
+    let mut req = client.start(&RetryPolicy::default(), b"x").unwrap();
+    let _ = client.poll(&mut stack, &mut req, at(0)).unwrap();
     for _ in 0..10_000 {
         stack.deliver(0, Incoming::Datagram(stranger, reply(1)));
     }
-    // One call reads a bounded batch, then still resends on time.
-    client.poll(&mut stack, &mut ex, b"x", at(100)).unwrap();
+    // At 100 ms the client reads a bounded batch, then resends on time.
+    let mut ignored = 0;
+    let sent = loop {
+        match client.poll(&mut stack, &mut req, at(100)).unwrap() {
+            ClientEvent::Ignored {
+                verdict: Verdict::Foreign,
+                ..
+            } => ignored += 1,
+            ClientEvent::Sent { attempt, .. } => break attempt,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((sent, ignored), (2, udp_echo_core::BATCH));
     assert_eq!(stack.sent.len(), 2);
-    assert!(stack.sockets[0].inbox.len() > 9_000);
     assert_eq!(
-        ex.ignored().foreign as usize,
+        req.exchange().ignored().foreign as usize,
         10_000 - stack.sockets[0].inbox.len()
     );
+}
+
+#[test]
+fn wake_min_prefers_now_then_the_earlier_instant() {
+    let (a, b) = (Wake::At(at(5)), Wake::At(at(9)));
+    assert_eq!(a.min(b), a);
+    assert_eq!(Wake::OnDatagram.min(b), b);
+    assert_eq!(Wake::Now.min(a), Wake::Now);
+    assert_eq!(Wake::OnDatagram.min(Wake::OnDatagram), Wake::OnDatagram);
+    assert_eq!(Wake::Now.deadline(at(3)), Some(at(3)));
+    assert_eq!(Wake::OnDatagram.timeout(at(3)), None);
+    assert_eq!(b.timeout(at(3)), Some(ms(6)));
 }

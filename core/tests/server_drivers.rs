@@ -5,9 +5,38 @@ mod support;
 use std::net::SocketAddr;
 
 use support::*;
-use udp_echo_core::driver::{BATCH, BroadcastError, Broadcaster, Found, Poll};
 use udp_echo_core::responder::{Decision, DropReason, ResponderConfig};
-use udp_echo_core::{Discovery, Listener, Server, Wake};
+use udp_echo_core::{
+    BATCH, BroadcastError, Broadcaster, Discovery, DiscoveryEvent, Found, Listener, Server,
+    StackCaps, Wake,
+};
+
+/// Polls a discovery at `now` until it waits or is done; returns every event.
+fn drive<const N: usize>(
+    d: &mut Discovery<'_, MockStack, N>,
+    stack: &mut MockStack,
+    now: udp_echo_core::Instant,
+) -> Vec<DiscoveryEvent> {
+    let mut events = Vec::new();
+    for _ in 0..1000 {
+        let event = d.poll(stack, now).unwrap();
+        events.push(event);
+        if matches!(event, DiscoveryEvent::Wait(_) | DiscoveryEvent::Done) {
+            return events;
+        }
+    }
+    panic!("discovery never waits: {events:?}");
+}
+
+fn found_in(events: &[DiscoveryEvent]) -> Vec<Found> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DiscoveryEvent::Found(f) => Some(*f),
+            _ => None,
+        })
+        .collect()
+}
 
 fn peer(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -33,7 +62,7 @@ fn server_answers_each_datagram_with_its_count_to_its_source() {
         .unwrap();
     assert_eq!(
         wake,
-        Wake::on_datagram(),
+        Wake::OnDatagram,
         "an empty queue means: wait for a datagram"
     );
     let sent: Vec<_> = stack
@@ -60,7 +89,7 @@ fn server_never_answers_a_byte_count_reply_or_a_reflection_port() {
     stack.deliver(0, datagram(peer(6667), b"Your data was 5 bytes"));
     stack.deliver(0, datagram(peer(19), b"chargen"));
     let mut decisions = Vec::new();
-    server
+    let _ = server
         .poll(&mut stack, &mut [0u8; 64], at(0), |_, d| decisions.push(*d))
         .unwrap();
     assert_eq!(
@@ -76,11 +105,11 @@ fn server_never_answers_a_byte_count_reply_or_a_reflection_port() {
 #[test]
 fn server_answers_the_true_length_of_a_datagram_larger_than_its_buffer() {
     let mut stack = MockStack::default();
-    let mut config = ResponderConfig::default();
-    config.stack_reports_true_length = true;
-    let mut server = Server::bind(&mut stack, 6666, config).unwrap();
+    let mut server = Server::bind(&mut stack, 6666, ResponderConfig::default())
+        .unwrap()
+        .with_caps(MOCK_CAPS);
     stack.deliver(0, datagram(peer(40000), &[1u8; 1000]));
-    server
+    let _ = server
         .poll(&mut stack, &mut [0u8; 16], at(0), |d, _| {
             assert_eq!((d.len, d.head.len()), (1000, 16))
         })
@@ -94,16 +123,22 @@ fn server_drops_what_a_length_hiding_stack_may_have_cut() {
         reports_true_length: false,
         ..MockStack::default()
     };
-    let mut server = Server::bind(&mut stack, 6666, ResponderConfig::default()).unwrap();
+    let caps = StackCaps {
+        true_lengths: false,
+        ..MOCK_CAPS
+    };
+    let mut server = Server::bind(&mut stack, 6666, ResponderConfig::default())
+        .unwrap()
+        .with_caps(caps);
     stack.deliver(0, datagram(peer(40000), &[1u8; 1000]));
     stack.deliver(0, Incoming::Error(MockError::Truncated));
     stack.deliver(0, datagram(peer(40000), &[1u8; 15]));
-    server
+    let _ = server
         .poll(&mut stack, &mut [0u8; 16], at(0), |_, _| {})
         .unwrap();
     assert_eq!(stack.sent.len(), 1);
     assert_eq!(stack.sent[0].bytes, b"Your data was 15 bytes");
-    assert_eq!(server.counters().cut, 2);
+    assert_eq!(server.counters().dropped_for(DropReason::Cut), 2);
     assert_eq!(server.counters().received, 3);
 }
 
@@ -117,12 +152,12 @@ fn server_handles_a_bounded_batch_per_call() {
     let mut buf = [0u8; 64];
     assert_eq!(
         server.poll(&mut stack, &mut buf, at(3), |_, _| {}).unwrap(),
-        Wake::at(at(3))
+        Wake::Now
     );
     assert_eq!(stack.sent.len(), BATCH);
     assert_eq!(
         server.poll(&mut stack, &mut buf, at(3), |_, _| {}).unwrap(),
-        Wake::on_datagram()
+        Wake::OnDatagram
     );
     assert_eq!(stack.sent.len(), BATCH + 8);
 }
@@ -138,7 +173,7 @@ fn server_counts_a_reply_the_stack_could_not_take_and_goes_on() {
     for _ in 0..3 {
         stack.deliver(0, datagram(peer(40000), b"abc"));
     }
-    server
+    let _ = server
         .poll(&mut stack, &mut [0u8; 64], at(0), |_, _| {})
         .unwrap();
     assert_eq!(server.counters().send_failed, 2);
@@ -164,7 +199,7 @@ fn listener_hands_datagrams_over_and_never_replies() {
     stack.deliver(0, datagram(peer(40000), b"hello all"));
     stack.deliver(0, datagram(peer(40001), &[0xc3, 0x28]));
     let mut got = Vec::new();
-    listener
+    let _ = listener
         .poll(&mut stack, &mut [0u8; 64], at(0), |d| {
             got.push((d.from, d.head.to_vec()))
         })
@@ -200,12 +235,14 @@ fn broadcaster_sends_to_the_broadcast_address_and_rejects_oversize() {
 fn discovery_lists_each_server_once_until_the_deadline() {
     let mut stack = MockStack::default();
     let to: SocketAddr = "255.255.255.255:6666".parse().unwrap();
-    let mut d: Discovery<_, 2> = Discovery::start(&mut stack, 0, to, b"ping", ms(1000)).unwrap();
-    let mut announced = Vec::new();
-    let poll = d
-        .poll(&mut stack, b"ping", at(0), |f| announced.push(*f))
-        .unwrap();
-    assert_eq!(poll, Poll::Pending(Wake::at(at(1000))));
+    let mut d: Discovery<'_, _, 2> = Discovery::start(&mut stack, 0, to, b"ping", ms(1000)).unwrap();
+    assert_eq!(
+        drive(&mut d, &mut stack, at(0)),
+        [
+            DiscoveryEvent::Sent(at(0)),
+            DiscoveryEvent::Wait(Wake::At(at(1000)))
+        ]
+    );
     assert_eq!(stack.sent[0].to, to);
     let (a, b, c) = (
         peer(6666),
@@ -216,34 +253,24 @@ fn discovery_lists_each_server_once_until_the_deadline() {
     stack.deliver(0, datagram(a, &reply(4)));
     stack.deliver(0, datagram(b, &reply(5)));
     stack.deliver(0, datagram(b, b"not a reply"));
-    assert!(matches!(
-        d.poll(&mut stack, b"ping", at(12), |f| announced.push(*f))
-            .unwrap(),
-        Poll::Pending(_)
-    ));
+    let mut announced = found_in(&drive(&mut d, &mut stack, at(12)));
     stack.deliver(0, datagram(b, &reply(4)));
     stack.deliver(0, datagram(c, &reply(4)));
-    let found: Vec<Found> = match d
-        .poll(&mut stack, b"ping", at(1000), |f| announced.push(*f))
-        .unwrap()
-    {
-        Poll::Ready(found) => found.to_vec(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(
-        found,
-        [
-            Found {
-                addr: a,
-                rtt: ms(12)
-            },
-            Found {
-                addr: b,
-                rtt: ms(1000)
-            }
-        ]
-    );
-    assert_eq!(announced, found);
+    let last = drive(&mut d, &mut stack, at(1000));
+    assert_eq!(last.last(), Some(&DiscoveryEvent::Done));
+    announced.extend(found_in(&last));
+    let expected = [
+        Found {
+            addr: a,
+            rtt: ms(12),
+        },
+        Found {
+            addr: b,
+            rtt: ms(1000),
+        },
+    ];
+    assert_eq!(d.found(), expected);
+    assert_eq!(announced, expected);
     assert_eq!(d.overflow(), 1, "a third server does not fit a list of 2");
     assert_eq!(d.ignored(), 2, "the wrong count and the garbage");
     assert_eq!(stack.sent.len(), 1, "discovery sends exactly one request");
@@ -253,13 +280,12 @@ fn discovery_lists_each_server_once_until_the_deadline() {
 fn discovery_reads_answers_only_after_the_send_call_so_rtt_is_measured() {
     let mut stack = MockStack::default();
     let to: SocketAddr = "255.255.255.255:6666".parse().unwrap();
-    let mut d: Discovery<_, 4> = Discovery::start(&mut stack, 0, to, b"ab", ms(500)).unwrap();
+    let mut d: Discovery<'_, _, 4> = Discovery::start(&mut stack, 0, to, b"ab", ms(500)).unwrap();
     // An answer already waiting when the request goes out (a very fast server).
     stack.deliver(0, datagram(peer(6666), &reply(2)));
-    let first = d.poll(&mut stack, b"ab", at(10), |_| {}).unwrap();
-    assert_eq!(first, Poll::Pending(Wake::at(at(510))));
+    assert_eq!(d.poll(&mut stack, at(10)).unwrap(), DiscoveryEvent::Sent(at(10)));
     assert!(d.found().is_empty());
-    d.poll(&mut stack, b"ab", at(13), |_| {}).unwrap();
+    let _ = drive(&mut d, &mut stack, at(13));
     assert_eq!(
         d.found(),
         [Found {
@@ -267,4 +293,31 @@ fn discovery_reads_answers_only_after_the_send_call_so_rtt_is_measured() {
             rtt: ms(3)
         }]
     );
+}
+
+#[test]
+fn discovery_whose_send_stays_blocked_ends_one_window_after_it_began() {
+    let mut stack = MockStack {
+        blocked_after_script: true,
+        ..MockStack::default()
+    };
+    let to: SocketAddr = "255.255.255.255:6666".parse().unwrap();
+    let mut d: Discovery<'_, _, 4> = Discovery::start(&mut stack, 0, to, b"ab", ms(500)).unwrap();
+    let mut now = at(0);
+    let mut wakes = 0;
+    loop {
+        match d.poll(&mut stack, now).unwrap() {
+            DiscoveryEvent::Wait(wake) => {
+                wakes += 1;
+                let next = wake.deadline(now).unwrap();
+                assert!(next > now, "no spin");
+                now = next;
+            }
+            DiscoveryEvent::Done => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(now, at(500));
+    assert_eq!(d.sent_at(), None);
+    assert!(wakes < 15, "{wakes} wake-ups: pauses double");
 }

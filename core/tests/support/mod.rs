@@ -6,9 +6,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use udp_echo_core::driver::Poll;
 use udp_echo_core::exchange::Outcome;
-use udp_echo_core::{Client, Instant, RetryPolicy, StackError, StackErrorKind};
+use udp_echo_core::{Client, ClientEvent, Instant, RetryPolicy, StackCaps, StackErrorKind, Wake};
 
 /// Errors the mock can be told to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +18,14 @@ pub enum MockError {
     NoSuchSocket,
 }
 
-impl StackError for MockError {
-    fn kind(&self) -> StackErrorKind {
-        match self {
-            MockError::Refused => StackErrorKind::Refused,
-            MockError::Truncated => StackErrorKind::Truncated,
-            _ => StackErrorKind::Other,
-        }
-    }
-}
+/// What the mock's errors mean, as a stack's author would write it for the drivers.
+pub const MOCK_CAPS: StackCaps<MockError> = StackCaps::PLAIN
+    .with_true_lengths()
+    .with_classifier(|e| match e {
+        MockError::Refused => StackErrorKind::Refused,
+        MockError::Truncated => StackErrorKind::Truncated,
+        _ => StackErrorKind::Other,
+    });
 
 /// What a socket will hand out on its next receives.
 #[derive(Debug, Clone)]
@@ -58,6 +56,9 @@ pub struct MockStack {
     pub sent: Vec<Sent>,
     /// Answers for the next sends on any socket, in order: `Ok` sends, `Err` fails.
     pub send_script: VecDeque<nb::Result<(), MockError>>,
+    /// Once the script is used up, every send says `WouldBlock` (a stack whose buffer
+    /// never drains, or smoltcp waiting for ARP).
+    pub blocked_after_script: bool,
     /// Report a datagram's true length even when larger than the buffer.
     pub reports_true_length: bool,
     pub next_port: u16,
@@ -69,6 +70,7 @@ impl Default for MockStack {
             sockets: Vec::new(),
             sent: Vec::new(),
             send_script: VecDeque::new(),
+            blocked_after_script: false,
             reports_true_length: true,
             next_port: 50_000,
         }
@@ -97,8 +99,10 @@ impl MockStack {
         bytes: &[u8],
     ) -> nb::Result<(), MockError> {
         self.state(s)?;
-        if let Some(answer) = self.send_script.pop_front() {
-            answer?;
+        match self.send_script.pop_front() {
+            Some(answer) => answer?,
+            None if self.blocked_after_script => return Err(nb::Error::WouldBlock),
+            None => {}
         }
         self.sent.push(Sent {
             socket: s.0,
@@ -213,11 +217,15 @@ pub fn refused(after_ms: u64) -> Scheduled {
 #[derive(Debug)]
 pub struct Run {
     pub outcome: Outcome,
-    /// When each request was sent, in ms.
+    /// When each request went out, in ms (from the driver's `Sent` events, checked
+    /// against what the stack saw).
     pub sends_ms: Vec<u64>,
+    /// When a send was refused with `WouldBlock`, in ms.
+    pub blocked_ms: Vec<u64>,
     /// When the outcome was reached, in ms.
     pub ended_ms: u64,
-    pub polls: usize,
+    /// How many times the driver asked to sleep.
+    pub waits: usize,
     pub stack: MockStack,
 }
 
@@ -232,38 +240,47 @@ pub fn run_client(
     mut peer: impl FnMut(u32) -> Vec<Scheduled>,
 ) -> Run {
     let mut now = at(0);
-    let mut client = Client::connect(&mut stack, server()).unwrap();
-    let mut ex = client.start(&policy, request, now).unwrap().with_seed(seed);
+    let mut client = Client::connect(&mut stack, server())
+        .unwrap()
+        .with_caps(MOCK_CAPS);
+    let mut req = client.start(&policy, request).unwrap().with_seed(seed);
     let mut pending: Vec<(Instant, Incoming)> = Vec::new();
-    let mut sends_ms = Vec::new();
-    let mut polls = 0;
-    loop {
-        polls += 1;
-        assert!(polls < 1000, "the driver keeps asking to be polled: a spin");
+    let (mut sends_ms, mut blocked_ms, mut waits) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..100_000 {
         let sent_before = stack.sent.len();
-        let result = client.poll(&mut stack, &mut ex, request, now).unwrap();
-        for _ in sent_before..stack.sent.len() {
-            sends_ms.push(now.as_millis());
-            let k = sends_ms.len() as u32;
-            pending.extend(peer(k).into_iter().map(|s| (now + s.after, s.incoming)));
-        }
-        match result {
-            Poll::Ready(outcome) => {
+        let event = client.poll(&mut stack, &mut req, now).unwrap();
+        assert_eq!(
+            stack.sent.len() - sent_before,
+            usize::from(matches!(event, ClientEvent::Sent { .. })),
+            "a datagram goes out exactly when the driver says Sent"
+        );
+        match event {
+            ClientEvent::Sent { attempt, at } => {
+                assert_eq!(at, now);
+                sends_ms.push(now.as_millis());
+                assert_eq!(attempt as usize, sends_ms.len());
+                pending.extend(peer(attempt).into_iter().map(|s| (now + s.after, s.incoming)));
+            }
+            ClientEvent::SendBlocked => blocked_ms.push(now.as_millis()),
+            ClientEvent::Ignored { .. } | ClientEvent::Refused => {}
+            ClientEvent::Done(outcome) => {
                 return Run {
                     outcome,
                     sends_ms,
+                    blocked_ms,
                     ended_ms: now.as_millis(),
-                    polls,
+                    waits,
                     stack,
                 };
             }
-            Poll::Pending(wake) => {
+            ClientEvent::Wait(wake) => {
+                waits += 1;
                 let next_event = pending.iter().map(|(t, _)| *t).min();
-                let next = match (wake.at, next_event) {
-                    (Some(a), Some(b)) => a.min(b),
-                    (a, b) => a.or(b).expect("waiting forever with nothing scheduled"),
-                };
-                assert!(next >= now);
+                let next = wake
+                    .min(Wake::from(next_event))
+                    .deadline(now)
+                    .expect("waiting forever with nothing scheduled");
+                assert!(next > now, "a wait that does not advance time is a spin");
                 now = next;
                 pending.sort_by_key(|(t, _)| *t);
                 while pending.first().is_some_and(|(t, _)| *t <= now) {
@@ -273,4 +290,5 @@ pub fn run_client(
             }
         }
     }
+    panic!("the driver never finished: a spin");
 }
