@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What does going through the core cost the server? Compares `udp-echo serve --quiet` (the
 # core's Server driver, Responder guards, StdStack adapter, poll(2) loop, presenter) with
-# host/examples/plain_echo.rs (a blocking std recv_from/send_to loop that only borrows the
+# host/cli/examples/plain_echo.rs (a blocking std recv_from/send_to loop that only borrows the
 # core's reply formatting), both loaded by `udp-echo bench` on 127.0.0.1.
 #
 #   scripts/bench.sh [--duration 3s] [--window 64] [--keep]
@@ -121,7 +121,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/udp-echo-bench.XXXXXX")
 
 # --- build -----------------------------------------------------------------------------
 echo "bench: building release (udp-echo, example plain_echo) in $target_dir" >&2
-CARGO_TARGET_DIR=$target_dir cargo build --release --quiet -p udp-echo-host \
+CARGO_TARGET_DIR=$target_dir cargo build --release --quiet -p udp-echo \
     --bin udp-echo --example plain_echo
 udp_echo=$target_dir/release/udp-echo
 plain_echo=$target_dir/release/examples/plain_echo

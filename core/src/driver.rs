@@ -528,8 +528,7 @@ where
                 },
             };
             let head = &buf[..len.min(buf.len())];
-            let maybe_cut =
-                !self.caps.true_lengths && len >= buf.len() && buf.len() < MAX_DATAGRAM;
+            let maybe_cut = !self.caps.true_lengths && len >= buf.len() && buf.len() < MAX_DATAGRAM;
             let decision = if maybe_cut {
                 self.responder.cut()
             } else {
@@ -957,8 +956,8 @@ where
         len: usize,
     ) -> Option<DiscoveryEvent> {
         let from = wire::canonical(from);
-        let valid = len <= MAX_REPLY_LEN
-            && wire::parse_reply(&buf[..len]) == Ok(self.request.len() as u16);
+        let valid =
+            len <= MAX_REPLY_LEN && wire::parse_reply(&buf[..len]) == Ok(self.request.len() as u16);
         if !valid {
             self.ignored += 1;
             return Some(DiscoveryEvent::Ignored { from: Some(from) });

@@ -328,7 +328,10 @@ mod tests {
     fn a_datagram_of_unknown_length_is_dropped_and_counted_as_cut() {
         let mut r = Responder::new(ResponderConfig::permissive());
         assert_eq!(r.cut(), Decision::Drop(DropReason::Cut));
-        assert_eq!(r.handle(NOW, from(40000), 65536, &[0u8; 16]), Decision::Drop(DropReason::Cut));
+        assert_eq!(
+            r.handle(NOW, from(40000), 65536, &[0u8; 16]),
+            Decision::Drop(DropReason::Cut)
+        );
         assert_eq!(r.counters().dropped_for(DropReason::Cut), 2);
         assert_eq!(r.counters().received, 2);
     }
@@ -376,7 +379,10 @@ mod tests {
                 "port {port}"
             );
         }
-        assert_eq!(r.counters().dropped_for(DropReason::ReflectionPort), REFLECTION_PORTS.len() as u64);
+        assert_eq!(
+            r.counters().dropped_for(DropReason::ReflectionPort),
+            REFLECTION_PORTS.len() as u64
+        );
         assert_eq!(
             reply_text(r.handle(NOW, from(6666), 3, b"abc")),
             "Your data was 3 bytes"
@@ -449,6 +455,9 @@ mod tests {
             3,
             "refill caps at the burst"
         );
-        assert_eq!(r.counters().dropped_for(DropReason::RateLimited), 2 + 5 + 4 + 2);
+        assert_eq!(
+            r.counters().dropped_for(DropReason::RateLimited),
+            2 + 5 + 4 + 2
+        );
     }
 }

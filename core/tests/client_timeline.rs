@@ -211,9 +211,10 @@ fn send_refused_by_a_pending_icmp_error_is_retried_at_once() {
 #[test]
 fn a_stack_that_always_refuses_sends_pauses_instead_of_spinning() {
     let mut stack = MockStack::default();
-    stack
-        .send_script
-        .extend(std::iter::repeat_n(Err(nb::Error::Other(MockError::Refused)), 10_000));
+    stack.send_script.extend(std::iter::repeat_n(
+        Err(nb::Error::Other(MockError::Refused)),
+        10_000,
+    ));
     let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
     assert!(run.sends_ms.is_empty());
     assert_eq!(run.ended_ms, 3100);
@@ -267,7 +268,10 @@ fn send_blocked_on_attempt_3_only_skips_that_slot_and_keeps_the_rest() {
         .send_script
         .extend(std::iter::repeat_n(Err(nb::Error::WouldBlock), 9));
     let run = run_client(RetryPolicy::default(), b"hi", 1, stack, silent);
-    assert_eq!(run.blocked_ms, [300, 301, 303, 307, 315, 331, 363, 427, 555]);
+    assert_eq!(
+        run.blocked_ms,
+        [300, 301, 303, 307, 315, 331, 363, 427, 555]
+    );
     assert_eq!(run.sends_ms, [0, 100, 700, 1500]);
     assert_eq!(run.ended_ms, 3100);
     let g = gave_up(&run);
@@ -394,9 +398,7 @@ fn request_larger_than_one_datagram_is_refused_before_sending() {
     let client = Client::connect(&mut stack, server()).unwrap();
     let big = vec![0u8; 65_508];
     assert_eq!(
-        client
-            .start(&RetryPolicy::default(), &big)
-            .unwrap_err(),
+        client.start(&RetryPolicy::default(), &big).unwrap_err(),
         ClientError::Exchange(ExchangeError::RequestTooLarge {
             len: 65_508,
             max: 65_507

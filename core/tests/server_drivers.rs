@@ -235,7 +235,8 @@ fn broadcaster_sends_to_the_broadcast_address_and_rejects_oversize() {
 fn discovery_lists_each_server_once_until_the_deadline() {
     let mut stack = MockStack::default();
     let to: SocketAddr = "255.255.255.255:6666".parse().unwrap();
-    let mut d: Discovery<'_, _, 2> = Discovery::start(&mut stack, 0, to, b"ping", ms(1000)).unwrap();
+    let mut d: Discovery<'_, _, 2> =
+        Discovery::start(&mut stack, 0, to, b"ping", ms(1000)).unwrap();
     assert_eq!(
         drive(&mut d, &mut stack, at(0)),
         [
@@ -283,7 +284,10 @@ fn discovery_reads_answers_only_after_the_send_call_so_rtt_is_measured() {
     let mut d: Discovery<'_, _, 4> = Discovery::start(&mut stack, 0, to, b"ab", ms(500)).unwrap();
     // An answer already waiting when the request goes out (a very fast server).
     stack.deliver(0, datagram(peer(6666), &reply(2)));
-    assert_eq!(d.poll(&mut stack, at(10)).unwrap(), DiscoveryEvent::Sent(at(10)));
+    assert_eq!(
+        d.poll(&mut stack, at(10)).unwrap(),
+        DiscoveryEvent::Sent(at(10))
+    );
     assert!(d.found().is_empty());
     let _ = drive(&mut d, &mut stack, at(13));
     assert_eq!(

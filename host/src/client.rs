@@ -1,21 +1,18 @@
-//! One request/reply exchange over host sockets: the core's [`Client`] and [`Exchange`],
-//! with the shell's only job, waiting, done by `poll(2)`.
+//! One request/reply exchange over host sockets: the core's [`Client`], with the shell's
+//! only job, waiting, done by `poll(2)`.
 //!
 //! Each call opens a fresh connected socket (a new ephemeral port), so a late reply to an
 //! earlier exchange can never be taken for this one's.
-//!
-//! [`Exchange`]: udp_echo_core::Exchange
 
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use udp_echo_core::driver::{ClientError, Poll};
 use udp_echo_core::exchange::Ignored;
-use udp_echo_core::{Client, Outcome, RetryPolicy};
+use udp_echo_core::{Client, ClientError, ClientEvent, Outcome, RetryPolicy};
 
 use crate::clock::Clock;
-use crate::stack::{StdError, StdStack};
+use crate::stack::{CAPS, StdError, StdStack};
 
 /// How an exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,32 +23,40 @@ pub enum Ended {
     Interrupted,
 }
 
-/// The result of [`exchange`]: how it ended and what was ignored on the way.
+/// The result of [`exchange`]: how it ended and what happened on the way.
 #[derive(Debug, Clone, Copy)]
 pub struct Report {
     /// How it ended.
     pub ended: Ended,
+    /// Requests that went out (also when interrupted).
+    pub sent: u32,
     /// Datagrams and ICMP reports the exchange ignored (foreign, malformed, stale, refused).
     pub ignored: Ignored,
 }
 
 /// Asks `server` for the byte count of `request` on the retry schedule `policy`.
 ///
-/// `on_send(attempt, since_start)` hears of every send, the first included. The wait
-/// between calls is a `poll(2)` on the socket (and on `interrupt`, if given) with the
-/// driver's deadline as timeout: no spinning, almost no CPU.
+/// `on_event(event, since_start)` hears every step of the core's client but the waits
+/// and the end (which the report carries): sends, blocked sends, ignored datagrams,
+/// ICMP reports. Between steps the thread sleeps in `poll(2)` on the socket (and on
+/// `interrupt`, if given) until the driver's deadline: no spinning, almost no CPU.
+///
+/// # Errors
+///
+/// The core's [`ClientError`]: a request too large or a policy that cannot work, or a
+/// socket that fails.
 pub fn exchange(
     stack: &mut StdStack,
     server: SocketAddr,
     request: &[u8],
     policy: &RetryPolicy,
     interrupt: Option<BorrowedFd<'_>>,
-    mut on_send: impl FnMut(u32, Duration),
+    mut on_event: impl FnMut(&ClientEvent, Duration),
 ) -> Result<Report, ClientError<StdError>> {
     let clock = Clock::new();
-    let mut client = Client::connect(stack, server)?;
-    let mut ex = match client.start(policy, request, clock.now()) {
-        Ok(ex) => ex,
+    let mut client = Client::connect(stack, server)?.with_caps(CAPS);
+    let mut req = match client.start(policy, request) {
+        Ok(req) => req,
         Err(e) => {
             let _ = client.close(stack);
             return Err(e);
@@ -59,26 +64,26 @@ pub fn exchange(
     };
     let started = clock.now();
     let result = loop {
-        let before = ex.attempts();
         let now = clock.now();
-        let polled = client.poll(stack, &mut ex, request, now);
-        for attempt in before + 1..=ex.attempts() {
-            on_send(attempt, now - started);
-        }
-        match polled {
+        match client.poll(stack, &mut req, now) {
             Err(e) => break Err(e),
-            Ok(Poll::Ready(outcome)) => break Ok(Ended::Done(outcome)),
-            Ok(Poll::Pending(wake)) => {
-                let timeout = wake.timeout(clock.now());
-                match stack.wait_readable_or(client.socket(), interrupt, timeout) {
+            Ok(ClientEvent::Done(outcome)) => break Ok(Ended::Done(outcome)),
+            Ok(ClientEvent::Wait(wake)) => {
+                let deadline = wake.deadline(now).map(|at| clock.to_std(at));
+                match stack.wait_readable_or(client.socket(), interrupt, deadline) {
                     Ok(ready) if ready.other => break Ok(Ended::Interrupted),
                     Ok(_) => {}
                     Err(e) => break Err(ClientError::Stack(e.into())),
                 }
             }
+            Ok(event) => on_event(&event, now - started),
         }
     };
-    let ignored = ex.ignored();
+    let (sent, ignored) = (req.exchange().attempts(), req.exchange().ignored());
     let _ = client.close(stack);
-    result.map(|ended| Report { ended, ignored })
+    result.map(|ended| Report {
+        ended,
+        sent,
+        ignored,
+    })
 }

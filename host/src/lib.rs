@@ -1,22 +1,37 @@
-//! Host side of udp-echo: the core's protocol over std sockets, and the `udp-echo` CLI.
+//! udp-echo on std sockets: the core's protocol over the host's UDP sockets, and the
+//! loops that wait for it in `poll(2)`. A library; the `udp-echo` CLI is the `udp-echo`
+//! package beside it.
 //!
-//! Everything a user meets goes through the core ([`udp_echo_core`]): this crate adds
-//! sockets, waiting and presentation, never its own copy of the protocol.
+//! Everything goes through the core ([`udp_echo_core`]): this crate adds sockets and
+//! waiting, never its own copy of the protocol.
 //!
-//! - [`stack`]: an `embedded-nal` UDP stack over non-blocking host sockets, with the
-//!   readiness wait the shells sleep in;
+//! - [`stack`]: an `embedded-nal` UDP stack over non-blocking host sockets ([`StdStack`],
+//!   with [`stack::CAPS`] for the drivers), with the readiness wait the shells sleep in;
 //! - [`clock`]: monotonic time as the core's [`udp_echo_core::Instant`];
-//! - [`client`]: one request/reply exchange (the core's `Client` + `Exchange`), waiting
-//!   in `poll(2)`;
+//! - [`client`]: one request/reply exchange (the core's `Client`), waiting in `poll(2)`;
 //! - [`server`]: the server and listener loops (the core's `Server` and `Listener`);
-//! - [`shutdown`]: SIGINT/SIGTERM as a flag and a file descriptor the loops wait on;
-//! - [`payload`]: showing opaque payload bytes safely on one line.
+//! - [`shutdown`]: SIGINT/SIGTERM as a flag and a file descriptor the loops wait on.
+//!
+//! ```no_run
+//! use udp_echo_core::{Outcome, RetryPolicy};
+//! use udp_echo_host::{StdStack, client};
+//!
+//! let mut stack = StdStack::new();
+//! let server = "127.0.0.1:6666".parse().unwrap();
+//! let report = client::exchange(&mut stack, server, b"hello", &RetryPolicy::default(), None, |_, _| {})?;
+//! if let client::Ended::Done(Outcome::Reply(reply)) = report.ended {
+//!     println!("{} bytes, rtt {:?}", reply.count, reply.rtt);
+//! }
+//! # Ok::<(), udp_echo_core::ClientError<udp_echo_host::stack::StdError>>(())
+//! ```
 
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod clock;
-pub mod payload;
 pub mod server;
 pub mod shutdown;
 pub mod stack;
+
+pub use clock::Clock;
+pub use stack::{StdError, StdSocket, StdStack};

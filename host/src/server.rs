@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use udp_echo_core::driver::{Received, ServerError};
-use udp_echo_core::wire::MAX_DATAGRAM;
-use udp_echo_core::{Decision, Instant, Listener, Server, Wake};
+use udp_echo_core::{Decision, Instant, Listener, Received, Server, ServerError, Wake};
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
@@ -19,8 +17,9 @@ use crate::stack::{StdError, StdSocket, StdStack};
 /// The longest a loop sleeps before it checks [`Observer::stop`] again.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 
-/// A receive buffer this long never cuts a datagram (one more than any UDP payload).
-pub const RECV_BUFFER: usize = MAX_DATAGRAM + 1;
+/// The receive buffer: the stack reports true lengths (see [`crate::stack::CAPS`]), so
+/// only a datagram's head is kept, enough to print a line and to spot a reply-shaped one.
+pub const RECV_BUFFER: usize = 2048;
 
 /// What a loop tells about the datagrams it handles; the shell's presentation.
 pub trait Observer {
@@ -29,9 +28,9 @@ pub trait Observer {
     fn datagram(&mut self, received: &Received<'_>, decision: Option<&Decision>);
 
     /// Called after every turn of the loop; returns when it wants to be called again at
-    /// the latest (`None`: no need).
-    fn tick(&mut self, _now: Instant) -> Option<Instant> {
-        None
+    /// the latest.
+    fn tick(&mut self, _now: Instant) -> Wake {
+        Wake::OnDatagram
     }
 
     /// Whether the loop should end (checked every turn, and at least every [`MAX_WAIT`]).
@@ -128,13 +127,19 @@ fn run(
             return Ok(stopped);
         }
         let now = clock.now();
-        let wake = driver.turn(stack, &mut buf, now, observer)?;
-        let timeout = next_timeout(clock, wake.at, observer.tick(now));
-        if timeout.is_zero() {
+        let wake = driver
+            .turn(stack, &mut buf, now, observer)?
+            .min(observer.tick(now))
+            .min(Wake::At(now + MAX_WAIT));
+        let Some(at) = wake.deadline(now).filter(|at| *at > now) else {
             continue;
-        }
+        };
         stack
-            .wait_readable_or(driver.socket(), shutdown.map(Shutdown::fd), Some(timeout))
+            .wait_readable_or(
+                driver.socket(),
+                shutdown.map(Shutdown::fd),
+                Some(clock.to_std(at)),
+            )
             .map_err(|e| ServerError::Stack(e.into()))?;
     }
 }
@@ -147,14 +152,4 @@ fn should_stop(shutdown: Option<&Shutdown>, observer: &impl Observer) -> Option<
     } else {
         None
     }
-}
-
-/// The sleep until the earlier of the driver's and the observer's deadlines, capped.
-fn next_timeout(clock: &Clock, driver: Option<Instant>, observer: Option<Instant>) -> Duration {
-    let now = clock.now();
-    [driver, observer]
-        .into_iter()
-        .flatten()
-        .map(|at| at - now)
-        .fold(MAX_WAIT, Duration::min)
 }

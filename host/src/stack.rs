@@ -9,7 +9,8 @@
 //! contract:
 //! - [`receive`](UdpClientStack::receive) returns a datagram's **true length** even when
 //!   it did not fit the buffer (`MSG_TRUNC`; Linux semantics);
-//! - [`StdError::kind`] tells an ICMP port unreachable (`ECONNREFUSED`) from other errors;
+//! - [`CAPS`] tells the core's drivers so, and that `ECONNREFUSED` is an ICMP "port
+//!   unreachable";
 //! - the bind address, `SO_BROADCAST`, `SO_REUSEADDR`, `SO_REUSEPORT` and `SO_RCVBUF` are
 //!   configurable.
 //!
@@ -23,14 +24,22 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use embedded_nal::{UdpClientStack, UdpFullStack};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use udp_echo_core::{StackError, StackErrorKind};
+use udp_echo_core::embedded_nal;
+use udp_echo_core::wire::canonical;
+use udp_echo_core::{StackCaps, StackErrorKind, nb};
+
+/// What the core's drivers may assume of [`StdStack`]: true lengths (`MSG_TRUNC`), and
+/// `ECONNREFUSED` is an ICMP "port unreachable".
+pub const CAPS: StackCaps<StdError> = StackCaps::PLAIN
+    .with_true_lengths()
+    .with_classifier(|e| udp_echo_core::stack::classify_io_error(&e.0));
 
 /// A UDP stack over host sockets; its fields are the options applied to every socket it
 /// opens. Build with [`StdStack::new`] and the `with_*` methods.
@@ -87,27 +96,31 @@ impl StdStack {
 
     /// Sleep until `socket` is readable (a datagram or a pending error such as
     /// `ECONNREFUSED` is waiting, so [`receive`](UdpClientStack::receive) will not say
-    /// `WouldBlock`) or `timeout` passes; `None` waits forever. Returns whether it is
+    /// `WouldBlock`) or `deadline` passes; `None` waits forever. Returns whether it is
     /// readable. Signals do not cut the wait short.
     ///
-    /// Fails if the socket has not been connected, bound or sent from yet.
-    pub fn wait_readable(&self, socket: &StdSocket, timeout: Option<Duration>) -> io::Result<bool> {
-        self.wait_readable_or(socket, None, timeout)
+    /// # Errors
+    ///
+    /// If the socket has not been connected, bound or sent from yet, or `poll(2)` fails.
+    pub fn wait_readable(&self, socket: &StdSocket, deadline: Option<Instant>) -> io::Result<bool> {
+        self.wait_readable_or(socket, None, deadline)
             .map(|w| w.socket)
     }
 
     /// Like [`wait_readable`](Self::wait_readable), but also wakes when `other` becomes
     /// readable, e.g. the read end of a self-pipe that a signal handler writes to, so a
     /// shell can stop at once on SIGINT without polling a flag.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_readable`](Self::wait_readable).
     pub fn wait_readable_or(
         &self,
         socket: &StdSocket,
         other: Option<BorrowedFd<'_>>,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> io::Result<Readiness> {
         let fd = socket.get()?.as_fd();
-        // An unrepresentable deadline is as good as none.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             // ppoll takes nanoseconds: a sub-millisecond wait does not round down to a
             // zero timeout that would make the caller spin.
@@ -250,13 +263,11 @@ impl std::error::Error for StdError {
     }
 }
 
-impl StackError for StdError {
-    fn kind(&self) -> StackErrorKind {
-        // Never `Truncated`: `receive` always knows the true length.
-        match self.0.kind() {
-            io::ErrorKind::ConnectionRefused => StackErrorKind::Refused,
-            _ => StackErrorKind::Other,
-        }
+impl StdError {
+    /// What the core makes of this error (see [`CAPS`]); never `Truncated`: `receive`
+    /// always knows the true length.
+    pub fn kind(&self) -> StackErrorKind {
+        CAPS.kind(self)
     }
 }
 
@@ -277,18 +288,6 @@ fn nb_error(e: io::Error) -> nb::Error<StdError> {
 /// An error a retry cannot cure.
 fn fatal(e: io::Error) -> nb::Error<StdError> {
     nb::Error::Other(StdError(e))
-}
-
-/// A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`; the core sees `a.b.c.d`
-/// (and Linux accepts it back as a `send_to` destination on that socket).
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
 }
 
 impl UdpClientStack for StdStack {
@@ -328,6 +327,8 @@ impl UdpClientStack for StdStack {
         let from = from
             .and_then(|a| SocketAddr::try_from(a).ok())
             .ok_or_else(|| fatal(io::Error::other("datagram without an IP source")))?;
+        // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`; the core sees
+        // `a.b.c.d` (and Linux accepts it back as a `send_to` destination on that socket).
         Ok((len, canonical(from)))
     }
 

@@ -4,16 +4,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use embedded_nal::{UdpClientStack, UdpFullStack};
 use rustix::time::{ClockId, clock_gettime};
 use socket2::SockRef;
-use udp_echo_core::{StackError, StackErrorKind};
+use udp_echo_core::StackErrorKind;
+use udp_echo_core::embedded_nal::{UdpClientStack, UdpFullStack};
+use udp_echo_core::nb;
 use udp_echo_host::stack::{StdSocket, StdStack};
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 /// Upper bound for anything that should happen "at once" on loopback.
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The deadline `d` from now, as `wait_readable` takes it.
+fn within(d: Duration) -> Option<Instant> {
+    Some(Instant::now() + d)
+}
 
 /// A stack binding `ip`, and a socket bound to an ephemeral port there.
 fn server(ip: IpAddr) -> (StdStack, StdSocket, SocketAddr) {
@@ -34,7 +40,7 @@ fn client(stack: &mut StdStack, remote: SocketAddr) -> StdSocket {
 
 /// Wait for a datagram, then receive it.
 fn recv(stack: &mut StdStack, socket: &mut StdSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
-    assert!(stack.wait_readable(socket, Some(PATIENCE)).unwrap());
+    assert!(stack.wait_readable(socket, within(PATIENCE)).unwrap());
     stack.receive(socket, buf).unwrap()
 }
 
@@ -71,7 +77,7 @@ fn connected_socket_to_closed_port_is_refused() {
     stack.send(&mut client, b"anyone?").unwrap();
 
     // The ICMP port unreachable makes the socket readable with a pending error.
-    assert!(stack.wait_readable(&client, Some(PATIENCE)).unwrap());
+    assert!(stack.wait_readable(&client, within(PATIENCE)).unwrap());
     match stack.receive(&mut client, &mut [0; 16]) {
         Err(nb::Error::Other(e)) => assert_eq!(e.kind(), StackErrorKind::Refused, "{e}"),
         other => panic!("expected Refused, got {other:?}"),
@@ -84,7 +90,7 @@ fn pending_port_unreachable_is_reported_on_next_send_as_refused() {
     let mut stack = StdStack::new();
     let mut client = client(&mut stack, closed);
     stack.send(&mut client, b"anyone?").unwrap();
-    assert!(stack.wait_readable(&client, Some(PATIENCE)).unwrap());
+    assert!(stack.wait_readable(&client, within(PATIENCE)).unwrap());
 
     match stack.send(&mut client, b"still?") {
         Err(nb::Error::Other(e)) => assert_eq!(e.kind(), StackErrorKind::Refused, "{e}"),
@@ -98,7 +104,7 @@ fn wait_readable_times_out_without_datagram() {
     let start = Instant::now();
     assert!(
         !stack
-            .wait_readable(&socket, Some(Duration::from_millis(100)))
+            .wait_readable(&socket, within(Duration::from_millis(100)))
             .unwrap()
     );
     assert!(start.elapsed() >= Duration::from_millis(100));
@@ -108,7 +114,11 @@ fn wait_readable_times_out_without_datagram() {
 fn wait_readable_with_zero_timeout_returns_at_once() {
     let (stack, socket, _) = server(V4);
     let start = Instant::now();
-    assert!(!stack.wait_readable(&socket, Some(Duration::ZERO)).unwrap());
+    assert!(
+        !stack
+            .wait_readable(&socket, within(Duration::ZERO))
+            .unwrap()
+    );
     assert!(start.elapsed() < Duration::from_secs(1));
 }
 
@@ -121,7 +131,7 @@ fn wait_readable_wakes_when_datagram_arrives() {
         peer.send_to(b"wake", addr).unwrap();
     });
     let start = Instant::now();
-    assert!(stack.wait_readable(&socket, Some(PATIENCE)).unwrap());
+    assert!(stack.wait_readable(&socket, within(PATIENCE)).unwrap());
     assert!(start.elapsed() < PATIENCE);
     sender.join().unwrap();
 }
@@ -132,7 +142,7 @@ fn waiting_300_ms_uses_almost_no_cpu() {
     let (cpu, wall) = (thread_cpu_time(), Instant::now());
     assert!(
         !stack
-            .wait_readable(&socket, Some(Duration::from_millis(300)))
+            .wait_readable(&socket, within(Duration::from_millis(300)))
             .unwrap()
     );
     let (cpu, wall) = (thread_cpu_time() - cpu, wall.elapsed());
@@ -258,6 +268,10 @@ fn unopened_socket_is_an_error_not_a_panic() {
         stack.receive(&mut socket, &mut [0; 4]),
         Err(nb::Error::Other(_))
     ));
-    assert!(stack.wait_readable(&socket, Some(Duration::ZERO)).is_err());
+    assert!(
+        stack
+            .wait_readable(&socket, within(Duration::ZERO))
+            .is_err()
+    );
     assert!(socket.local_addr().is_err());
 }

@@ -19,13 +19,14 @@ pub enum MockError {
 }
 
 /// What the mock's errors mean, as a stack's author would write it for the drivers.
-pub const MOCK_CAPS: StackCaps<MockError> = StackCaps::PLAIN
-    .with_true_lengths()
-    .with_classifier(|e| match e {
-        MockError::Refused => StackErrorKind::Refused,
-        MockError::Truncated => StackErrorKind::Truncated,
-        _ => StackErrorKind::Other,
-    });
+pub const MOCK_CAPS: StackCaps<MockError> =
+    StackCaps::PLAIN
+        .with_true_lengths()
+        .with_classifier(|e| match e {
+            MockError::Refused => StackErrorKind::Refused,
+            MockError::Truncated => StackErrorKind::Truncated,
+            _ => StackErrorKind::Other,
+        });
 
 /// What a socket will hand out on its next receives.
 #[derive(Debug, Clone)]
@@ -259,7 +260,11 @@ pub fn run_client(
                 assert_eq!(at, now);
                 sends_ms.push(now.as_millis());
                 assert_eq!(attempt as usize, sends_ms.len());
-                pending.extend(peer(attempt).into_iter().map(|s| (now + s.after, s.incoming)));
+                pending.extend(
+                    peer(attempt)
+                        .into_iter()
+                        .map(|s| (now + s.after, s.incoming)),
+                );
             }
             ClientEvent::SendBlocked => blocked_ms.push(now.as_millis()),
             ClientEvent::Ignored { .. } | ClientEvent::Refused => {}

@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use serde_json::json;
-use udp_echo_core::Outcome;
-use udp_echo_core::exchange::{GaveUp, Replied};
-use udp_echo_core::wire::Reply;
+use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied, Reply};
 use udp_echo_host::client::{self, Ended};
 use udp_echo_host::stack::StdStack;
 
@@ -27,15 +25,15 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
         &request,
         &policy,
         None,
-        |attempt, at| {
-            if json {
-                out.json(
-                    &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
-                                 "bytes": request.len()}),
-                );
-            } else if attempt > 1 {
+        |event, at| match *event {
+            ClientEvent::Sent { attempt, .. } if json => out.json(
+                &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
+                        "bytes": request.len()}),
+            ),
+            ClientEvent::Sent { attempt, .. } if attempt > 1 => {
                 diag!("udp-echo: no reply yet; attempt {attempt} at {}", human(at));
             }
+            _ => {}
         },
     )
     .map_err(|e| client_failure(e, &format!("cannot talk to {}", args.server)))?;
@@ -88,8 +86,12 @@ pub fn gave_up_message(server: SocketAddr, g: &GaveUp) -> String {
     } else {
         ""
     };
+    let unsent = match g.unsent {
+        0 => String::new(),
+        n => format!(" ({n} more could not be sent: the network refused them)"),
+    };
     format!(
-        "no reply from {server} after {} attempt{plural} in {:.2}s{refused}",
+        "no reply from {server} after {} attempt{plural} in {:.2}s{unsent}{refused}",
         g.attempts,
         g.elapsed.as_secs_f64()
     )
@@ -98,5 +100,5 @@ pub fn gave_up_message(server: SocketAddr, g: &GaveUp) -> String {
 /// The give-up as a JSON event.
 pub fn gave_up_json(server: SocketAddr, g: &GaveUp) -> serde_json::Value {
     json!({"event": "gave_up", "server": server.to_string(), "attempts": g.attempts,
-           "elapsed_ms": ms(g.elapsed), "refused": g.refused})
+           "unsent": g.unsent, "elapsed_ms": ms(g.elapsed), "refused": g.refused})
 }

@@ -17,9 +17,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use udp_echo_core::driver::Received;
-use udp_echo_core::{Decision, Instant};
-use udp_echo_host::payload;
+use udp_echo_core::{Decision, Instant, Received, Wake};
+
+use crate::payload;
 use udp_echo_host::server::Observer;
 
 /// Writes one diagnostic line to stderr; errors are ignored (there is nowhere to report them).
@@ -276,14 +276,20 @@ impl Observer for Presenter {
         }
     }
 
-    fn tick(&mut self, now: Instant) -> Option<Instant> {
-        let start = self.window_start?;
+    fn tick(&mut self, now: Instant) -> Wake {
+        let Some(start) = self.window_start else {
+            return Wake::OnDatagram;
+        };
         if now >= start + WINDOW {
             self.roll();
-            return None;
+            return Wake::OnDatagram;
         }
         // Wake at the window's end only if there is something to sum up.
-        (self.in_window > self.shown && !self.quiet).then_some(start + WINDOW)
+        if self.in_window > self.shown && !self.quiet {
+            Wake::At(start + WINDOW)
+        } else {
+            Wake::OnDatagram
+        }
     }
 
     fn stop(&self) -> bool {

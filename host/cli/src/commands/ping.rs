@@ -4,9 +4,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use udp_echo_core::Outcome;
-use udp_echo_core::exchange::max_request;
-use udp_echo_core::wire::Reply;
+use udp_echo_core::wire::max_request;
+use udp_echo_core::{ClientEvent, Outcome, Reply};
 use udp_echo_host::client::{self, Ended};
 use udp_echo_host::stack::StdStack;
 
@@ -92,8 +91,11 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             &request,
             &policy,
             Some(shutdown.fd()),
-            |attempt, at| {
-                if attempt > 1 && !json {
+            |event, at| {
+                if let ClientEvent::Sent { attempt, .. } = *event
+                    && attempt > 1
+                    && !json
+                {
                     diag!(
                         "udp-echo: seq={seq}: no reply yet; attempt {attempt} at {}",
                         human(at)

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use udp_echo_core::Broadcaster;
-use udp_echo_core::driver::BroadcastError;
+use udp_echo_core::{BroadcastError, Broadcaster, nb};
 use udp_echo_host::stack::StdStack;
 
 use super::{broadcast_failure, message_bytes};

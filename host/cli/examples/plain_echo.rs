@@ -8,7 +8,7 @@
 //! ([`Reply::new`]), so both servers speak the same protocol.
 //!
 //! ```text
-//! cargo run --release -p udp-echo-host --example plain_echo -- 127.0.0.1:0
+//! cargo run --release -p udp-echo --example plain_echo -- 127.0.0.1:0
 //! ```
 //!
 //! Binds the address in the first argument (default `127.0.0.1:0`), prints

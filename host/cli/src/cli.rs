@@ -4,7 +4,7 @@
 //! socket error); 2 bad usage or input (clap's own errors use 2 as well).
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -118,7 +118,7 @@ Examples:
 pub struct ServeArgs {
     /// Address to bind (`IP:PORT`, or an IP alone for port 6666); port 0 lets the OS pick
     /// (the `listening on` line shows it).
-    #[arg(long, default_value = "127.0.0.1:6666", value_parser = parse_bind)]
+    #[arg(long, default_value_t = local_server(), value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Print nothing per datagram (the summary at exit still comes).
     #[arg(long, short)]
@@ -175,7 +175,7 @@ pub struct SendArgs {
     /// The message; `-` reads it from stdin (binary is fine); `""` sends an empty datagram.
     pub message: OsString,
     /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
-    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
+    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
     pub server: SocketAddr,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -194,7 +194,7 @@ pub struct PingArgs {
     #[arg(long, default_value_t = 12)]
     pub size: usize,
     /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
-    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
+    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
     pub server: SocketAddr,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -206,7 +206,7 @@ pub struct BroadcastArgs {
     /// The message; `-` reads it from stdin.
     pub message: OsString,
     /// Destination: a broadcast address (SO_BROADCAST is set) or any other.
-    #[arg(long, default_value = "255.255.255.255:6666", value_parser = parse_peer)]
+    #[arg(long, default_value_t = everyone(), value_parser = parse_peer)]
     pub to: SocketAddr,
 }
 
@@ -214,7 +214,7 @@ pub struct BroadcastArgs {
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Address to bind (SO_REUSEADDR is set, so listeners can share the port).
-    #[arg(long, default_value = "0.0.0.0:6666", value_parser = parse_bind)]
+    #[arg(long, default_value_t = all_interfaces(), value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -225,7 +225,7 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
     /// The servers' port.
-    #[arg(long, default_value_t = 6666)]
+    #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Where to send the request (default: 255.255.255.255 at --port).
     #[arg(long, value_parser = parse_peer)]
@@ -239,7 +239,7 @@ pub struct DiscoverArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The server to load (the only destination).
-    #[arg(long, short, default_value = "127.0.0.1:6666", value_parser = parse_peer)]
+    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
     pub server: SocketAddr,
     /// How long to send (at most 60s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -315,7 +315,22 @@ fn init_logging(verbose: u8) {
 }
 
 /// The protocol's port, used when an address comes without one.
-pub const DEFAULT_PORT: u16 = 6666;
+pub use udp_echo_core::DEFAULT_PORT;
+
+/// The default server: this machine only, the protocol's port.
+fn local_server() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))
+}
+
+/// Every IPv4 interface, the protocol's port: where broadcasts arrive.
+fn all_interfaces() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))
+}
+
+/// The limited broadcast address, the protocol's port.
+fn everyone() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::BROADCAST, DEFAULT_PORT))
+}
 
 /// An address to bind: `IP:PORT`, `[IPv6]:PORT`, a bare IP or host name (port 6666), or
 /// `HOST:PORT`. Port 0 lets the OS pick.

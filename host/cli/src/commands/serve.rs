@@ -4,11 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::json;
-use udp_echo_core::responder::Counters;
-use udp_echo_core::{ResponderConfig, Server};
+use udp_echo_core::{Counters, ResponderConfig, Server};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::run_server;
-use udp_echo_host::stack::StdStack;
+use udp_echo_host::stack::{CAPS, StdStack};
 
 use super::{announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ServeArgs};
@@ -22,12 +21,11 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         .with_bind_ip(args.bind.ip())
         .with_reuse_port(args.reuse_port);
     let mut config = ResponderConfig::default();
-    // StdStack reports true lengths (MSG_TRUNC), and the buffer holds any datagram anyway.
-    config.stack_reports_true_length = true;
     config.block_reflection_ports = !args.allow_reflection_ports;
     config.rate_limit = args.rate_limit;
     let mut server = Server::bind(&mut stack, args.bind.port(), config)
-        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?;
+        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?
+        .with_caps(CAPS);
     let mut presenter = announce(server.socket(), json, args.quiet, args.max_lines)?;
     let clock = Clock::new();
     let result = run_server(
@@ -57,31 +55,20 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     }
 }
 
-/// The drop counters by reason: (JSON key, words for people, count).
-fn drop_reasons(c: &Counters) -> [(&'static str, &'static str, u64); 5] {
-    [
-        ("port_zero", "port 0", c.port_zero),
-        ("reflection_port", "reflection port", c.reflection_port),
-        ("loop", "loop", c.loops),
-        ("cut", "cut", c.cut),
-        ("rate_limited", "rate limited", c.rate_limited),
-    ]
-}
-
 fn dropped_json(c: &Counters) -> serde_json::Value {
-    let by_reason: serde_json::Map<String, serde_json::Value> = drop_reasons(c)
-        .iter()
-        .map(|(key, _, n)| ((*key).to_string(), json!(n)))
+    let by_reason: serde_json::Map<String, serde_json::Value> = c
+        .drops()
+        .map(|(why, n)| (why.key().to_string(), json!(n)))
         .collect();
     serde_json::Value::Object(by_reason)
 }
 
 /// `received 12, replied 11, dropped 1 (loop 1), send failed 0`.
 pub fn summary(c: &Counters) -> String {
-    let reasons: Vec<String> = drop_reasons(c)
-        .iter()
-        .filter(|(_, _, n)| *n > 0)
-        .map(|(_, name, n)| format!("{name} {n}"))
+    let reasons: Vec<String> = c
+        .drops()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{} {n}", why.key().replace('_', " ")))
         .collect();
     let detail = if reasons.is_empty() {
         String::new()

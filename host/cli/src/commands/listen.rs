@@ -7,7 +7,7 @@ use serde_json::json;
 use udp_echo_core::Listener;
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::run_listener;
-use udp_echo_host::stack::StdStack;
+use udp_echo_host::stack::{CAPS, StdStack};
 
 use super::{announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ListenArgs};
@@ -21,7 +21,8 @@ pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
         .with_bind_ip(args.bind.ip())
         .with_reuse_addr(true);
     let mut listener = Listener::bind(&mut stack, args.bind.port())
-        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?;
+        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?
+        .with_caps(CAPS);
     let mut presenter = announce(listener.socket(), json, false, args.max_lines)?;
     let clock = Clock::new();
     let result = run_listener(

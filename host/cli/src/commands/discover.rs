@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use serde_json::json;
-use udp_echo_core::Discovery;
-use udp_echo_core::driver::{BroadcastError, Poll};
+use udp_echo_core::{BroadcastError, Discovery, DiscoveryEvent};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::stack::StdStack;
 
@@ -34,25 +33,25 @@ pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
             .map_err(|e| broadcast_failure(e, "cannot open a socket"))?;
     let mut out = Stdout::default();
     let failed = |e: BroadcastError<_>| broadcast_failure(e, &format!("discovery at {to} failed"));
-    let found = loop {
-        let polled = discovery.poll(&mut stack, REQUEST, clock.now(), |f| {
-            if json {
-                out.json(
-                    &json!({"event": "found", "addr": f.addr.to_string(), "rtt_ms": ms(f.rtt)}),
-                );
-            } else {
+    loop {
+        let now = clock.now();
+        match discovery.poll(&mut stack, now).map_err(failed)? {
+            DiscoveryEvent::Found(f) if json => out
+                .json(&json!({"event": "found", "addr": f.addr.to_string(), "rtt_ms": ms(f.rtt)})),
+            DiscoveryEvent::Found(f) => {
                 out.line(format_args!("{} answered in {}", f.addr, human(f.rtt)));
             }
-        });
-        let wake = match polled {
-            Ok(Poll::Ready(found)) => break found.len(),
-            Ok(Poll::Pending(wake)) => wake,
-            Err(e) => return Err(failed(e)),
-        };
-        stack
-            .wait_readable(discovery.socket(), wake.timeout(clock.now()))
-            .map_err(|e| Failure::network(format!("discovery at {to} failed: {e}")))?;
-    };
+            DiscoveryEvent::Wait(wake) => {
+                let deadline = wake.deadline(now).map(|at| clock.to_std(at));
+                stack
+                    .wait_readable(discovery.socket(), deadline)
+                    .map_err(|e| Failure::network(format!("discovery at {to} failed: {e}")))?;
+            }
+            DiscoveryEvent::Done => break,
+            DiscoveryEvent::Sent(_) | DiscoveryEvent::Ignored { .. } => {}
+        }
+    }
+    let found = discovery.found().len();
     let overflow = discovery.overflow();
     let ignored = discovery.ignored();
     let _ = discovery.close(&mut stack);

@@ -13,7 +13,7 @@ pub mod serve;
 use std::io::Read;
 
 use serde_json::json;
-use udp_echo_core::driver::{BroadcastError, ClientError, ServerError};
+use udp_echo_core::{BroadcastError, ClientError, ServerError};
 use udp_echo_host::server::Stopped;
 use udp_echo_host::shutdown::Shutdown;
 use udp_echo_host::stack::{StdError, StdSocket};

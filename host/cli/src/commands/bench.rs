@@ -10,11 +10,10 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use embedded_nal::UdpClientStack;
 use serde_json::json;
-use udp_echo_core::exchange::max_request;
-use udp_echo_core::wire::{self, MAX_REPLY_LEN};
-use udp_echo_core::{StackError, StackErrorKind};
+use udp_echo_core::embedded_nal::UdpClientStack;
+use udp_echo_core::wire::{self, MAX_REPLY_LEN, max_request};
+use udp_echo_core::{StackErrorKind, nb};
 use udp_echo_host::stack::StdStack;
 
 use crate::cli::{BenchArgs, Failure};
@@ -131,9 +130,8 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
             // The kernel refused a send for now: retry shortly instead of spinning.
             until = until.min(now + Duration::from_millis(1));
         }
-        let timeout = until.saturating_duration_since(now);
         stack
-            .wait_readable(&socket, Some(timeout))
+            .wait_readable(&socket, Some(until))
             .map_err(|e| net(&e))?;
     }
     let _ = stack.close(socket);

@@ -6,13 +6,11 @@
 //! `\xNN`, and a long payload is cut after a number of characters with a note of how many
 //! bytes were left out.
 //!
-//! ```
-//! use udp_echo_host::payload::show;
-//!
-//! assert_eq!(show(b"hello world!", 12, 64), r#""hello world!""#);
-//! assert_eq!(show(b"caf\xc3\xa9 \xff\n", 8, 64), r#""café \xff\n""#);
-//! assert_eq!(show(b"abcdef", 6, 3), r#""abc"… (3 more bytes)"#);
-//! ```
+//! | bytes | shown |
+//! | --- | --- |
+//! | `hello world!` | `"hello world!"` |
+//! | `caf\xc3\xa9 \xff\n` | `"café \xff\n"` |
+//! | `abcdef`, cut at 3 | `"abc"… (3 more bytes)` |
 
 use std::fmt::Write;
 
