@@ -133,3 +133,21 @@ pub fn classify_io_error(error: &std::io::Error) -> StackErrorKind {
         _ => StackErrorKind::Other,
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn std_io_caps_call_connection_refused_refused_and_nothing_else() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(StackCaps::STD_IO.kind(&refused), StackErrorKind::Refused);
+        assert_eq!(StackCaps::STD_IO.kind(&other), StackErrorKind::Other);
+        const { assert!(!StackCaps::<std::io::Error>::STD_IO.true_lengths) };
+        assert_eq!(
+            StackCaps::<std::io::Error>::PLAIN.kind(&refused),
+            StackErrorKind::Other
+        );
+    }
+}
