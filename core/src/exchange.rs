@@ -448,3 +448,68 @@ impl Exchange {
         x
     }
 }
+
+#[cfg(test)]
+// Written as users outside the crate must, where the policy is `#[non_exhaustive]`.
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+    use crate::retry::Factor;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn server() -> SocketAddr {
+        "192.0.2.1:6666".parse().unwrap()
+    }
+
+    /// Runs `ex` against a silent server on virtual time, jumping to each wait's end.
+    /// Returns the send instants and the give-up, in µs.
+    fn silent_run(ex: &mut Exchange, max_steps: usize) -> (Vec<u64>, u64, GaveUp) {
+        let mut now = Instant::ZERO;
+        let mut sends = Vec::new();
+        for _ in 0..max_steps {
+            match ex.poll(now) {
+                Action::Send => {
+                    ex.on_sent(now);
+                    sends.push(now.as_micros());
+                }
+                Action::Wait(t) => {
+                    assert!(t > now, "a wait must move time on");
+                    now = t;
+                }
+                Action::Done(Outcome::GaveUp(g)) => return (sends, now.as_micros(), g),
+                Action::Done(other) => panic!("{other:?}"),
+            }
+        }
+        panic!("no outcome after {max_steps} steps");
+    }
+
+    proptest! {
+        /// Every policy that validates ends exactly at its stated give-up instant, having
+        /// sent exactly at its stated send times.
+        #[test]
+        fn every_valid_policy_ends_on_its_stated_schedule(
+            initial_us in 1u64..3_000_000,
+            milli in 1000u32..4000,
+            max_us in 1u64..5_000_000,
+            attempts in proptest::option::of(1u32..20),
+            deadline_us in proptest::option::of(1u64..5_000_000),
+        ) {
+            let mut p = RetryPolicy::default();
+            p.initial_wait = Duration::from_micros(initial_us);
+            p.factor = Factor::from_milli(milli);
+            p.max_wait = Duration::from_micros(max_us);
+            p.max_attempts = attempts;
+            p.deadline = deadline_us.map(Duration::from_micros);
+            prop_assume!(p.validate().is_ok());
+            let expected: Vec<u64> =
+                p.send_times().take(20_001).map(|t| t.as_micros() as u64).collect();
+            prop_assume!(expected.len() <= 20_000);
+            let mut ex = Exchange::new(&p, server(), 3).unwrap();
+            let (sends, ended, g) = silent_run(&mut ex, 3 * expected.len() + 10);
+            prop_assert_eq!(&sends, &expected);
+            prop_assert_eq!(ended, p.give_up_after().as_micros() as u64);
+            prop_assert_eq!((g.attempts as usize, g.unsent), (expected.len(), 0));
+        }
+    }
+}

@@ -175,7 +175,8 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PolicyError {
-    /// `initial_wait` is zero: the client would resend without waiting.
+    /// `initial_wait` is under 1 µs, the resolution of the core's clock: the client would
+    /// resend without waiting.
     ZeroInitialWait,
     /// `initial_wait` exceeds `max_wait`: not even one wait fits the schedule.
     InitialExceedsMax,
@@ -183,6 +184,10 @@ pub enum PolicyError {
     FactorBelowOne,
     /// `factor` is 1 with no `max_attempts` or `deadline`: the client would never give up.
     Unbounded,
+    /// `factor` does not grow `initial_wait` by even 1 µs (e.g. 1 µs × 1.5, waits being
+    /// whole microseconds), and there is no `max_attempts` or `deadline`: the client would
+    /// never give up.
+    NoGrowth,
     /// `max_attempts` is zero: nothing would be sent.
     ZeroAttempts,
 }
@@ -190,7 +195,7 @@ pub enum PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            PolicyError::ZeroInitialWait => "the initial timeout must be greater than zero",
+            PolicyError::ZeroInitialWait => "the initial timeout must be at least 1 µs",
             PolicyError::InitialExceedsMax => {
                 "the initial timeout must not exceed the maximum timeout"
             }
@@ -199,6 +204,9 @@ impl fmt::Display for PolicyError {
                 "a backoff factor of 1 needs a limit on attempts or a deadline, or it never gives up"
             }
             PolicyError::ZeroAttempts => "the number of attempts must be at least 1",
+            PolicyError::NoGrowth => {
+                "the backoff factor does not grow the initial timeout by even 1 µs, so it would never give up: use a larger initial timeout or factor, or limit attempts or the deadline"
+            }
         })
     }
 }
@@ -207,8 +215,13 @@ impl core::error::Error for PolicyError {}
 
 impl RetryPolicy {
     /// Checks that the policy sends at least once and always gives up.
+    ///
+    /// # Errors
+    ///
+    /// The first [`PolicyError`] that applies.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.initial_wait.is_zero() {
+        let bounded = self.max_attempts.is_some() || self.deadline.is_some();
+        if self.initial_wait < Duration::from_micros(1) {
             Err(PolicyError::ZeroInitialWait)
         } else if self.initial_wait > self.max_wait {
             Err(PolicyError::InitialExceedsMax)
@@ -216,11 +229,12 @@ impl RetryPolicy {
             Err(PolicyError::FactorBelowOne)
         } else if self.max_attempts == Some(0) {
             Err(PolicyError::ZeroAttempts)
-        } else if self.factor.as_milli() == 1000
-            && self.max_attempts.is_none()
-            && self.deadline.is_none()
-        {
+        } else if self.factor.as_milli() == 1000 && !bounded {
             Err(PolicyError::Unbounded)
+        } else if self.factor.apply(self.initial_wait) <= self.initial_wait && !bounded {
+            // Growth is floor(w × (factor − 1)) µs, which never shrinks as w grows: if the
+            // first wait grows, every later one does too, and the schedule ends.
+            Err(PolicyError::NoGrowth)
         } else {
             Ok(())
         }
@@ -233,18 +247,24 @@ impl RetryPolicy {
         (grown <= self.max_wait).then_some(grown)
     }
 
-    /// The scheduled waits, one per send, without jitter or overall deadline.
+    /// The scheduled waits, one per send, without jitter; a send at or past the overall
+    /// deadline is not made, so its wait is not listed (the last wait listed may run past
+    /// the deadline: [`give_up_after`](Self::give_up_after) cuts it).
     ///
     /// Endless only for a policy that [`validate`](Self::validate) rejects.
     pub fn waits(&self) -> impl Iterator<Item = Duration> + '_ {
         let mut next = (self.initial_wait <= self.max_wait).then_some(self.initial_wait);
         let mut sent = 0u32;
+        let mut at = Duration::ZERO;
         core::iter::from_fn(move || {
             let wait = next?;
-            if self.max_attempts.is_some_and(|max| sent >= max) {
+            if self.max_attempts.is_some_and(|max| sent >= max)
+                || self.deadline.is_some_and(|d| at >= d)
+            {
                 return None;
             }
             sent += 1;
+            at = at.saturating_add(wait);
             next = self.next_wait(wait);
             Some(wait)
         })
@@ -253,13 +273,11 @@ impl RetryPolicy {
     /// Times of the sends after the first one's, as scheduled (deadline applied).
     pub fn send_times(&self) -> impl Iterator<Item = Duration> + '_ {
         let mut at = Duration::ZERO;
-        self.waits()
-            .map(move |wait| {
-                let send = at;
-                at = at.saturating_add(wait);
-                send
-            })
-            .take_while(move |send| self.deadline.is_none_or(|d| *send < d))
+        self.waits().map(move |wait| {
+            let send = at;
+            at = at.saturating_add(wait);
+            send
+        })
     }
 
     /// How long after the first send the exchange gives up without a reply (no jitter).
@@ -375,6 +393,42 @@ mod tests {
             }),
             Ok(())
         );
+    }
+
+    #[test]
+    fn rejects_waits_below_the_clock_and_factors_that_round_to_no_growth() {
+        let policy = |initial: Duration, milli: u32| {
+            let mut p = RetryPolicy::default();
+            p.initial_wait = initial;
+            p.factor = Factor::from_milli(milli);
+            p
+        };
+        let us = Duration::from_micros;
+        assert_eq!(
+            policy(Duration::from_nanos(500), 2000).validate(),
+            Err(PolicyError::ZeroInitialWait)
+        );
+        assert_eq!(policy(us(1), 1500).validate(), Err(PolicyError::NoGrowth));
+        assert_eq!(policy(us(9), 1100).validate(), Err(PolicyError::NoGrowth));
+        // One microsecond of growth is enough: it only ever grows from there.
+        assert_eq!(policy(us(10), 1100).validate(), Ok(()));
+        assert_eq!(policy(us(2), 1500).validate(), Ok(()));
+        // With a limit, a policy that does not grow still ends.
+        let mut limited = policy(us(1), 1500);
+        limited.deadline = Some(ms(5));
+        assert_eq!(limited.validate(), Ok(()));
+        assert_eq!(limited.give_up_after(), ms(5));
+    }
+
+    #[test]
+    fn a_flat_schedule_with_a_deadline_ends_at_the_deadline() {
+        let mut p = RetryPolicy::default();
+        p.factor = Factor::integer(1);
+        p.deadline = Some(ms(1000));
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(p.give_up_after(), ms(1000));
+        assert_eq!(p.send_times().count(), 10);
+        assert_eq!(p.send_times().last(), Some(ms(900)));
     }
 
     #[test]

@@ -313,6 +313,20 @@ fn serve_answers_send_over_ipv4_and_prints_the_datagram() {
 }
 
 #[test]
+fn a_v4_mapped_server_address_gets_its_reply() {
+    if !ipv6_available() {
+        println!("skipped: no IPv6 loopback");
+        return;
+    }
+    let server = serve("127.0.0.1:0", &[]);
+    let mapped = format!("[::ffff:127.0.0.1]:{}", server.addr.port());
+    let ran = run(&["send", "hi", "--server", &mapped], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 2 bytes\n");
+    assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
+}
+
+#[test]
 fn serve_answers_send_over_ipv6() {
     if !ipv6_available() {
         eprintln!("skipped: ::1 is not available");
@@ -639,6 +653,14 @@ fn bad_durations_and_policies_are_usage_errors() {
         (&["send", "x", "--factor", "0.5"][..], "at least 1"),
         (&["send", "x", "--factor", "1"][..], "never gives up"),
         (&["send", "x", "--attempts", "0"][..], "at least 1"),
+        (
+            &["send", "x", "--initial-timeout", "1us", "--factor", "1.5"][..],
+            "never give up",
+        ),
+        (
+            &["send", "x", "--initial-timeout", "9us", "--factor", "1.1"][..],
+            "never give up",
+        ),
         (&["send"][..], "MESSAGE"),
     ] {
         let ran = run(args, b"", PATIENCE);
