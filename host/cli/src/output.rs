@@ -151,17 +151,39 @@ impl Sink {
         }
     }
 
+    /// Queues a line, waiting for room until `deadline` at the latest: for a last line
+    /// that a slow reader should still get, and that a reader who never reads must not
+    /// turn into a hang. False if it was dropped.
+    pub fn line_by(&self, mut line: String, deadline: std::time::Instant) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            match tx.try_send(line) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    line = back;
+                    thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Whether writing to stdout failed (e.g. the reader went away).
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Writes what is queued and stops the thread; gives up waiting after `patience`
-    /// (a reader that never reads must not keep the process alive).
-    pub fn finish(mut self, patience: Duration) {
+    /// Writes what is queued and stops the thread; gives up waiting at `deadline` (a
+    /// reader that never reads must not keep the process alive: the thread, blocked in a
+    /// write, ends with the process, and std's exit-time flush does not wait for it).
+    pub fn finish(mut self, deadline: std::time::Instant) {
         drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
-            let deadline = std::time::Instant::now() + patience;
             while !thread.is_finished() && std::time::Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(2));
             }
@@ -227,10 +249,16 @@ impl Presenter {
         self.shown = 0;
     }
 
-    /// Flushes the last summary and stops the writer (waiting at most `patience`).
-    pub fn finish(mut self, patience: Duration) {
+    /// Flushes the last summary and `last` (e.g. the final JSON event) and stops the
+    /// writer, all within `patience` whatever stdout does: every line to stdout goes
+    /// through the writer thread, so a blocked write can never hold this one.
+    pub fn finish(mut self, last: Option<String>, patience: Duration) {
+        let deadline = std::time::Instant::now() + patience;
         self.roll();
-        self.sink.finish(patience);
+        if let Some(line) = last {
+            let _ = self.sink.line_by(line, deadline);
+        }
+        self.sink.finish(deadline);
     }
 
     fn line(&self, r: &Received<'_>, decision: Option<&Decision>) -> String {

@@ -747,6 +747,62 @@ fn stops_within_500_ms_on(sig: rustix::process::Signal, name: &str) {
     );
 }
 
+/// A `--json` server or listener whose stdout pipe nobody reads (the pipe fills up and
+/// its writer blocks) still stops within 500 ms of SIGTERM.
+fn json_stops_within_500_ms_with_an_unread_stdout(command: &str) {
+    let mut child = Command::new(BIN)
+        .args([
+            command,
+            "--bind",
+            "127.0.0.1:0",
+            "--json",
+            "--max-lines",
+            "100000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // kept open, never read: the pipe fills up
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = child.stdout.take();
+    let stderr = lines(child.stderr.take().unwrap());
+    let mut guard = Guard(child);
+    let line = Proc::line_containing(&stderr, "listening on ", PATIENCE);
+    let addr: SocketAddr = line["listening on ".len()..].parse().unwrap();
+    // 2000 datagrams × ~150 bytes of JSON each: far more than a 64 KiB pipe holds.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..2000 {
+        sock.send_to(&[b'x'; 64], addr).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    signal(guard.0.id() as i32, rustix::process::Signal::TERM);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{command} --json hangs on SIGTERM with a full stdout pipe"
+        );
+        thread::sleep(Duration::from_millis(2));
+    };
+    let took = start.elapsed();
+    drop(pipe);
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
+#[test]
+fn serve_json_stops_within_500_ms_when_nobody_reads_stdout() {
+    json_stops_within_500_ms_with_an_unread_stdout("serve");
+}
+
+#[test]
+fn listen_json_stops_within_500_ms_when_nobody_reads_stdout() {
+    json_stops_within_500_ms_with_an_unread_stdout("listen");
+}
+
 #[test]
 fn sigterm_stops_serve_within_500_ms_with_a_summary() {
     stops_within_500_ms_on(rustix::process::Signal::TERM, "SIGTERM");

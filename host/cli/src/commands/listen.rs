@@ -1,7 +1,6 @@
 //! `udp-echo listen`: the core's `Listener` (never replies) in the host's loop.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::json;
 use udp_echo_core::Listener;
@@ -9,10 +8,9 @@ use udp_echo_host::clock::Clock;
 use udp_echo_host::server::run_listener;
 use udp_echo_host::stack::{CAPS, StdStack};
 
-use super::{announce, install_shutdown, server_failure, stop_reason};
+use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ListenArgs};
 use crate::diag;
-use crate::output::Stdout;
 
 /// Prints what arrives until SIGINT/SIGTERM; exit 0.
 pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
@@ -32,13 +30,13 @@ pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
         Some(&shutdown),
         &mut presenter,
     );
-    presenter.finish(Duration::from_millis(200));
     let received = listener.received();
     let _ = listener.close(&mut stack);
     let why = stop_reason(&result, &shutdown);
-    if json {
-        Stdout::default().json(&json!({"event": "stopped", "reason": why, "received": received}));
-    } else {
+    let last =
+        json.then(|| json!({"event": "stopped", "reason": why, "received": received}).to_string());
+    presenter.finish(last, STOP_PATIENCE);
+    if !json {
         diag!("udp-echo: stopped by {why}: received {received}");
     }
     match result {

@@ -11,6 +11,7 @@ pub mod send;
 pub mod serve;
 
 use std::io::Read;
+use std::time::Duration;
 
 use serde_json::json;
 use udp_echo_core::{BroadcastError, ClientError, ServerError};
@@ -64,6 +65,10 @@ fn broadcast_failure(e: BroadcastError<StdError>, what: &str) -> Failure {
         BroadcastError::Stack(e) => Failure::network(format!("{what}: {e}")),
     }
 }
+
+/// How long a stopping server or listener gives its last stdout lines: bounded, so that
+/// a reader that never reads cannot keep it alive.
+const STOP_PATIENCE: Duration = Duration::from_millis(200);
 
 /// SIGINT/SIGTERM handling for a command that stops cleanly.
 fn install_shutdown() -> Result<Shutdown, Failure> {

@@ -1,7 +1,6 @@
 //! `udp-echo serve`: the core's `Server` in the host's loop.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::json;
 use udp_echo_core::{Counters, ResponderConfig, Server};
@@ -9,10 +8,9 @@ use udp_echo_host::clock::Clock;
 use udp_echo_host::server::run_server;
 use udp_echo_host::stack::{CAPS, StdStack};
 
-use super::{announce, install_shutdown, server_failure, stop_reason};
+use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ServeArgs};
 use crate::diag;
-use crate::output::Stdout;
 
 /// Runs the server until SIGINT/SIGTERM; exit 0 with a summary.
 pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
@@ -35,18 +33,19 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         Some(&shutdown),
         &mut presenter,
     );
-    presenter.finish(Duration::from_millis(200));
-
     let counters = *server.counters();
     let _ = server.close(&mut stack);
     let why = stop_reason(&result, &shutdown);
-    if json {
-        Stdout::default().json(&json!({
+    let last = json.then(|| {
+        json!({
             "event": "stopped", "reason": why, "received": counters.received,
             "replied": counters.replied, "send_failed": counters.send_failed,
             "dropped": counters.dropped(), "dropped_by_reason": dropped_json(&counters),
-        }));
-    } else {
+        })
+        .to_string()
+    });
+    presenter.finish(last, STOP_PATIENCE);
+    if !json {
         diag!("udp-echo: stopped by {why}: {}", summary(&counters));
     }
     match result {
