@@ -25,7 +25,7 @@ use core::time::Duration;
 use embedded_nal::{UdpClientStack, UdpFullStack};
 
 use crate::exchange::{Action, Exchange, ExchangeError, Outcome, Verdict};
-use crate::responder::{Counters, Decision, Responder, ResponderConfig};
+use crate::responder::{Counters, DEFAULT_SOURCES, Decision, Responder, ResponderConfig};
 use crate::retry::RetryPolicy;
 use crate::stack::{StackCaps, StackErrorKind};
 use crate::time::Instant;
@@ -447,10 +447,13 @@ pub struct Received<'a> {
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// `N` is the number of per-source rate-limit buckets ([`DEFAULT_SOURCES`] unless
+/// [`with_sources`](Self::with_sources) says otherwise).
 #[derive(Debug)]
-pub struct Server<S: UdpFullStack> {
+pub struct Server<S: UdpFullStack, const N: usize = DEFAULT_SOURCES> {
     socket: S::UdpSocket,
-    responder: Responder,
+    responder: Responder<N>,
     caps: StackCaps<S::Error>,
 }
 
@@ -475,6 +478,30 @@ where
             responder: Responder::new(config),
             caps: StackCaps::PLAIN,
         })
+    }
+}
+
+impl<S, const N: usize> Server<S, N>
+where
+    S: UdpFullStack,
+    S::Error: fmt::Debug,
+{
+    /// The same server with `M` per-source buckets (32 bytes each): more sources are told
+    /// apart under load. Call before the first poll: the buckets start empty.
+    #[must_use]
+    pub fn with_sources<const M: usize>(self) -> Server<S, M> {
+        Server {
+            socket: self.socket,
+            responder: Responder::with_sources(*self.responder.config()),
+            caps: self.caps,
+        }
+    }
+
+    /// Keys the per-source table with a random `seed` (see [`Responder::with_seed`]).
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.responder = self.responder.with_seed(seed);
+        self
     }
 
     /// Tells the server what it may assume of the stack: with true lengths a small

@@ -14,6 +14,7 @@ mod fmt;
 
 pub mod driver;
 pub mod exchange;
+pub mod limit;
 pub mod responder;
 pub mod retry;
 pub mod stack;

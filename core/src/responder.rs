@@ -12,7 +12,11 @@
 //!   echo servers would bounce 22-byte replies forever;
 //! - **cut datagrams**: a datagram whose true length is unknown (the stack may have cut it
 //!   to the buffer, see [`crate::stack`]) is dropped rather than answered wrongly;
-//! - **rate limit** (off by default): a token bucket over all replies.
+//! - **per-source rate limit** (on by default, [`DEFAULT_SOURCE_LIMIT`]): a token bucket
+//!   per source address in a fixed table of `N` slots ([`crate::limit`]), so that no
+//!   source starves another and a loop with a foreign service that answers everything
+//!   (the CVE-1999-0103 pattern) is bounded;
+//! - **rate limit** (off by default): a token bucket over all replies, the outer cap.
 //!
 //! ```
 //! use udp_echo_core::responder::{Decision, DropReason, Responder, ResponderConfig};
@@ -32,6 +36,8 @@
 use core::fmt;
 use core::net::SocketAddr;
 
+pub use crate::limit::RateLimit;
+use crate::limit::{Bucket, SourceTable};
 use crate::time::Instant;
 use crate::wire::{self, MAX_REPLY_LEN, Reply};
 
@@ -43,17 +49,18 @@ pub const REFLECTION_PORTS: [u16; 17] = [
     7, 13, 17, 19, 37, 53, 111, 123, 137, 138, 161, 389, 500, 520, 1900, 5353, 11211,
 ];
 
-/// A token bucket shared by all replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RateLimit {
-    /// Replies per second sustained.
-    pub per_second: u32,
-    /// Replies allowed in a burst.
-    pub burst: u32,
-}
+/// The per-source limit a default [`ResponderConfig`] applies: 1000 replies a second per
+/// source address, in bursts of up to 100.
+pub const DEFAULT_SOURCE_LIMIT: RateLimit = RateLimit {
+    per_second: 1000,
+    burst: 100,
+};
 
-/// Which guards are on. `Default` turns every guard on except the rate limit.
+/// Per-source buckets a [`Responder`] keeps unless told otherwise: 32 slots, 1 KiB.
+pub const DEFAULT_SOURCES: usize = 32;
+
+/// Which guards are on. `Default` turns every guard on, with the per-source limit at
+/// [`DEFAULT_SOURCE_LIMIT`], and leaves the global rate limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -64,7 +71,9 @@ pub struct ResponderConfig {
     pub block_reflection_ports: bool,
     /// Drop datagrams that are themselves byte-count replies.
     pub block_replies: bool,
-    /// Limit the reply rate (`None`: no limit).
+    /// Limit each source's reply rate (`None`: no limit).
+    pub source_limit: Option<RateLimit>,
+    /// Limit the reply rate over all sources (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -74,6 +83,7 @@ impl Default for ResponderConfig {
             block_port_zero: true,
             block_reflection_ports: true,
             block_replies: true,
+            source_limit: Some(DEFAULT_SOURCE_LIMIT),
             rate_limit: None,
         }
     }
@@ -86,6 +96,7 @@ impl ResponderConfig {
             block_port_zero: false,
             block_reflection_ports: false,
             block_replies: false,
+            source_limit: None,
             rate_limit: None,
         }
     }
@@ -135,7 +146,9 @@ drop_reasons! {
     Loop => "loop", "it is itself a byte-count reply";
     /// It may have been cut by the receive buffer, so its length is unknown.
     Cut => "cut", "it may have been cut by the receive buffer";
-    /// The reply rate limit was reached.
+    /// Its source's reply rate limit was reached.
+    SourceLimited => "source_limited", "its source's reply rate limit reached";
+    /// The reply rate limit over all sources was reached.
     RateLimited => "rate_limited", "reply rate limit reached";
 }
 
@@ -198,24 +211,43 @@ impl Counters {
 }
 
 /// Decides reply-or-drop for each datagram and counts. See the [module docs](self).
+///
+/// `N` is the number of per-source buckets (32 bytes each), fixed at compile time.
 #[derive(Debug, Clone)]
-pub struct Responder {
+pub struct Responder<const N: usize = DEFAULT_SOURCES> {
     config: ResponderConfig,
     counters: Counters,
-    /// Token bucket state, in micro-tokens so refills at any rate stay integral.
-    tokens: u64,
-    refilled_at: Option<Instant>,
+    global: Bucket,
+    sources: SourceTable<N>,
 }
 
+/// The source table's hash key unless [`Responder::with_seed`] gives one.
+const DEFAULT_SEED: u64 = 0x243F_6A88_85A3_08D3;
+
 impl Responder {
-    /// A responder with these guards.
+    /// A responder with these guards and [`DEFAULT_SOURCES`] per-source buckets.
     pub fn new(config: ResponderConfig) -> Self {
+        Self::with_sources(config)
+    }
+}
+
+impl<const N: usize> Responder<N> {
+    /// A responder with these guards and `N` per-source buckets.
+    pub fn with_sources(config: ResponderConfig) -> Self {
         Responder {
             config,
             counters: Counters::default(),
-            tokens: 0,
-            refilled_at: None,
+            global: Bucket::default(),
+            sources: SourceTable::new(DEFAULT_SEED),
         }
+    }
+
+    /// Keys the per-source table's hash with `seed`; give it a random one (e.g. from a
+    /// hardware RNG or the OS) so that no one can aim many sources at one bucket.
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.sources.reseed(seed);
+        self
     }
 
     /// The guards in force.
@@ -272,34 +304,19 @@ impl Responder {
         if cfg.block_replies && len <= MAX_REPLY_LEN && len == head.len() && wire::is_reply(head) {
             return Decision::Drop(DropReason::Loop);
         }
+        if let Some(limit) = cfg.source_limit
+            && !self.sources.take(now, from, limit)
+        {
+            return Decision::Drop(DropReason::SourceLimited);
+        }
         if let Some(limit) = cfg.rate_limit
-            && !self.take_token(now, limit)
+            && !self.global.take(now, limit)
         {
             return Decision::Drop(DropReason::RateLimited);
         }
         Decision::Reply(Reply::new(count))
     }
-
-    fn take_token(&mut self, now: Instant, limit: RateLimit) -> bool {
-        const ONE: u64 = 1_000_000;
-        let cap = u64::from(limit.burst.max(1)).saturating_mul(ONE);
-        let refill = match self.refilled_at {
-            None => cap,
-            // per_second tokens per 1e6 µs = per_second micro-tokens per µs.
-            Some(at) => (now.as_micros().saturating_sub(at.as_micros()))
-                .saturating_mul(u64::from(limit.per_second)),
-        };
-        self.refilled_at = Some(now);
-        self.tokens = self.tokens.saturating_add(refill).min(cap);
-        if self.tokens >= ONE {
-            self.tokens -= ONE;
-            true
-        } else {
-            false
-        }
-    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +476,53 @@ mod tests {
             r.counters().dropped_for(DropReason::RateLimited),
             2 + 5 + 4 + 2
         );
+    }
+
+    #[test]
+    fn under_a_flood_from_one_source_another_source_is_answered() {
+        // Source A floods at 100 datagrams per ms; B asks every 10 ms; for one second.
+        let mut r = Responder::new(ResponderConfig::default());
+        let (a, b) = (
+            "198.51.100.1:40000".parse().unwrap(),
+            "198.51.100.2:40000".parse().unwrap(),
+        );
+        let (mut a_replies, mut b_replies) = (0u64, 0u64);
+        for ms in 0..1000u64 {
+            let now = Instant::from_millis(ms);
+            for _ in 0..100 {
+                a_replies += u64::from(matches!(r.handle(now, a, 3, b"abc"), Decision::Reply(_)));
+            }
+            if ms % 10 == 0 {
+                b_replies += u64::from(matches!(r.handle(now, b, 3, b"abc"), Decision::Reply(_)));
+            }
+        }
+        assert_eq!(b_replies, 100, "every one of B's requests");
+        let limit = DEFAULT_SOURCE_LIMIT;
+        assert!(
+            a_replies <= u64::from(limit.burst) + u64::from(limit.per_second),
+            "{a_replies} replies to the flood in 1 s"
+        );
+        assert_eq!(
+            r.counters().dropped_for(DropReason::SourceLimited),
+            100_000 - a_replies
+        );
+    }
+
+    #[test]
+    fn the_total_limit_caps_what_the_per_source_limits_allow() {
+        let mut config = ResponderConfig::default();
+        config.rate_limit = Some(RateLimit {
+            per_second: 10,
+            burst: 5,
+        });
+        let mut r = Responder::new(config);
+        let answered = (0..20u16)
+            .filter(|i| {
+                let from = SocketAddr::from(([198, 51, 100, *i as u8], 40000));
+                matches!(r.handle(NOW, from, 1, b"x"), Decision::Reply(_))
+            })
+            .count();
+        assert_eq!(answered, 5);
+        assert_eq!(r.counters().dropped_for(DropReason::RateLimited), 15);
     }
 }

@@ -49,9 +49,9 @@ pub enum Stopped {
 }
 
 /// Runs `server` until a signal arrives through `shutdown` or the observer says stop.
-pub fn run_server(
+pub fn run_server<const N: usize>(
     stack: &mut StdStack,
-    server: &mut Server<StdStack>,
+    server: &mut Server<StdStack, N>,
     clock: &Clock,
     shutdown: Option<&Shutdown>,
     observer: &mut impl Observer,
@@ -82,7 +82,7 @@ trait Driver {
     ) -> Result<Wake, ServerError<StdError>>;
 }
 
-impl Driver for Server<StdStack> {
+impl<const N: usize> Driver for Server<StdStack, N> {
     fn socket(&self) -> &StdSocket {
         Server::socket(self)
     }

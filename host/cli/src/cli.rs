@@ -126,9 +126,15 @@ pub struct ServeArgs {
     /// Answer datagrams from reflection-prone service ports (DNS 53, NTP 123, …) too.
     #[arg(long)]
     pub allow_reflection_ports: bool,
-    /// Limit replies, e.g. `1000/s` (burst of the same size). Default: no limit.
-    #[arg(long, value_parser = parse_rate)]
-    pub rate_limit: Option<RateLimit>,
+    /// Limit replies per source address (IPv4 address, IPv6 /64), e.g. `200/s`, or `off`.
+    /// Default: 1000/s (bursts of 100) on any address but loopback, where benchmarks run.
+    /// Bounds what one source, or a loop with a service that answers everything, can get.
+    #[arg(long, value_parser = crate::commands::serve::parse_limit)]
+    pub rate_limit: Option<crate::commands::serve::Limit>,
+    /// Limit replies over all sources together, e.g. `5000/s` (burst of the same size), or
+    /// `off` (the default): the outer cap above the per-source limits.
+    #[arg(long, value_parser = crate::commands::serve::parse_limit)]
+    pub total_limit: Option<crate::commands::serve::Limit>,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_lines: u32,

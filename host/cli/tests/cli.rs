@@ -326,6 +326,118 @@ fn a_v4_mapped_server_address_gets_its_reply() {
     assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
 }
 
+// ---------------------------------------------------------------------------------------
+// Rate limits
+// ---------------------------------------------------------------------------------------
+
+/// Sends `count` datagrams from `from` to `to` as fast as the kernel takes them (bounded
+/// by `limit` in time) while counting the replies; returns (sent, replies, elapsed).
+fn flood(from: &str, to: SocketAddr, count: u32, limit: Duration) -> (u32, u32, Duration) {
+    let sock = UdpSocket::bind(from).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let (mut sent, mut replies) = (0u32, 0u32);
+    let mut buf = [0u8; 64];
+    let start = Instant::now();
+    while sent < count && start.elapsed() < limit {
+        if sock.send_to(b"flood", to).is_ok() {
+            sent += 1;
+        }
+        while sock.recv_from(&mut buf).is_ok() {
+            replies += 1;
+        }
+        if sent % 64 == 0 {
+            thread::sleep(Duration::from_micros(200)); // let the server's thread in
+        }
+    }
+    let elapsed = start.elapsed();
+    thread::sleep(Duration::from_millis(100));
+    while sock.recv_from(&mut buf).is_ok() {
+        replies += 1;
+    }
+    (sent, replies, elapsed)
+}
+
+#[test]
+fn under_a_flood_from_one_source_another_source_is_answered() {
+    let server = serve("127.0.0.1:0", &["--quiet", "--rate-limit", "1000/s"]);
+    let to = server.addr;
+    let flooder = thread::spawn(move || flood("127.0.0.2:0", to, 200_000, Duration::from_secs(2)));
+    thread::sleep(Duration::from_millis(100));
+    let target = to.to_string();
+    let ping = run(
+        &[
+            "ping",
+            "--server",
+            &target,
+            "--count",
+            "20",
+            "--interval",
+            "50ms",
+            "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    let (sent, replies, elapsed) = flooder.join().unwrap();
+    let summary = ping.json_lines().pop().unwrap();
+    let received = summary["received"].as_u64().unwrap();
+    println!(
+        "flood: {sent} sent, {replies} answered in {elapsed:?}; ping: {received} of 20 answered"
+    );
+    assert!(received >= 18, "{summary}");
+    // 1000/s with bursts of 1000 (the `N/s` form), on the server's clock: the flood gets
+    // at most what the limit allows in the time it ran, whatever it sent.
+    let allowed = 1000.0 + 1000.0 * (elapsed.as_secs_f64() + 0.2);
+    assert!(f64::from(replies) <= allowed, "{replies} > {allowed}");
+    assert!(sent > replies * 2, "the flood was not a flood: {sent} sent");
+}
+
+#[test]
+fn a_loop_with_a_service_that_answers_everything_is_bounded_by_the_limit() {
+    // A peer that answers every datagram with an upper-cased copy: the loop guard does
+    // not recognise its answers, so one datagram starts a loop that only the rate limit
+    // bounds.
+    let server = serve("127.0.0.1:0", &["--quiet", "--rate-limit", "500/s"]);
+    let peer = UdpSocket::bind("127.0.0.3:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    peer.send_to(b"hello", server.addr).unwrap();
+    let mut bounced = 0u32;
+    let mut buf = [0u8; 64];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        match peer.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                bounced += 1;
+                peer.send_to(&buf[..n].to_ascii_uppercase(), from).unwrap();
+            }
+            Err(_) => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    println!("loop: {bounced} replies in 1 s under a 500/s limit");
+    // Burst 500 plus 500/s for one second, and a little slack for timing.
+    assert!(bounced <= 1100, "{bounced} replies: the loop ran unbounded");
+    assert!(
+        bounced >= 400,
+        "{bounced}: the loop never ran, the test proves nothing"
+    );
+}
+
+#[test]
+fn serve_states_its_limits_at_start_up() {
+    let server = serve("127.0.0.1:0", &[]);
+    server
+        .proc
+        .stderr_line("limits: no per-source limit, no total limit");
+    let limited = serve(
+        "127.0.0.1:0",
+        &["--rate-limit", "200/s", "--total-limit", "5000/s"],
+    );
+    limited.proc.stderr_line(
+        "limits: 200 replies/s per source (bursts of 200), 5000 replies/s in all (bursts of 5000)",
+    );
+}
+
 #[test]
 fn serve_answers_send_over_ipv6() {
     if !ipv6_available() {

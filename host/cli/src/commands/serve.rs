@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use udp_echo_core::{Counters, ResponderConfig, Server};
+use std::hash::{BuildHasher, RandomState};
+
+use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
+use udp_echo_core::{Counters, RateLimit, ResponderConfig, Server};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::run_server;
 use udp_echo_host::stack::{CAPS, StdStack};
@@ -20,11 +23,17 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         .with_reuse_port(args.reuse_port);
     let mut config = ResponderConfig::default();
     config.block_reflection_ports = !args.allow_reflection_ports;
-    config.rate_limit = args.rate_limit;
+    // Loopback is where benchmarks run and only this machine can reach: no default limit.
+    let default_limit = (!args.bind.ip().is_loopback()).then_some(DEFAULT_SOURCE_LIMIT);
+    config.source_limit = args.rate_limit.map_or(default_limit, |l| l.0);
+    config.rate_limit = args.total_limit.and_then(|l| l.0);
     let mut server = Server::bind(&mut stack, args.bind.port(), config)
         .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?
-        .with_caps(CAPS);
+        .with_caps(CAPS)
+        .with_sources::<SOURCES>()
+        .with_seed(RandomState::new().hash_one(std::process::id()));
     let mut presenter = announce(server.socket(), json, args.quiet, args.max_lines)?;
+    diag!("limits: {}", limits(&config));
     let clock = Clock::new();
     let result = run_server(
         &mut stack,
@@ -52,6 +61,39 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(server_failure(e, "receive failed")),
     }
+}
+
+/// Per-source buckets: 32 KiB, enough to tell a LAN's sources apart under a flood.
+const SOURCES: usize = 1024;
+
+/// A `--rate-limit`/`--total-limit` value: a limit, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<RateLimit>);
+
+/// Parses `N/s` (bursts of the same size) or `off`.
+pub fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "off" {
+        return Ok(Limit(None));
+    }
+    crate::cli::parse_rate(s)
+        .map(|l| Limit(Some(l)))
+        .map_err(|e| format!("{e}, or `off`"))
+}
+
+/// `1000 replies/s per source (bursts of 100), no total limit`.
+fn limits(config: &ResponderConfig) -> String {
+    let per_source = match config.source_limit {
+        Some(l) => format!(
+            "{} replies/s per source (bursts of {})",
+            l.per_second, l.burst
+        ),
+        None => "no per-source limit".to_string(),
+    };
+    let total = match config.rate_limit {
+        Some(l) => format!("{} replies/s in all (bursts of {})", l.per_second, l.burst),
+        None => "no total limit".to_string(),
+    };
+    format!("{per_source}, {total}")
 }
 
 fn dropped_json(c: &Counters) -> serde_json::Value {
