@@ -143,7 +143,7 @@ impl<const N: usize> SourceTable<N> {
 /// A source's key: its IPv4 address (mapped into IPv6 form), or its IPv6 /64 prefix.
 fn source_key(ip: IpAddr) -> u128 {
     match wire::canonical(SocketAddr::new(ip, 1)).ip() {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped().to_bits()),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
         IpAddr::V6(v6) => v6.to_bits() & !((1u128 << 64) - 1) | 1,
     }
 }

@@ -510,12 +510,13 @@ mod tests {
 
     #[test]
     fn the_total_limit_caps_what_the_per_source_limits_allow() {
-        let mut config = ResponderConfig::default();
-        config.rate_limit = Some(RateLimit {
-            per_second: 10,
-            burst: 5,
+        let mut r = Responder::new(ResponderConfig {
+            rate_limit: Some(RateLimit {
+                per_second: 10,
+                burst: 5,
+            }),
+            ..ResponderConfig::default()
         });
-        let mut r = Responder::new(config);
         let answered = (0..20u16)
             .filter(|i| {
                 let from = SocketAddr::from(([198, 51, 100, *i as u8], 40000));
