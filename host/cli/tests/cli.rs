@@ -1104,6 +1104,46 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 #[test]
+fn a_server_off_loopback_limits_each_source_by_default() {
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipped: cannot create a network namespace: {why}");
+            return;
+        }
+    };
+    let server = Proc::spawn(ns.command(&["serve", "--bind", "10.213.7.1:6666", "--quiet"]));
+    server.stderr_line("listening on 10.213.7.1:6666");
+    server.stderr_line("limits: 1000 replies/s per source (bursts of 100), no total limit");
+    // One source keeping 64 requests in flight: past the burst, replies are limited and
+    // its window stalls on the lost requests (bench waits a second for each).
+    let out = ns
+        .command(&[
+            "bench",
+            "--server",
+            "10.213.7.1:6666",
+            "--duration",
+            "1s",
+            "--window",
+            "64",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bench: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (sent, replies) = (
+        bench["sent"].as_u64().unwrap(),
+        bench["replies"].as_u64().unwrap(),
+    );
+    println!("one source, default limit, 1 s: {sent} sent, {replies} answered");
+    // 100 in a burst, then 1000/s for the second the load ran (and its drain).
+    assert!(replies <= 100 + 1000 * 2 + 50, "{replies} answered");
+    assert!(replies >= 100, "{replies}: not even the burst was answered");
+    assert!(sent > replies, "{sent} sent: no request was limited");
+}
+
+#[test]
 fn listeners_sharing_a_port_both_get_a_broadcast() {
     let ns = match Netns::create() {
         Ok(ns) => ns,
