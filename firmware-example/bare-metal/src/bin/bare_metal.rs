@@ -156,9 +156,11 @@ mod firmware {
 
         /// Lets smoltcp move frames between the link and the sockets.
         fn poll(&mut self) {
-            let sockets = self.stack.sockets_mut();
-            self.iface
-                .poll(clock::to_net(self.now), &mut *self.link, sockets);
+            self.iface.poll(
+                clock::to_net(self.now),
+                &mut *self.link,
+                self.stack.sockets_mut(),
+            );
         }
 
         /// "Sleeps" until the next wake: the earlier of the interface's and the drivers'
@@ -166,13 +168,11 @@ mod firmware {
         /// jumps there; a real firmware would set a timer for that instant and `WFI`.
         /// `false`: nothing can ever wake the loop again.
         fn sleep(&mut self, wake: Wake) -> bool {
-            let wake = match self.link.inner().is_empty() {
-                true => wake.min(clock::iface_wake(
-                    &mut self.iface,
-                    self.now,
-                    self.stack.sockets(),
-                )),
-                false => Wake::Now,
+            let wake = if self.link.inner().is_empty() {
+                let sockets = self.stack.sockets();
+                wake.min(clock::iface_wake(&mut self.iface, self.now, sockets))
+            } else {
+                Wake::Now
             };
             let Some(at) = wake.deadline(self.now) else {
                 return false;
