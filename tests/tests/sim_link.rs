@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use smoltcp::phy::Medium;
 use udp_echo_core::{Listener, Outcome, Replied, RetryPolicy};
+use udp_echo_firmware_example::CAPS;
 use udp_echo_firmware_example::sim::{Faults, Pair};
 use udp_echo_tests::{PORT, Peer, SimRun, ask, client, exchange, server};
 
@@ -28,7 +29,9 @@ fn replied(run: &SimRun) -> Replied {
 fn silent_server_sees_the_exact_schedule_and_the_client_gives_up_at_3100_ms() {
     let mut storage = Default::default();
     let mut net = pair(&mut storage, Faults::NONE, 1);
-    let mut listener = Listener::bind(&mut net.b.stack, PORT).unwrap();
+    let mut listener = Listener::bind(&mut net.b.stack, PORT)
+        .unwrap()
+        .with_caps(CAPS);
     let mut arrivals = Vec::new();
     let mut c = client(&mut net);
     let run = exchange(
