@@ -24,8 +24,8 @@ if ! command -v qemu-system-arm >/dev/null; then
     exit 127
 fi
 
-CARGO_TARGET_DIR=$target_dir cargo build -p udp-echo-firmware-example --bin bare-metal \
-    --no-default-features --features bare-metal --target "$TARGET" --profile firmware
+CARGO_TARGET_DIR=$target_dir cargo build -p udp-echo-bare-metal --bin bare-metal \
+    --target "$TARGET" --profile firmware
 
 if command -v arm-none-eabi-size >/dev/null; then
     arm-none-eabi-size "$bin"

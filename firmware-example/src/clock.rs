@@ -1,8 +1,10 @@
 //! Time between smoltcp and the core, and the one rule of every main loop here:
-//! poll the interface, drive the core, then sleep until the earlier of smoltcp's next
-//! timer and the driver's deadline (or until a frame arrives).
+//! poll the interface, drive the core, then sleep until the earlier of the interface's
+//! next timer and the driver's [`Wake`] (`iface_wake(..).min(wake)`), or until a frame
+//! arrives.
 
-use smoltcp::time::{Duration as NetDuration, Instant as NetInstant};
+use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::time::Instant as NetInstant;
 use udp_echo_core::{Instant, Wake};
 
 /// smoltcp's instant as the core's (times before the epoch clamp to zero).
@@ -15,21 +17,21 @@ pub fn to_net(t: Instant) -> NetInstant {
     NetInstant::from_micros(i64::try_from(t.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// When the main loop must run again: the earlier of the interface's next timer
-/// (`iface.poll_delay(now, sockets)`) and the driver's [`Wake`]. `None`: only when a
-/// frame arrives.
-pub fn next_wake(now: Instant, iface_delay: Option<NetDuration>, wake: Wake) -> Option<Instant> {
-    let iface_at = iface_delay
-        .map(|d| now.saturating_add(core::time::Duration::from_micros(d.total_micros())));
-    match (iface_at, wake.at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// The interface's own next timer (`Interface::poll_at`: ARP, a queued datagram, …) as a
+/// [`Wake`]: [`Wake::OnDatagram`] when it has none, so only a frame can wake it.
+pub fn iface_wake(iface: &mut Interface, now: Instant, sockets: &SocketSet<'_>) -> Wake {
+    Wake::from(iface.poll_at(to_net(now), sockets).map(to_core))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Loopback, NalStack, NalStorage};
+    use core::net::Ipv4Addr;
+    use embedded_nal::{UdpClientStack, UdpFullStack};
+    use smoltcp::iface::Config;
+    use smoltcp::phy::Medium;
+    use smoltcp::wire::{HardwareAddress, IpCidr};
 
     #[test]
     fn converts_both_ways_and_clamps_before_the_epoch() {
@@ -39,21 +41,29 @@ mod tests {
     }
 
     #[test]
-    fn wakes_at_the_earlier_of_interface_and_driver() {
+    fn an_idle_interface_waits_for_a_frame_and_a_queued_datagram_wakes_it_now() {
+        let ip = Ipv4Addr::LOCALHOST;
+        let mut device: Loopback = Loopback::new(Medium::Ip);
+        let mut iface = Interface::new(
+            Config::new(HardwareAddress::Ip),
+            &mut device,
+            NetInstant::ZERO,
+        );
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(ip.into(), 8)).unwrap());
+        let mut storage: NalStorage<'_> = NalStorage::new();
+        let mut stack = NalStack::new(&mut storage, ip);
         let now = Instant::from_millis(1000);
-        let driver = Wake::at(Instant::from_millis(1100));
         assert_eq!(
-            next_wake(now, Some(NetDuration::from_millis(30)), driver),
-            Some(Instant::from_millis(1030))
+            iface_wake(&mut iface, now, stack.sockets()),
+            Wake::OnDatagram
         );
-        assert_eq!(
-            next_wake(now, Some(NetDuration::from_millis(300)), driver),
-            Some(Instant::from_millis(1100))
-        );
-        assert_eq!(
-            next_wake(now, None, driver),
-            Some(Instant::from_millis(1100))
-        );
-        assert_eq!(next_wake(now, None, Wake::on_datagram()), None);
+
+        let mut socket = stack.socket().unwrap();
+        stack.send_to(&mut socket, (ip, 7).into(), b"x").unwrap();
+        let wake = iface_wake(&mut iface, now, stack.sockets());
+        assert!(wake.deadline(now).is_some_and(|at| at <= now), "{wake:?}");
+        // The driver's later deadline loses to it; an earlier one would win.
+        let driver = Wake::At(Instant::from_millis(1100));
+        assert_eq!(driver.min(wake), wake);
     }
 }

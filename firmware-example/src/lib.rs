@@ -1,29 +1,41 @@
-//! smoltcp 0.14 side of udp-echo: an `embedded-nal` 0.9 UDP adapter, a heap-free loopback
-//! device and a simulated link, all `no_std` and without `alloc`.
+//! smoltcp 0.14 side of udp-echo: an `embedded-nal` 0.9 UDP adapter, heap-free devices and
+//! a simulated link, all `no_std` and without `alloc`. A library only: the TAP binary
+//! (`udp-echo-tap`) and the bare-metal firmware (`udp-echo-bare-metal`) are packages of
+//! their own, so depending on this pulls no CLI or board crates.
 //!
-//! - [`nal`]: [`NalStack`], the `UdpClientStack`/`UdpFullStack` the core's drivers run on.
-//!   The adapter is ours because the published one, smoltcp-nal 0.7, is pinned to smoltcp
-//!   0.12 and heapless 0.8, and reports an empty receive queue as an error instead of
-//!   `WouldBlock`, which would make every poll of an idle socket look like a failure.
+//! - [`nal`]: [`NalStack`], the `UdpClientStack`/`UdpFullStack` the core's drivers run on,
+//!   and [`CAPS`], what they may assume of it. The adapter is ours because the published
+//!   one, smoltcp-nal 0.7, is pinned to smoltcp 0.12 and heapless 0.8, and reports an
+//!   empty receive queue as an error instead of `WouldBlock`, which would make every poll
+//!   of an idle socket look like a failure.
+//! - [`clock`]: the core's time on smoltcp's, and the interface's next timer as a `Wake`.
 //! - [`loopback`]: [`Loopback`], a `phy::Device` that turns frames around (smoltcp's
 //!   `phy::Loopback` needs `alloc`).
+//! - [`fault`]: [`FaultyLink`], a `phy::Device` wrapper that loses chosen UDP datagrams.
+//! - [`selftest`]: the firmware self-test's exchanges and what each must show.
 //! - [`sim`]: two interfaces on an in-memory wire with a virtual clock and seeded,
 //!   deterministic faults (drop, duplicate, reorder, delay, corrupt).
-//! - `tap` (feature `std`): the drivers over a Linux TAP device, for the `firmware-example`
-//!   binary.
+//! - `tap` (feature `std`): the drivers over a Linux TAP device.
 //!
-//! Features: `std` (default) enables std-only modules; `defmt` derives `defmt::Format`;
-//! `ipv6` accepts IPv6 remotes in the adapter.
+//! Features: `std` (default) enables the `tap` module; `ethernet` (on with `std`) adds
+//! Ethernet framing and ARP; `defmt` derives `defmt::Format`; `ipv6` accepts IPv6 remotes
+//! in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
+//! so a firmware's interface and devices always match the adapter's version.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod fault;
 pub mod loopback;
 pub mod nal;
+pub mod selftest;
 pub mod sim;
 #[cfg(feature = "std")]
 pub mod tap;
 
+pub use smoltcp;
+
+pub use fault::FaultyLink;
 pub use loopback::Loopback;
-pub use nal::{NalError, NalStack, NalStorage, UdpSocket};
+pub use nal::{CAPS, NalError, NalStack, NalStorage, UdpSocket};

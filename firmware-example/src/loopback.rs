@@ -15,6 +15,7 @@ use smoltcp::time::Instant;
 pub struct Loopback<const N: usize = 4, const MTU: usize = 1514> {
     queue: Deque<Vec<u8, MTU>, N>,
     medium: Medium,
+    peak: usize,
 }
 
 impl<const N: usize, const MTU: usize> Loopback<N, MTU> {
@@ -23,7 +24,24 @@ impl<const N: usize, const MTU: usize> Loopback<N, MTU> {
         Self {
             queue: Deque::new(),
             medium,
+            peak: 0,
         }
+    }
+
+    /// Frames waiting to be received. On hardware this is a pending RX interrupt: a main
+    /// loop must not sleep while it is nonzero.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether no frame waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The most frames queued at once so far: how much of `N` a program needed.
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 }
 
@@ -33,11 +51,11 @@ impl<const N: usize, const MTU: usize> Device for Loopback<N, MTU> {
 
     fn receive(&mut self, _: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let frame = self.queue.pop_front()?;
-        Some((RxToken(frame), TxToken(&mut self.queue)))
+        Some((RxToken(frame), self.tx_token()))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Self::TxToken<'_>> {
-        Some(TxToken(&mut self.queue))
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -58,15 +76,28 @@ impl<const MTU: usize> phy::RxToken for RxToken<MTU> {
     }
 }
 
+impl<const N: usize, const MTU: usize> Loopback<N, MTU> {
+    fn tx_token(&mut self) -> TxToken<'_, N, MTU> {
+        TxToken {
+            queue: &mut self.queue,
+            peak: &mut self.peak,
+        }
+    }
+}
+
 /// Permission to put one frame at the back of the queue.
 #[derive(Debug)]
-pub struct TxToken<'a, const N: usize, const MTU: usize>(&'a mut Deque<Vec<u8, MTU>, N>);
+pub struct TxToken<'a, const N: usize, const MTU: usize> {
+    queue: &'a mut Deque<Vec<u8, MTU>, N>,
+    peak: &'a mut usize,
+}
 
 impl<const N: usize, const MTU: usize> phy::TxToken for TxToken<'_, N, MTU> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let (frame, r) = build_frame(len, f);
         // A full queue is a full NIC ring: the frame is lost, as on real hardware.
-        let _ = self.0.push_back(frame);
+        let _ = self.queue.push_back(frame);
+        *self.peak = (*self.peak).max(self.queue.len());
         r
     }
 }

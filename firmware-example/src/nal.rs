@@ -48,8 +48,9 @@
 //!   change it, and binds an unbound socket the same way.
 //! - [`receive`](UdpClientStack::receive) follows the core's receive-length contract
 //!   ([`udp_echo_core::stack`]): it copies what fits and returns the datagram's **true**
-//!   length. A connected socket still returns datagrams from any source (smoltcp has no
-//!   connected UDP sockets); the core's client filters them by address.
+//!   length ([`CAPS`] tells the core's drivers so). A connected socket still returns
+//!   datagrams from any source (smoltcp has no connected UDP sockets); the core's client
+//!   filters them by address.
 //! - Nothing to receive, or a full transmit buffer: [`nb::Error::WouldBlock`].
 //! - smoltcp drops, without telling the socket, a received datagram larger than its
 //!   receive buffer (`BUF`) and an outgoing one larger than the IP MTU (no fragmentation).
@@ -62,6 +63,7 @@ use embedded_nal::{UdpClientStack, UdpFullStack};
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::udp;
 use smoltcp::wire::IpEndpoint;
+use udp_echo_core::StackCaps;
 
 /// The dynamic port range (RFC 6335) that `connect`, `bind(0)` and `send_to` draw from.
 pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
@@ -432,9 +434,13 @@ impl fmt::Display for NalError {
 // Display already includes smoltcp's message, so `source` stays `None` (no doubled chains).
 impl core::error::Error for NalError {}
 
-/// smoltcp never passes ICMP errors to UDP sockets and `receive` returns true lengths, so
-/// no error is `Refused` or `Truncated`: all are [`Other`](udp_echo_core::StackErrorKind::Other).
-impl udp_echo_core::StackError for NalError {}
+/// What the core's drivers may assume of a [`NalStack`]: pass it to their `with_caps`.
+///
+/// `receive` reports true lengths, so a server answers any datagram from a small buffer.
+/// smoltcp never passes ICMP errors to UDP sockets, so no error is `Refused` or
+/// `Truncated`: the default classifier (all [`Other`](udp_echo_core::StackErrorKind::Other))
+/// is right.
+pub const CAPS: StackCaps<NalError> = StackCaps::PLAIN.with_true_lengths();
 
 #[cfg(test)]
 mod tests {

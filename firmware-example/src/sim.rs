@@ -1,9 +1,10 @@
 //! Two smoltcp interfaces on an in-memory wire, on virtual time, with seeded faults.
 //!
 //! Nothing here reads a clock: the test owns `now` and moves it forward, typically to the
-//! earliest of its driver's deadline and [`Pair::next_event`] (the interfaces' `poll_at`
+//! earlier of its driver's [`Wake`] and [`Pair::next_event`] (the interfaces' `poll_at`
 //! and the wire's [`next_due`](Link::next_due)), so a 3-second retry schedule runs in
-//! microseconds and every run with the same seed is identical. `no_std`, no heap.
+//! microseconds and every run with the same seed is identical. Time is the core's
+//! ([`Instant`], [`Duration`]), as for the drivers under test. `no_std`, no heap.
 //!
 //! ```
 //! use embedded_nal::{UdpClientStack, UdpFullStack};
@@ -32,13 +33,16 @@
 
 use core::fmt;
 use core::net::Ipv4Addr;
+use core::time::Duration;
 
 use heapless::Vec;
 use smoltcp::iface::{Config, Interface, PollResult};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Instant as NetInstant;
 use smoltcp::wire::{HardwareAddress, IpCidr};
+use udp_echo_core::{Instant, Wake};
 
+use crate::clock::{to_core, to_net};
 use crate::loopback::{RxToken, build_frame};
 use crate::nal::{NalStack, NalStorage};
 
@@ -217,7 +221,8 @@ impl Wire {
     }
 
     fn due(&mut self, now: Instant) -> Instant {
-        let jitter = self.rng.below(self.faults.delay_jitter.total_micros() + 1);
+        let jitter_max = u64::try_from(self.faults.delay_jitter.as_micros()).unwrap_or(u64::MAX);
+        let jitter = self.rng.below(jitter_max.saturating_add(1));
         now + self.faults.delay_min + Duration::from_micros(jitter)
     }
 
@@ -288,14 +293,11 @@ impl Link {
 
     /// The earlier of the two directions' [`Wire::next_due`].
     pub fn next_due(&self) -> Option<Instant> {
-        earliest(self.a_to_b.next_due(), self.b_to_a.next_due())
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+        self.a_to_b
+            .next_due()
+            .into_iter()
+            .chain(self.b_to_a.next_due())
+            .min()
     }
 }
 
@@ -317,13 +319,17 @@ impl Device for Port<'_> {
     where
         Self: 'a;
 
-    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+    fn receive(&mut self, now: NetInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let now = to_core(now);
         let frame = self.rx.recv(now)?;
         Some((RxToken(frame), TxToken { wire: self.tx, now }))
     }
 
-    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        Some(TxToken { wire: self.tx, now })
+    fn transmit(&mut self, now: NetInstant) -> Option<Self::TxToken<'_>> {
+        Some(TxToken {
+            wire: self.tx,
+            now: to_core(now),
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -384,7 +390,7 @@ impl<'a, const SOCKETS: usize> Host<'a, SOCKETS> {
         };
         let mut config = Config::new(hardware);
         config.random_seed = seed;
-        let mut iface = Interface::new(config, &mut link.port(side), Instant::ZERO);
+        let mut iface = Interface::new(config, &mut link.port(side), NetInstant::ZERO);
         iface.update_ip_addrs(|addrs| {
             // A fresh interface has room for at least one address.
             let _ = addrs.push(IpCidr::new(ip.into(), PREFIX_LEN));
@@ -403,13 +409,16 @@ impl<'a, const SOCKETS: usize> Host<'a, SOCKETS> {
 
     /// One `iface.poll` at `now` on this host's end of `link`.
     pub fn poll(&mut self, now: Instant, link: &mut Link) -> PollResult {
-        self.iface
-            .poll(now, &mut link.port(self.side), self.stack.sockets_mut())
+        self.iface.poll(
+            to_net(now),
+            &mut link.port(self.side),
+            self.stack.sockets_mut(),
+        )
     }
 
     /// When this interface next wants to be polled (`Interface::poll_at`).
-    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        self.iface.poll_at(now, self.stack.sockets())
+    pub fn wake(&mut self, now: Instant) -> Wake {
+        crate::clock::iface_wake(&mut self.iface, now, self.stack.sockets())
     }
 }
 
@@ -490,12 +499,12 @@ impl<'a, const SOCKETS: usize> Pair<'a, SOCKETS> {
     }
 
     /// The earliest instant at which polling can make progress: either interface's
-    /// `poll_at` or the wire's next due packet. `None`: only new sends can.
-    /// May be in the past (meaning "now").
-    pub fn next_event(&mut self) -> Option<Instant> {
+    /// `poll_at` or the wire's next due packet; [`Wake::OnDatagram`]: only new sends can.
+    /// Its deadline may be in the past (meaning "now").
+    pub fn next_event(&mut self) -> Wake {
         let now = self.now;
-        let ifaces = earliest(self.a.poll_at(now), self.b.poll_at(now));
-        earliest(ifaces, self.link.next_due())
+        let wire = Wake::from(self.link.next_due());
+        self.a.wake(now).min(self.b.wake(now)).min(wire)
     }
 
     /// Moves the clock to `t` (never backwards) and [`poll`](Self::poll)s.
@@ -554,7 +563,7 @@ mod tests {
             net.advance(Duration::from_millis(10));
             got.extend(drain(&mut net.b, &mut rx));
         }
-        while let Some(t) = net.next_event() {
+        while let Some(t) = net.next_event().deadline(net.now()) {
             if t > net.now() + Duration::from_secs(5) {
                 break;
             }
@@ -649,12 +658,12 @@ mod tests {
             .unwrap();
         net.poll();
         assert_eq!(drain(&mut net.b, &mut rx), []);
-        assert_eq!(net.next_event(), Some(Instant::from_millis(50)));
+        assert_eq!(net.next_event(), Wake::At(Instant::from_millis(50)));
         net.advance_to(Instant::from_millis(49));
         assert_eq!(drain(&mut net.b, &mut rx), []);
         net.advance_to(Instant::from_millis(50));
         assert_eq!(drain(&mut net.b, &mut rx).len(), 1);
-        assert_eq!(net.next_event(), None);
+        assert_eq!(net.next_event(), Wake::OnDatagram);
     }
 
     #[test]

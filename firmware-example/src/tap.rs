@@ -3,21 +3,23 @@
 //!
 //! [`Tap`] owns the [`TunTapInterface`], the smoltcp [`Interface`] on it and a monotonic
 //! clock. Its main loop is the one of every shell in this project: `iface.poll`, drive the
-//! core, then sleep in [`phy::wait`] until a frame arrives or until the earlier of smoltcp's
-//! `poll_delay` and the driver's [`Wake`] ([`clock::next_wake`]). Nothing spins.
+//! core, then sleep in [`phy::wait`] until a frame arrives or until the earlier of the
+//! interface's next timer and the driver's [`Wake`] ([`clock::iface_wake`]). Nothing spins.
 //!
 //! ```no_run
-//! use udp_echo_core::RetryPolicy;
-//! use udp_echo_core::exchange::Outcome;
+//! use udp_echo_core::{Outcome, RetryPolicy};
+//! use udp_echo_firmware_example::smoltcp::wire::Ipv4Cidr;
 //! use udp_echo_firmware_example::tap::{Tap, TapConfig};
 //! use udp_echo_firmware_example::{NalStack, NalStorage};
 //!
-//! let config = TapConfig::new("tap0", "192.168.69.1/24".parse()?);
+//! let cidr: Ipv4Cidr = "192.168.69.1/24".parse().map_err(|()| "bad CIDR")?;
+//! let config = TapConfig::new("tap0", cidr);
 //! let mut tap = Tap::open(&config)?; // root or CAP_NET_ADMIN
 //! let mut storage: NalStorage<'_> = NalStorage::new();
-//! let mut stack = NalStack::new(&mut storage, config.cidr.address());
+//! let mut stack = NalStack::new(&mut storage, cidr.address());
 //! let server = "192.168.69.100:6666".parse()?;
-//! match tap.exchange(&mut stack, server, b"hello", &RetryPolicy::default())? {
+//! let policy = RetryPolicy::default();
+//! match tap.exchange(&mut stack, server, b"hello", &policy, |event| eprintln!("{event:?}"))? {
 //!     Outcome::Reply(r) => println!("Your data was {} bytes", r.count),
 //!     Outcome::GaveUp(g) => eprintln!("no reply after {} sends", g.attempts),
 //! }
@@ -28,20 +30,20 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{self, Device, Medium, TunTapInterface};
 use smoltcp::socket::udp;
 use smoltcp::time::Duration as NetDuration;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
-use udp_echo_core::driver::{ClientError, Received, ServerError};
-use udp_echo_core::exchange::Outcome;
-use udp_echo_core::{Client, Decision, Instant, Poll, ResponderConfig, RetryPolicy, Server, Wake};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use udp_echo_core::{
+    Client, ClientError, ClientEvent, Decision, Instant, Outcome, Received, ResponderConfig,
+    RetryPolicy, Server, ServerError, Wake,
+};
 
 use crate::clock::{self, to_net};
-use crate::nal::{NalError, NalStack};
+use crate::nal::{CAPS, NalError, NalStack};
 
 /// The MAC address used unless told otherwise: locally administered, unicast.
 pub const DEFAULT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -64,111 +66,6 @@ pub const FLUSH_LIMIT: core::time::Duration = core::time::Duration::from_secs(1)
 /// a whole second: the first exchange would need four sends instead of one.
 pub const LINK_UP_LIMIT: core::time::Duration = core::time::Duration::from_secs(2);
 
-/// An IPv4 address with its prefix length, e.g. `192.168.69.1/24`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Cidr {
-    address: Ipv4Addr,
-    prefix_len: u8,
-}
-
-impl Ipv4Cidr {
-    /// `address/prefix_len`; the address must be a unicast host address and the prefix at
-    /// most 32 bits.
-    pub fn new(address: Ipv4Addr, prefix_len: u8) -> Result<Self, CidrError> {
-        if prefix_len > 32 {
-            return Err(CidrError::Prefix);
-        }
-        if !is_unicast(address) {
-            return Err(CidrError::NotUnicast(address));
-        }
-        Ok(Self {
-            address,
-            prefix_len,
-        })
-    }
-
-    /// The address.
-    pub fn address(&self) -> Ipv4Addr {
-        self.address
-    }
-
-    /// The prefix length.
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix_len
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix_len)
-    }
-}
-
-fn is_unicast(ip: Ipv4Addr) -> bool {
-    !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast())
-}
-
-/// Why an `ADDRESS/PREFIX` did not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CidrError {
-    /// No `/PREFIX` part.
-    MissingPrefix,
-    /// The address part is not a dotted-quad IPv4 address.
-    Address,
-    /// The prefix is not a number from 0 to 32.
-    Prefix,
-    /// The address is 0.0.0.0, multicast or 255.255.255.255.
-    NotUnicast(Ipv4Addr),
-}
-
-impl fmt::Display for CidrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingPrefix => f.write_str("expected ADDRESS/PREFIX, e.g. 192.168.69.1/24"),
-            Self::Address => f.write_str("the address is not an IPv4 address like 192.168.69.1"),
-            Self::Prefix => f.write_str("the prefix length must be a number from 0 to 32"),
-            Self::NotUnicast(ip) => write!(f, "{ip} is not a unicast host address"),
-        }
-    }
-}
-
-impl std::error::Error for CidrError {}
-
-impl FromStr for Ipv4Cidr {
-    type Err = CidrError;
-
-    fn from_str(s: &str) -> Result<Self, CidrError> {
-        let (address, prefix) = s.split_once('/').ok_or(CidrError::MissingPrefix)?;
-        let address: Ipv4Addr = address.parse().map_err(|_| CidrError::Address)?;
-        let prefix: u8 = prefix.parse().map_err(|_| CidrError::Prefix)?;
-        Self::new(address, prefix)
-    }
-}
-
-/// Parses a unicast MAC address `xx:xx:xx:xx:xx:xx` (or with `-`).
-pub fn parse_mac(s: &str) -> Result<EthernetAddress, &'static str> {
-    let mut bytes = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for byte in &mut bytes {
-        let part = parts
-            .next()
-            .ok_or("expected six hex bytes like 02:00:00:00:00:01")?;
-        if part.len() != 2 {
-            return Err("expected six hex bytes like 02:00:00:00:00:01");
-        }
-        *byte = u8::from_str_radix(part, 16)
-            .map_err(|_| "expected six hex bytes like 02:00:00:00:00:01")?;
-    }
-    if parts.next().is_some() {
-        return Err("expected six hex bytes like 02:00:00:00:00:01");
-    }
-    let mac = EthernetAddress(bytes);
-    if !mac.is_unicast() {
-        return Err("a multicast or broadcast MAC cannot be an interface's address");
-    }
-    Ok(mac)
-}
-
 /// Longest Linux interface name (`IFNAMSIZ` - 1).
 pub const MAX_NAME_LEN: usize = 15;
 
@@ -182,17 +79,6 @@ pub fn parse_tap_name(s: &str) -> Result<String, &'static str> {
         return Err("an interface name cannot be . or .. nor contain /, : or whitespace");
     }
     Ok(s.to_owned())
-}
-
-/// Parses a unicast IPv4 gateway address.
-pub fn parse_gateway(s: &str) -> Result<Ipv4Addr, &'static str> {
-    let ip: Ipv4Addr = s
-        .parse()
-        .map_err(|_| "expected an IPv4 address like 192.168.69.100")?;
-    if !is_unicast(ip) {
-        return Err("the gateway must be a unicast address");
-    }
-    Ok(ip)
 }
 
 /// What [`Tap::open`] sets up.
@@ -332,7 +218,7 @@ impl Tap {
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
         let mut iface = Interface::new(iface_config, &mut device, to_net(Instant::ZERO));
-        let cidr = IpCidr::new(config.cidr.address.into(), config.cidr.prefix_len);
+        let cidr = IpCidr::Ipv4(config.cidr);
         iface.update_ip_addrs(|addrs| {
             // A fresh interface has room for at least one address.
             let _ = addrs.push(cidr);
@@ -366,23 +252,13 @@ impl Tap {
     }
 
     /// Sleeps until a frame arrives, or until the earlier of the interface's next timer and
-    /// `wake` (both as seen at `now`, the instant this round polled at), or at most `cap`.
-    /// Returns early (without error) when a signal arrives.
-    pub fn wait(
-        &mut self,
-        now: Instant,
-        sockets: &SocketSet<'_>,
-        wake: Wake,
-        cap: Option<core::time::Duration>,
-    ) -> io::Result<()> {
-        let delay = self.iface.poll_delay(to_net(now), sockets);
-        // An instant, so the time spent since `now` (polling, the driver) is not slept again.
-        let at = clock::next_wake(now, delay, wake);
-        let timeout = at.map(|at| at.saturating_since(self.now()));
-        let timeout = match (timeout, cap) {
-            (Some(t), Some(c)) => Some(t.min(c)),
-            (t, c) => t.or(c),
-        };
+    /// `wake` (both as seen at `now`, the instant this round polled at). Returns early
+    /// (without error) when a signal arrives.
+    pub fn wait(&mut self, now: Instant, sockets: &SocketSet<'_>, wake: Wake) -> io::Result<()> {
+        let wake = wake.min(clock::iface_wake(&mut self.iface, now, sockets));
+        // From an instant, so the time spent since `now` (polling, the driver) is not
+        // slept again.
+        let timeout = wake.deadline(now).map(|at| at.saturating_since(self.now()));
         // `phy::wait` keeps whole milliseconds only. Rounding up would make every wake up
         // to 1 ms late (and a retry schedule drift by that much per send); rounding down
         // would spin through the last fraction. So: wait the whole milliseconds for a
@@ -400,33 +276,36 @@ impl Tap {
     }
 
     /// Runs one exchange of `request` with `server` on `stack`, using `policy`, until it
-    /// has an outcome (a reply, or giving up).
+    /// has an outcome (a reply, or giving up). Every other [`ClientEvent`] (sent, blocked,
+    /// ignored, refused) goes to `on_event` as it happens, for progress reports.
     pub fn exchange<const N: usize>(
         &mut self,
         stack: &mut NalStack<'_, N>,
         server: SocketAddr,
         request: &[u8],
         policy: &RetryPolicy,
+        mut on_event: impl FnMut(ClientEvent),
     ) -> Result<Outcome, RunError> {
-        let mut client = Client::connect(stack, server).map_err(RunError::Client)?;
-        let mut exchange = client
-            .start(policy, request, self.now())
-            .map_err(RunError::Client)?;
+        let mut client = Client::connect(stack, server)
+            .map_err(RunError::Client)?
+            .with_caps(CAPS);
+        let mut request = client.start(policy, request).map_err(RunError::Client)?;
         let outcome = loop {
             let now = self.now();
             self.poll(now, stack.sockets_mut());
             match client
-                .poll(stack, &mut exchange, request, now)
+                .poll(stack, &mut request, now)
                 .map_err(RunError::Client)?
             {
-                Poll::Ready(outcome) => break outcome,
+                ClientEvent::Done(outcome) => break outcome,
                 // No second `iface.poll` here: it could take in a datagram that nobody
                 // would look at until the next frame or deadline. What the driver just
-                // queued makes `poll_delay` zero, so the wait returns at once and the next
-                // round's `iface.poll` sends it.
-                Poll::Pending(wake) => self
-                    .wait(now, stack.sockets(), wake, None)
+                // queued makes the interface's wake "now", so the wait returns at once and
+                // the next round's `iface.poll` sends it.
+                ClientEvent::Wait(wake) => self
+                    .wait(now, stack.sockets(), wake)
                     .map_err(RunError::Wait)?,
+                event => on_event(event),
             }
         };
         client
@@ -447,7 +326,9 @@ impl Tap {
         stop: &AtomicBool,
         mut on_datagram: impl FnMut(&Received<'_>, &Decision),
     ) -> Result<u64, RunError> {
-        let mut server = Server::bind(stack, port, config).map_err(RunError::Server)?;
+        let mut server = Server::bind(stack, port, config)
+            .map_err(RunError::Server)?
+            .with_caps(CAPS);
         let handle = stack.handle(server.socket());
         // An Ethernet MTU's worth: smoltcp drops larger datagrams anyway (no fragments),
         // and the adapter reports true lengths.
@@ -464,7 +345,8 @@ impl Tap {
             if limit_reached(&server) {
                 break;
             }
-            self.wait(now, stack.sockets(), wake, Some(STOP_CHECK))
+            let wake = wake.min(Wake::At(now + STOP_CHECK));
+            self.wait(now, stack.sockets(), wake)
                 .map_err(RunError::Wait)?;
         }
         // Let the last replies leave (they may wait for ARP), boundedly.
@@ -477,13 +359,8 @@ impl Tap {
             if queued == 0 || spent >= FLUSH_LIMIT || stop.load(Ordering::Relaxed) {
                 break;
             }
-            self.wait(
-                now,
-                stack.sockets(),
-                Wake::at(start.saturating_add(FLUSH_LIMIT)),
-                None,
-            )
-            .map_err(RunError::Wait)?;
+            self.wait(now, stack.sockets(), Wake::At(start + FLUSH_LIMIT))
+                .map_err(RunError::Wait)?;
         }
         let replied = server.counters().replied;
         server
@@ -538,46 +415,6 @@ fn select_timeout(d: core::time::Duration) -> NetDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_cidr_and_rejects_nonsense() {
-        let cidr: Ipv4Cidr = "192.168.69.1/24".parse().unwrap();
-        assert_eq!(
-            (cidr.address(), cidr.prefix_len()),
-            ([192, 168, 69, 1].into(), 24)
-        );
-        assert_eq!(cidr.to_string(), "192.168.69.1/24");
-        assert_eq!(
-            "192.168.69.1".parse::<Ipv4Cidr>(),
-            Err(CidrError::MissingPrefix)
-        );
-        assert_eq!("192.168.69/24".parse::<Ipv4Cidr>(), Err(CidrError::Address));
-        assert_eq!(
-            "192.168.69.1/33".parse::<Ipv4Cidr>(),
-            Err(CidrError::Prefix)
-        );
-        assert_eq!("192.168.69.1/x".parse::<Ipv4Cidr>(), Err(CidrError::Prefix));
-        assert_eq!(
-            "224.0.0.1/4".parse::<Ipv4Cidr>(),
-            Err(CidrError::NotUnicast([224, 0, 0, 1].into()))
-        );
-        assert!("0.0.0.0/0".parse::<Ipv4Cidr>().is_err());
-    }
-
-    #[test]
-    fn parses_unicast_macs_only() {
-        assert_eq!(parse_mac("02:00:00:00:00:01"), Ok(DEFAULT_MAC));
-        assert_eq!(
-            parse_mac("02-AB-cd-00-00-10"),
-            Ok(EthernetAddress([2, 0xab, 0xcd, 0, 0, 0x10]))
-        );
-        assert!(parse_mac("02:00:00:00:00").is_err());
-        assert!(parse_mac("02:00:00:00:00:01:02").is_err());
-        assert!(parse_mac("02:00:00:00:00:1").is_err());
-        assert!(parse_mac("zz:00:00:00:00:01").is_err());
-        assert!(parse_mac("01:00:5e:00:00:01").is_err());
-        assert!(parse_mac("ff:ff:ff:ff:ff:ff").is_err());
-    }
 
     #[test]
     fn checks_interface_names() {

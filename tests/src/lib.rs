@@ -7,16 +7,15 @@
 
 use core::net::SocketAddr;
 
-use udp_echo_core::driver::Poll;
-use udp_echo_core::exchange::{Exchange, Outcome};
-use udp_echo_core::responder::ResponderConfig;
-use udp_echo_core::{Client, Instant, Listener, RetryPolicy, Server};
-use udp_echo_firmware_example::NalStack;
-use udp_echo_firmware_example::clock::{to_core, to_net};
+use udp_echo_core::{
+    Client, ClientEvent, DEFAULT_PORT, Ignored, Instant, Listener, Outcome, ResponderConfig,
+    RetryPolicy, Server, Wake,
+};
 use udp_echo_firmware_example::sim::{ADDR_B, Link, Pair};
+use udp_echo_firmware_example::{CAPS, NalStack};
 
 /// The port the simulated server listens on.
-pub const PORT: u16 = 6666;
+pub const PORT: u16 = DEFAULT_PORT;
 
 /// The server's address on the simulated link.
 pub fn server_addr() -> SocketAddr {
@@ -42,7 +41,7 @@ pub struct SimRun {
     /// When it ended, in ms since it started.
     pub ended_ms: u64,
     /// Stale, foreign and malformed datagrams the exchange ignored.
-    pub ignored: udp_echo_core::exchange::Ignored,
+    pub ignored: Ignored,
 }
 
 /// Drives one exchange of `request` from host A's `client` to host B until it ends.
@@ -56,60 +55,53 @@ pub fn exchange<'a>(
     request: &[u8],
     mut shape: impl FnMut(&mut Link, u32),
 ) -> SimRun {
-    let start = to_core(net.now());
+    let start = net.now();
     let ms = |t: Instant| (t - start).as_millis() as u64;
-    let mut ex: Exchange = client
-        .start(policy, request, start)
-        .expect("valid exchange");
+    let mut request = client.start(policy, request).expect("valid exchange");
     let mut sends_ms = Vec::new();
     let mut buf = [0u8; 2048];
     for _ in 0..10_000 {
         // A few rounds per instant: request out, server answers, reply back.
-        let mut client_wake = None;
+        let mut wake = Wake::OnDatagram;
         for _ in 0..4 {
-            let now = to_core(net.now());
-            let before = ex.attempts();
-            match client
-                .poll(&mut net.a.stack, &mut ex, request, now)
-                .expect("client")
-            {
-                Poll::Ready(outcome) => {
-                    return SimRun {
-                        outcome,
-                        sends_ms,
-                        ended_ms: ms(now),
-                        ignored: ex.ignored(),
-                    };
+            let now = net.now();
+            wake = loop {
+                match client
+                    .poll(&mut net.a.stack, &mut request, now)
+                    .expect("client")
+                {
+                    ClientEvent::Done(outcome) => {
+                        return SimRun {
+                            outcome,
+                            sends_ms,
+                            ended_ms: ms(now),
+                            ignored: request.exchange().ignored(),
+                        };
+                    }
+                    ClientEvent::Sent { at, .. } => sends_ms.push(ms(at)),
+                    ClientEvent::Wait(wake) => break wake,
+                    _ => {}
                 }
-                Poll::Pending(wake) => client_wake = wake.at,
-            }
-            if ex.attempts() > before {
-                sends_ms.push(ms(now));
-            }
-            shape(&mut net.link, ex.attempts());
+            };
+            shape(&mut net.link, request.exchange().attempts());
             net.poll();
             match peer {
                 Peer::Server(server) => {
-                    server
+                    let _ = server
                         .poll(&mut net.b.stack, &mut buf, now, |_, _| {})
                         .expect("server");
                 }
                 Peer::Silent(listener, arrivals) => {
-                    listener
+                    let _ = listener
                         .poll(&mut net.b.stack, &mut buf, now, |d| arrivals.push(ms(d.at)))
                         .expect("listener");
                 }
             }
             net.poll();
         }
-        let now = net.now();
-        let next = [client_wake.map(to_net), net.next_event()]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > now)
-            .min()
-            .expect("the exchange waits with nothing scheduled");
-        net.advance_to(next);
+        // Sleep: jump to the earlier of the client's wake and the link's next event.
+        let at = wake.min(net.next_event()).deadline(net.now());
+        net.advance_to(at.expect("the exchange waits with nothing scheduled"));
     }
     panic!("exchange did not end within 10 000 steps");
 }
@@ -134,12 +126,14 @@ pub fn ask<'a>(
 
 /// Binds the core's server on host B with all guards on.
 pub fn server<'a>(net: &mut Pair<'a, 4>) -> Server<NalStack<'a, 4>> {
-    let mut config = ResponderConfig::default();
-    config.stack_reports_true_length = true;
-    Server::bind(&mut net.b.stack, PORT, config).expect("bind server")
+    Server::bind(&mut net.b.stack, PORT, ResponderConfig::default())
+        .expect("bind server")
+        .with_caps(CAPS)
 }
 
 /// Opens host A's client socket, connected to the server's address.
 pub fn client<'a>(net: &mut Pair<'a, 4>) -> Client<NalStack<'a, 4>> {
-    Client::connect(&mut net.a.stack, server_addr()).expect("connect client")
+    Client::connect(&mut net.a.stack, server_addr())
+        .expect("connect client")
+        .with_caps(CAPS)
 }

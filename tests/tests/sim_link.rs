@@ -2,10 +2,11 @@
 //! on virtual time: the retry schedule to the millisecond, and the protocol's behaviour
 //! under loss, duplication, reordering, delay and corruption.
 
+use std::time::Duration;
+
 use smoltcp::phy::Medium;
-use smoltcp::time::Duration as NetDuration;
-use udp_echo_core::exchange::Outcome;
-use udp_echo_core::{Listener, RetryPolicy};
+use udp_echo_core::{Listener, Outcome, Replied, RetryPolicy};
+use udp_echo_firmware_example::CAPS;
 use udp_echo_firmware_example::sim::{Faults, Pair};
 use udp_echo_tests::{PORT, Peer, SimRun, ask, client, exchange, server};
 
@@ -17,7 +18,7 @@ fn pair<'a>(
     Pair::new(storage, Medium::Ip, faults, seed)
 }
 
-fn replied(run: &SimRun) -> udp_echo_core::exchange::Replied {
+fn replied(run: &SimRun) -> Replied {
     match run.outcome {
         Outcome::Reply(r) => r,
         Outcome::GaveUp(g) => panic!("gave up: {g:?}"),
@@ -28,7 +29,9 @@ fn replied(run: &SimRun) -> udp_echo_core::exchange::Replied {
 fn silent_server_sees_the_exact_schedule_and_the_client_gives_up_at_3100_ms() {
     let mut storage = Default::default();
     let mut net = pair(&mut storage, Faults::NONE, 1);
-    let mut listener = Listener::bind(&mut net.b.stack, PORT).unwrap();
+    let mut listener = Listener::bind(&mut net.b.stack, PORT)
+        .unwrap()
+        .with_caps(CAPS);
     let mut arrivals = Vec::new();
     let mut c = client(&mut net);
     let run = exchange(
@@ -117,8 +120,8 @@ fn reordered_delayed_and_duplicated_replies_are_ignored_unless_they_match() {
         duplicate: 300,
         reorder: 300,
         corrupt: 50,
-        delay_min: NetDuration::from_millis(20),
-        delay_jitter: NetDuration::from_millis(400),
+        delay_min: Duration::from_millis(20),
+        delay_jitter: Duration::from_millis(400),
     };
     let mut storage = Default::default();
     let mut net = pair(&mut storage, faults, 4);
@@ -202,7 +205,7 @@ fn same_seed_same_run() {
     let run = |seed| {
         let mut faults = Faults::NONE;
         faults.drop = 400;
-        faults.delay_jitter = NetDuration::from_millis(50);
+        faults.delay_jitter = Duration::from_millis(50);
         let mut storage = Default::default();
         let mut net = pair(&mut storage, faults, seed);
         let mut srv = server(&mut net);

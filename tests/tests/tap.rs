@@ -7,8 +7,9 @@
 //! own smoltcp stack. 192.168.69.0/24 exists only in that namespace, so no packet leaves it.
 //!
 //! The binaries are built by a nested `cargo build` (same profile and target directory as
-//! this test) and found next to this test's `deps/` directory. Every wait has a deadline;
-//! children are killed and reaped, and the namespace deleted, by drop guards.
+//! this test), each only when a test needs it, and found next to this test's `deps/`
+//! directory. Every wait has a deadline; children are killed and reaped, and the namespace
+//! deleted, by drop guards.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -21,13 +22,22 @@ use std::time::{Duration, Instant};
 const LINUX_IP: &str = "192.168.69.100";
 const FIRMWARE_CIDR: &str = "192.168.69.1/24";
 const FIRMWARE_IP: &str = "192.168.69.1";
+/// On the link, but nobody's: ARP for it is never answered.
+const ABSENT_IP: &str = "192.168.69.50";
 const PORT: u16 = 6666;
+/// The package of the host's `udp-echo` binary.
+const HOST_PACKAGE: &str = "udp-echo";
+/// The package of the TAP binary `firmware-example`.
+const FIRMWARE_PACKAGE: &str = "udp-echo-tap";
 /// Generous bound for one exchange (the client's own schedule ends at 3.1 s).
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(10);
 /// Bound for a server to say `listening on`.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 /// Bound for the nested `cargo build` (the binaries are usually up to date).
 const BUILD_DEADLINE: Duration = Duration::from_secs(900);
+/// CPU a client may use while it waits out its 3.1 s schedule: a generous bound that a
+/// client waking every millisecond (≈ 3,000 wake-ups) would not meet on these machines.
+const IDLE_CPU_LIMIT: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------------------------------
 // Preconditions and binaries
@@ -61,78 +71,68 @@ macro_rules! require_root_and_tap {
     };
 }
 
-struct Binaries {
-    host: PathBuf,
-    firmware: PathBuf,
+/// The host's `udp-echo`, built once.
+fn host_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build(HOST_PACKAGE, "udp-echo"))
 }
 
-/// Builds `udp-echo` and `firmware-example` once, with this test's profile, target
-/// directory and target triple, and returns their paths.
-fn binaries() -> &'static Binaries {
-    static BINARIES: OnceLock<Binaries> = OnceLock::new();
-    BINARIES.get_or_init(|| {
-        // current_exe: <target-dir>[/<triple>]/<profile-dir>/deps/tap-<hash>
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <profile>/deps")
-            .to_path_buf();
-        let profile_name = profile_dir
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let mut parent = profile_dir.parent().unwrap().to_path_buf();
-        let mut target = None;
-        if !parent.join("CACHEDIR.TAG").exists() && parent.parent().is_some() {
-            // <target-dir>/<triple>/<profile>: a cross/explicit --target build.
-            target = Some(parent.file_name().unwrap().to_string_lossy().into_owned());
-            parent = parent.parent().unwrap().to_path_buf();
-        }
-        let profile = match profile_name.as_str() {
-            "debug" => "dev".to_owned(),
-            other => other.to_owned(),
-        };
-        let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .current_dir(workspace)
-            .args([
-                "build",
-                "-p",
-                "udp-echo-host",
-                "-p",
-                "udp-echo-firmware-example",
-                "--bins",
-                "--profile",
-                &profile,
-            ])
-            .arg("--target-dir")
-            .arg(&parent);
-        if let Some(triple) = &target {
-            cargo.args(["--target", triple]);
-        }
-        let started = Instant::now();
-        let out = run_bounded(cargo, BUILD_DEADLINE);
-        assert!(
-            out.status.success(),
-            "cargo build of the binaries failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!(
-            "built the binaries in {:.1} s ({profile} profile)",
-            started.elapsed().as_secs_f64()
-        );
-        let binaries = Binaries {
-            host: profile_dir.join("udp-echo"),
-            firmware: profile_dir.join("firmware-example"),
-        };
-        for bin in [&binaries.host, &binaries.firmware] {
-            assert!(bin.exists(), "{} was not built", bin.display());
-        }
-        binaries
-    })
+/// The TAP binary `firmware-example`, built once.
+fn firmware_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build(FIRMWARE_PACKAGE, "firmware-example"))
+}
+
+/// Builds binary `bin` of `package` with this test's profile, target directory and target
+/// triple, and returns its path.
+fn build(package: &str, bin: &str) -> PathBuf {
+    // current_exe: <target-dir>[/<triple>]/<profile-dir>/deps/tap-<hash>
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <profile>/deps")
+        .to_path_buf();
+    let profile_name = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut parent = profile_dir.parent().unwrap().to_path_buf();
+    let mut target = None;
+    if !parent.join("CACHEDIR.TAG").exists() && parent.parent().is_some() {
+        // <target-dir>/<triple>/<profile>: a cross/explicit --target build.
+        target = Some(parent.file_name().unwrap().to_string_lossy().into_owned());
+        parent = parent.parent().unwrap().to_path_buf();
+    }
+    let profile = match profile_name.as_str() {
+        "debug" => "dev".to_owned(),
+        other => other.to_owned(),
+    };
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(workspace)
+        .args(["build", "-p", package, "--bin", bin, "--profile", &profile])
+        .arg("--target-dir")
+        .arg(&parent);
+    if let Some(triple) = &target {
+        cargo.args(["--target", triple]);
+    }
+    let started = Instant::now();
+    let out = run_bounded(cargo, BUILD_DEADLINE);
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --bin {bin} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "built {bin} in {:.1} s ({profile} profile)",
+        started.elapsed().as_secs_f64()
+    );
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,10 +161,28 @@ impl Reaped {
 
     /// Waits for the child to exit, at most `deadline`; kills it (and fails) after that.
     fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        self.wait_with_cpu(deadline).0
+    }
+
+    /// Like [`wait`](Self::wait), and also returns the CPU time (user + system, its own
+    /// and its reaped children's) the child used. std reaps without `rusage`, so the times
+    /// are read from `/proc/<pid>/stat` while the exited child is still a zombie
+    /// (clock-tick resolution, 10 ms here).
+    fn wait_with_cpu(&mut self, deadline: Duration) -> (ExitStatus, Duration) {
+        let stat = format!("/proc/{}/stat", self.child.id());
         let until = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+        let ticks = loop {
+            let text = std::fs::read_to_string(&stat).expect("an unreaped child's /proc entry");
+            // After "pid (comm) ": state, then fields 4..: utime, stime, cutime and
+            // cstime are fields 14 to 17 of proc(5).
+            let fields: Vec<&str> = text[text.rfind(')').expect("(comm)") + 1..]
+                .split_whitespace()
+                .collect();
+            if fields[0] == "Z" {
+                break fields[11..15]
+                    .iter()
+                    .map(|f| f.parse::<u64>().expect("a tick count"))
+                    .sum::<u64>();
             }
             if Instant::now() >= until {
                 let _ = self.child.kill();
@@ -172,7 +190,12 @@ impl Reaped {
                 panic!("{} did not exit within {deadline:?}; killed", self.what);
             }
             thread::sleep(Duration::from_millis(5));
-        }
+        };
+        let status = self.child.wait().expect("wait");
+        (
+            status,
+            Duration::from_micros(ticks * 1_000_000 / clock_ticks_per_second()),
+        )
     }
 
     /// Sends SIGTERM (a clean stop for the servers) through kill(1).
@@ -245,8 +268,25 @@ impl Lines {
     }
 }
 
+/// `sysconf(_SC_CLK_TCK)`, through getconf(1) (no libc here); 100 on Linux if it fails.
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .filter(|&ticks| ticks > 0)
+        .unwrap_or(100)
+}
+
 /// Runs `command` to completion, killing it after `deadline`.
 fn run_bounded(command: Command, deadline: Duration) -> Output {
+    run_measured(command, deadline).0
+}
+
+/// Runs `command` to completion, killing it after `deadline`; also returns the CPU time it
+/// used (see [`Reaped::wait_with_cpu`]).
+fn run_measured(command: Command, deadline: Duration) -> (Output, Duration) {
     let what = format!("{command:?}");
     let mut child = Reaped::spawn(command, &what);
     let mut stdout = child.child.stdout.take().unwrap();
@@ -261,12 +301,13 @@ fn run_bounded(command: Command, deadline: Duration) -> Output {
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
-    let status = child.wait(deadline);
-    Output {
+    let (status, cpu) = child.wait_with_cpu(deadline);
+    let output = Output {
         status,
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
-    }
+    };
+    (output, cpu)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -406,13 +447,12 @@ fn spawn_listening(
 fn firmware_client_gets_its_byte_count_from_the_host_server() {
     require_root_and_tap!();
     let started = Instant::now();
-    let bins = binaries();
     let ns = Netns::create("c");
 
     let bind = format!("{LINUX_IP}:{PORT}");
     let (mut server, mut server_out, _) = spawn_listening(
         &ns,
-        &bins.host,
+        host_bin(),
         &["serve", "--bind", &bind],
         "udp-echo serve",
     );
@@ -420,7 +460,7 @@ fn firmware_client_gets_its_byte_count_from_the_host_server() {
     let message = "hello over tap";
     let exchange_started = Instant::now();
     let out = run_bounded(
-        ns.command(&bins.firmware, &firmware_args(&["client", &bind, message])),
+        ns.command(firmware_bin(), &firmware_args(&["client", &bind, message])),
         EXCHANGE_DEADLINE,
     );
     let wall = exchange_started.elapsed();
@@ -458,13 +498,12 @@ fn firmware_client_gets_its_byte_count_from_the_host_server() {
 fn host_client_gets_its_byte_count_from_the_firmware_server() {
     require_root_and_tap!();
     let started = Instant::now();
-    let bins = binaries();
     let ns = Netns::create("s");
 
     let port = PORT.to_string();
     let (mut server, mut server_out, mut server_err) = spawn_listening(
         &ns,
-        &bins.firmware,
+        firmware_bin(),
         &firmware_args(&["server", "--port", &port, "--count", "1"]),
         "firmware-example server",
     );
@@ -473,7 +512,7 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
     let to = format!("{FIRMWARE_IP}:{PORT}");
     let exchange_started = Instant::now();
     let out = run_bounded(
-        ns.command(&bins.host, &["send", message, "--server", &to]),
+        ns.command(host_bin(), &["send", message, "--server", &to]),
         EXCHANGE_DEADLINE,
     );
     let wall = exchange_started.elapsed();
@@ -507,7 +546,6 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
 #[test]
 fn firmware_client_gives_up_on_the_default_schedule() {
     require_root_and_tap!();
-    let bins = binaries();
     let ns = Netns::create("g");
 
     // Nobody listens on this port: Linux answers ICMP port unreachable, which smoltcp
@@ -515,7 +553,7 @@ fn firmware_client_gives_up_on_the_default_schedule() {
     let to = format!("{LINUX_IP}:{}", PORT + 1);
     let started = Instant::now();
     let out = run_bounded(
-        ns.command(&bins.firmware, &firmware_args(&["client", &to, "anyone?"])),
+        ns.command(firmware_bin(), &firmware_args(&["client", &to, "anyone?"])),
         EXCHANGE_DEADLINE,
     );
     let wall = started.elapsed();
@@ -531,9 +569,48 @@ fn firmware_client_gives_up_on_the_default_schedule() {
 }
 
 #[test]
+fn firmware_client_gives_up_on_time_at_an_address_nobody_answers() {
+    require_root_and_tap!();
+    let firmware = firmware_bin();
+    let ns = Netns::create("a");
+
+    // Nobody answers ARP for this address, so smoltcp never sends to it: the socket's
+    // queue fills and every later send says WouldBlock. The schedule must still end at
+    // 3.1 s, with the client asleep meanwhile.
+    let to = format!("{ABSENT_IP}:{PORT}");
+    let started = Instant::now();
+    let (out, cpu) = run_measured(
+        ns.command(firmware, &firmware_args(&["client", &to, "hi"])),
+        EXCHANGE_DEADLINE,
+    );
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let gave_up = stderr
+        .lines()
+        .find(|l| l.contains(&format!("no reply from {to} after")))
+        .unwrap_or_else(|| panic!("no give-up line in: {stderr}"));
+    assert!(gave_up.contains(" in 3100 ms"), "{gave_up}");
+    assert!(
+        (Duration::from_millis(3100)..Duration::from_millis(4000)).contains(&wall),
+        "gave up after {wall:?}"
+    );
+    assert!(
+        cpu < IDLE_CPU_LIMIT,
+        "the client used {cpu:?} of CPU in {wall:?}: {stderr}"
+    );
+    eprintln!(
+        "firmware client to an absent peer: {}; wall {:.3} s, CPU {} ms\n{stderr}",
+        gave_up.trim(),
+        wall.as_secs_f64(),
+        cpu.as_millis()
+    );
+}
+
+#[test]
 fn firmware_reports_a_tap_that_is_down_on_the_host_side() {
     require_root_and_tap!();
-    let bins = binaries();
     let ns = Netns::create("d");
     ip(&["-n", &ns.name, "link", "set", "tap0", "down"]);
 
@@ -541,7 +618,7 @@ fn firmware_reports_a_tap_that_is_down_on_the_host_side() {
     // refuse to start instead, with the fix in the message.
     let to = format!("{LINUX_IP}:{PORT}");
     let out = run_bounded(
-        ns.command(&bins.firmware, &firmware_args(&["client", &to, "hello"])),
+        ns.command(firmware_bin(), &firmware_args(&["client", &to, "hello"])),
         EXCHANGE_DEADLINE,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,7 +1,6 @@
 //! The `firmware-example` binary's command line: usage errors exit 2 with a clear message
 //! before any device is touched, `--help` shows a worked example, and a TAP device that
 //! cannot be opened is a clear error (exit 1), not a panic.
-#![cfg(feature = "std")]
 
 use std::process::{Command, Output};
 
@@ -35,14 +34,15 @@ fn assert_usage_error(args: &[&str], needle: &str) {
 #[test]
 fn bad_ip_is_a_usage_error() {
     let client = ["client", "192.168.69.100:6666", "hi"];
+    // smoltcp's parser says only "no": one message for every malformed CIDR.
+    let malformed = "expected ADDRESS/PREFIX with a prefix of 0 to 32";
     for (ip, why) in [
-        ("192.168.69.1", "expected ADDRESS/PREFIX"),
-        ("192.168.69/24", "not an IPv4 address"),
-        (
-            "192.168.69.1/33",
-            "prefix length must be a number from 0 to 32",
-        ),
-        ("224.0.0.1/4", "not a unicast host address"),
+        ("192.168.69.1", malformed),
+        ("192.168.69/24", malformed),
+        ("192.168.69.1/33", malformed),
+        ("192.168.69.1/x", malformed),
+        ("224.0.0.1/4", "224.0.0.1 is not a unicast host address"),
+        ("0.0.0.0/0", "0.0.0.0 is not a unicast host address"),
     ] {
         let args = [&["--ip", ip][..], &client].concat();
         assert_usage_error(
@@ -67,7 +67,12 @@ fn other_bad_arguments_are_usage_errors() {
         "multicast or broadcast MAC",
     );
     assert_usage_error(&["--mac", "02:00:00", "server"], "six hex bytes");
+    assert_usage_error(
+        &["--mac", "02:00:00:00:00:01:02", "server"],
+        "six hex bytes",
+    );
     assert_usage_error(&["--gateway", "nope", "server"], "IPv4 address");
+    assert_usage_error(&["--gateway", "255.255.255.255", "server"], "not a unicast");
     assert_usage_error(&["--tap", "a-name-far-too-long", "server"], "1 to 15 bytes");
     assert_usage_error(&["client", "192.168.69.100", "hi"], "ADDR:PORT");
     assert_usage_error(&["client", "192.168.69.100:0", "hi"], "port cannot be 0");

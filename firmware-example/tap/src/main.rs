@@ -8,14 +8,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use smoltcp::wire::EthernetAddress;
-use udp_echo_core::exchange::Outcome;
-use udp_echo_core::{Decision, ResponderConfig, RetryPolicy};
-use udp_echo_firmware_example::tap::{
-    Ipv4Cidr, Tap, TapConfig, parse_gateway, parse_mac, parse_tap_name,
-};
+use udp_echo_core::{ClientEvent, DEFAULT_PORT, Decision, Outcome, ResponderConfig, RetryPolicy};
+use udp_echo_firmware_example::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+use udp_echo_firmware_example::tap::{Tap, TapConfig, parse_tap_name};
 use udp_echo_firmware_example::{NalStack, NalStorage};
 
 /// Payload bytes per socket buffer and direction: one Ethernet MTU's worth.
@@ -49,7 +47,7 @@ struct Cli {
     tap: String,
 
     /// This interface's IPv4 address and prefix length.
-    #[arg(long, value_name = "ADDR/PREFIX", default_value = "192.168.69.1/24")]
+    #[arg(long, value_name = "ADDR/PREFIX", default_value = "192.168.69.1/24", value_parser = parse_cidr)]
     ip: Ipv4Cidr,
 
     /// Default IPv4 gateway, for peers outside the prefix.
@@ -80,7 +78,7 @@ enum Command {
     /// datagram, until SIGINT/SIGTERM (or --count replies).
     Server {
         /// The UDP port to serve.
-        #[arg(long, default_value_t = 6666, value_parser = clap::value_parser!(u16).range(1..))]
+        #[arg(long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
         port: u16,
         /// Stop after answering this many datagrams.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -89,6 +87,42 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+// The parsers are smoltcp's (`FromStr`); these only add what an interface's own address
+// must also be, and say what was expected (smoltcp's error is `()`).
+
+fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
+    let cidr: Ipv4Cidr = s
+        .parse()
+        .map_err(|()| "expected ADDRESS/PREFIX with a prefix of 0 to 32, e.g. 192.168.69.1/24")?;
+    unicast(cidr.address())?;
+    Ok(cidr)
+}
+
+fn parse_gateway(s: &str) -> Result<Ipv4Addr, String> {
+    let ip = s
+        .parse()
+        .map_err(|_| "expected an IPv4 address like 192.168.69.100")?;
+    unicast(ip)?;
+    Ok(ip)
+}
+
+fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
+    let mac: EthernetAddress = s
+        .parse()
+        .map_err(|()| "expected six hex bytes like 02:00:00:00:00:01")?;
+    if !mac.is_unicast() {
+        return Err("a multicast or broadcast MAC cannot be an interface's address".into());
+    }
+    Ok(mac)
+}
+
+fn unicast(ip: Ipv4Addr) -> Result<(), String> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!("{ip} is not a unicast host address"));
+    }
+    Ok(())
 }
 
 fn parse_server(s: &str) -> Result<SocketAddrV4, String> {
@@ -177,8 +211,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     config.name
                 )));
             }
+            let mut progress = Progress::new();
             let outcome = tap
-                .exchange(&mut stack, server.into(), request, &RetryPolicy::default())
+                .exchange(
+                    &mut stack,
+                    server.into(),
+                    request,
+                    &RetryPolicy::default(),
+                    |event| progress.report(event),
+                )
                 .map_err(Failure::runtime)?;
             match outcome {
                 Outcome::Reply(r) => {
@@ -198,9 +239,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     Ok(())
                 }
                 Outcome::GaveUp(g) => Err(Failure::runtime(format!(
-                    "no reply from {server} after {} attempts in {} ms",
+                    "no reply from {server} after {} attempt{} in {} ms{}",
                     g.attempts,
-                    g.elapsed.as_millis()
+                    if g.attempts == 1 { "" } else { "s" },
+                    g.elapsed.as_millis(),
+                    match g.unsent {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} more could not be sent (the stack said WouldBlock: \
+                             is {} on the link?)",
+                            server.ip()
+                        ),
+                    }
                 ))),
             }
         }
@@ -212,9 +262,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
                     .map_err(|e| Failure::runtime(format!("cannot handle signals: {e}")))?;
             }
-            let mut config_r = ResponderConfig::default();
-            // The adapter reports a datagram's true length even when the buffer is smaller.
-            config_r.stack_reports_true_length = true;
             say(&format!(
                 "listening on {}:{port} ({}, {})",
                 config.cidr.address(),
@@ -222,24 +269,74 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 config.mac
             ));
             let replied = tap
-                .serve(&mut stack, port, config_r, count, &stop, |rx, decision| {
-                    if quiet {
-                        return;
-                    }
-                    match decision {
-                        Decision::Reply(_) => print(&format!("{} sent {} bytes", rx.from, rx.len)),
-                        Decision::Drop(why) => print(&format!(
-                            "{} sent {} bytes, not answered: {why}",
-                            rx.from, rx.len
-                        )),
-                    }
-                })
+                .serve(
+                    &mut stack,
+                    port,
+                    ResponderConfig::default(),
+                    count,
+                    &stop,
+                    |rx, decision| {
+                        if quiet {
+                            return;
+                        }
+                        match decision {
+                            Decision::Reply(_) => {
+                                print(&format!("{} sent {} bytes", rx.from, rx.len))
+                            }
+                            Decision::Drop(why) => print(&format!(
+                                "{} sent {} bytes, not answered: {why}",
+                                rx.from, rx.len
+                            )),
+                        }
+                    },
+                )
                 .map_err(Failure::runtime)?;
             say(&format!(
                 "answered {replied} datagram{}",
                 if replied == 1 { "" } else { "s" }
             ));
             Ok(())
+        }
+    }
+}
+
+/// The client's progress on stderr, one line per event. Blocked sends come in bursts
+/// (the core tries again after 1, 2, 4, … ms): one line per burst.
+struct Progress {
+    started: Instant,
+    blocked: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            blocked: false,
+        }
+    }
+
+    fn report(&mut self, event: ClientEvent) {
+        let ms = self.started.elapsed().as_secs_f64() * 1e3;
+        match event {
+            ClientEvent::Sent { attempt, .. } => {
+                self.blocked = false;
+                say(&format!("attempt {attempt} sent at {ms:.1} ms"));
+            }
+            ClientEvent::SendBlocked if !self.blocked => {
+                self.blocked = true;
+                say(&format!(
+                    "send blocked at {ms:.1} ms: the stack cannot take the datagram yet \
+                     (no ARP reply?); trying again"
+                ));
+            }
+            ClientEvent::Ignored { from, verdict } => say(&format!(
+                "ignored a datagram at {ms:.1} ms from {}: {verdict:?}",
+                from.map_or("an unknown source".into(), |a| a.to_string())
+            )),
+            ClientEvent::Refused => say(&format!(
+                "ICMP port unreachable at {ms:.1} ms (noted; the schedule goes on)"
+            )),
+            _ => {}
         }
     }
 }
