@@ -551,9 +551,10 @@ fn firmware_client_gives_up_on_the_default_schedule() {
     // Nobody listens on this port: Linux answers ICMP port unreachable, which smoltcp
     // does not pass to UDP sockets, so the client must run its whole schedule.
     let to = format!("{LINUX_IP}:{}", PORT + 1);
+    let firmware = firmware_bin(); // built (if need be) before the clock starts
     let started = Instant::now();
     let out = run_bounded(
-        ns.command(firmware_bin(), &firmware_args(&["client", &to, "anyone?"])),
+        ns.command(firmware, &firmware_args(&["client", &to, "anyone?"])),
         EXCHANGE_DEADLINE,
     );
     let wall = started.elapsed();
@@ -561,8 +562,9 @@ fn firmware_client_gives_up_on_the_default_schedule() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(stderr.contains("after 5 attempts"), "{stderr}");
+    assert!(stderr.contains(" in 3100 ms"), "{stderr}");
     assert!(
-        (Duration::from_millis(3100)..Duration::from_millis(4000)).contains(&wall),
+        (Duration::from_millis(3100)..Duration::from_secs(10)).contains(&wall),
         "gave up after {wall:?}"
     );
     eprintln!("firmware client gave up: {}; wall {wall:?}", stderr.trim());
@@ -593,7 +595,7 @@ fn firmware_client_gives_up_on_time_at_an_address_nobody_answers() {
         .unwrap_or_else(|| panic!("no give-up line in: {stderr}"));
     assert!(gave_up.contains(" in 3100 ms"), "{gave_up}");
     assert!(
-        (Duration::from_millis(3100)..Duration::from_millis(4000)).contains(&wall),
+        (Duration::from_millis(3100)..Duration::from_secs(10)).contains(&wall),
         "gave up after {wall:?}"
     );
     assert!(
