@@ -42,7 +42,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::retry::{PolicyError, RetryPolicy};
-use crate::time::Instant;
+use crate::time::{Instant, micros};
 use crate::wire;
 
 /// What the caller should do next.
@@ -191,12 +191,15 @@ pub struct Exchange {
     unsent: u32,
     /// When the current slot ends (the next slot begins, or the exchange gives up).
     slot_end: Instant,
-    /// The base wait of the next slot; `None` once the schedule is exhausted.
-    next_wait: Option<Duration>,
+    /// The base wait of the next slot, in µs; `None` once the schedule is exhausted.
+    /// (Whole microseconds in `u64`, not `Duration`: far less code on a Cortex-M.)
+    next_wait_us: Option<u64>,
     /// When the current slot's send is due; `None` once it went out.
     send_due: Option<Instant>,
-    /// The pause after the last refused send in this slot (zero: none refused yet).
-    blocked_pause: Duration,
+    /// The pause after the last refused send in this slot, in µs (0: none refused yet).
+    blocked_pause_us: u64,
+    /// When the overall deadline passes, once the schedule started.
+    deadline_at: Option<Instant>,
     /// Whether this slot's send was already retried at once after an ICMP error.
     refusal_retried: bool,
     last_sent: Instant,
@@ -241,9 +244,10 @@ impl Exchange {
             sent: 0,
             unsent: 0,
             slot_end: Instant::ZERO,
-            next_wait: Some(policy.initial_wait),
+            next_wait_us: Some(micros(policy.initial_wait)),
             send_due: None,
-            blocked_pause: Duration::ZERO,
+            blocked_pause_us: 0,
+            deadline_at: None,
             refusal_retried: false,
             last_sent: Instant::ZERO,
             ignored: Ignored::default(),
@@ -294,7 +298,8 @@ impl Exchange {
         }
         let started = *self.started.get_or_insert(now);
         if self.slots == 0 {
-            self.begin_slot(now, started);
+            self.deadline_at = self.policy.deadline.map(|d| started + d);
+            self.begin_slot(now);
         }
         // A shell that woke late may have slept through whole slots: each ends unsent.
         while now >= self.slot_end {
@@ -302,14 +307,11 @@ impl Exchange {
                 self.unsent += 1;
             }
             let attempts_left = self.policy.max_attempts.is_none_or(|max| self.slots < max);
-            let before_deadline = self
-                .policy
-                .deadline
-                .is_none_or(|d| self.slot_end < started + d);
-            if self.next_wait.is_none() || !attempts_left || !before_deadline {
+            let before_deadline = self.deadline_at.is_none_or(|d| self.slot_end < d);
+            if self.next_wait_us.is_none() || !attempts_left || !before_deadline {
                 return self.give_up(now, started);
             }
-            self.begin_slot(self.slot_end, started);
+            self.begin_slot(self.slot_end);
         }
         match self.send_due {
             Some(due) if now >= due => Action::Send,
@@ -318,19 +320,19 @@ impl Exchange {
         }
     }
 
-    fn begin_slot(&mut self, at: Instant, started: Instant) {
-        let Some(base) = self.next_wait else {
+    fn begin_slot(&mut self, at: Instant) {
+        let Some(base) = self.next_wait_us else {
             return;
         };
         self.slots += 1;
-        let wait = self.policy.jitter.apply(base, self.next_random());
-        self.slot_end = at + wait;
-        if let Some(d) = self.policy.deadline {
-            self.slot_end = self.slot_end.min(started + d);
+        let wait = self.policy.jitter.apply_us(base, self.next_random());
+        self.slot_end = Instant::from_micros(at.as_micros().saturating_add(wait));
+        if let Some(d) = self.deadline_at {
+            self.slot_end = self.slot_end.min(d);
         }
-        self.next_wait = self.policy.next_wait(base);
+        self.next_wait_us = self.policy.next_wait_us(base);
         self.send_due = Some(at);
-        self.blocked_pause = Duration::ZERO;
+        self.blocked_pause_us = 0;
         self.refusal_retried = false;
     }
 
@@ -366,12 +368,13 @@ impl Exchange {
         if self.send_due.is_none() {
             return;
         }
-        self.blocked_pause = if self.blocked_pause.is_zero() {
-            BLOCKED_FIRST_PAUSE
-        } else {
-            self.blocked_pause.saturating_mul(2)
+        self.blocked_pause_us = match self.blocked_pause_us {
+            0 => micros(BLOCKED_FIRST_PAUSE),
+            us => us.saturating_mul(2),
         };
-        self.send_due = Some(now + self.blocked_pause);
+        self.send_due = Some(Instant::from_micros(
+            now.as_micros().saturating_add(self.blocked_pause_us),
+        ));
     }
 
     /// Records that the send failed at `now` with an ICMP "port unreachable" left over

@@ -39,11 +39,9 @@ impl Bucket {
         let refill = match self.refilled_at {
             None => cap,
             // per_second tokens per 1e6 µs = per_second micro-tokens per µs.
-            Some(at) => (now - at)
+            Some(at) => now
                 .as_micros()
-                .min(u128::from(u64::MAX))
-                .try_into()
-                .unwrap_or(u64::MAX)
+                .saturating_sub(at.as_micros())
                 .saturating_mul(u64::from(limit.per_second)),
         };
         self.refilled_at = Some(now);
@@ -63,7 +61,7 @@ impl Bucket {
             Some(at) => {
                 let cap = u64::from(limit.burst.max(1)).saturating_mul(ONE);
                 let missing = cap.saturating_sub(self.tokens);
-                let micros = u64::try_from((now - at).as_micros()).unwrap_or(u64::MAX);
+                let micros = now.as_micros().saturating_sub(at.as_micros());
                 micros.saturating_mul(u64::from(limit.per_second)) >= missing
             }
         }

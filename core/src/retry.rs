@@ -18,6 +18,8 @@ use core::fmt;
 use core::str::FromStr;
 use core::time::Duration;
 
+use crate::time::micros;
+
 /// How much each timeout grows the next wait, in thousandths (exact, float-free).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -44,8 +46,12 @@ impl Factor {
     }
 
     fn apply(self, d: Duration) -> Duration {
-        let micros = d.as_micros().saturating_mul(u128::from(self.milli)) / 1000;
-        Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+        Duration::from_micros(self.apply_us(micros(d)))
+    }
+
+    /// `us × factor` in whole microseconds, saturating (the arithmetic of the schedule).
+    pub(crate) fn apply_us(self, us: u64) -> u64 {
+        us.saturating_mul(u64::from(self.milli)) / 1000
     }
 }
 
@@ -120,17 +126,20 @@ pub enum Jitter {
 impl Jitter {
     /// The wait to use for a scheduled `wait`, given 32 random bits.
     pub fn apply(self, wait: Duration, random: u32) -> Duration {
-        let scale = |d: Duration| {
-            let micros = d.as_micros().saturating_mul(u128::from(random)) >> 32;
-            Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+        Duration::from_micros(self.apply_us(micros(wait), random))
+    }
+
+    /// [`apply`](Self::apply) in whole microseconds.
+    pub(crate) fn apply_us(self, us: u64, random: u32) -> u64 {
+        // us × random / 2³² in u64, exactly: split us into its high and low 32 bits.
+        let scale = |us: u64| {
+            let r = u64::from(random);
+            (us >> 32) * r + (((us & 0xFFFF_FFFF) * r) >> 32)
         };
         match self {
-            Jitter::None => wait,
-            Jitter::Full => scale(wait),
-            Jitter::Equal => {
-                let half = wait / 2;
-                half + scale(wait - half)
-            }
+            Jitter::None => us,
+            Jitter::Full => scale(us),
+            Jitter::Equal => us / 2 + scale(us - us / 2),
         }
     }
 }
@@ -243,8 +252,13 @@ impl RetryPolicy {
     /// The wait that follows `wait` in the schedule, or `None` once it would exceed
     /// `max_wait` (attempt limits are the caller's to count).
     pub fn next_wait(&self, wait: Duration) -> Option<Duration> {
-        let grown = self.factor.apply(wait);
-        (grown <= self.max_wait).then_some(grown)
+        self.next_wait_us(micros(wait)).map(Duration::from_micros)
+    }
+
+    /// [`next_wait`](Self::next_wait) in whole microseconds.
+    pub(crate) fn next_wait_us(&self, us: u64) -> Option<u64> {
+        let grown = self.factor.apply_us(us);
+        (grown <= micros(self.max_wait)).then_some(grown)
     }
 
     /// The scheduled waits, one per send, without jitter; a send at or past the overall

@@ -47,11 +47,18 @@ impl Instant {
 
     /// `self + d`, saturating at the far future.
     pub fn saturating_add(self, d: Duration) -> Instant {
-        let add = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Instant {
-            micros: self.micros.saturating_add(add),
+            micros: self.micros.saturating_add(micros(d)),
         }
     }
+}
+
+/// Whole microseconds of `d`, saturating. In `u64`: `Duration::as_micros` is `u128`,
+/// whose arithmetic costs a Cortex-M kilobytes of flash.
+pub(crate) fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
 }
 
 impl Add<Duration> for Instant {
