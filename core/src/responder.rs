@@ -401,6 +401,10 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn broadcast(source_on_link: bool) -> Destination {
+        Destination::Broadcast { source_on_link }
+    }
+
     fn reply_text(d: Decision) -> std::string::String {
         match d {
             Decision::Reply(r) => std::string::ToString::to_string(&r),
@@ -604,12 +608,8 @@ mod tests {
     #[test]
     fn a_broadcast_is_counted_and_answered_only_from_a_directly_connected_source() {
         let mut r = Responder::new(ResponderConfig::default());
-        let on_link = Destination::Broadcast {
-            source_on_link: true,
-        };
-        let off_link = Destination::Broadcast {
-            source_on_link: false,
-        };
+        let on_link = broadcast(true);
+        let off_link = broadcast(false);
         assert_eq!(
             reply_text(r.handle_to(NOW, from(40000), on_link, 3, b"abc")),
             "Your data was 3 bytes"
@@ -636,9 +636,7 @@ mod tests {
             answer_broadcast: false,
             ..ResponderConfig::default()
         });
-        let to = Destination::Broadcast {
-            source_on_link: true,
-        };
+        let to = broadcast(true);
         assert_eq!(
             r.handle_to(NOW, from(40000), to, 3, b"abc"),
             Decision::Drop(DropReason::Broadcast)
@@ -654,11 +652,14 @@ mod tests {
     #[test]
     fn answered_broadcasts_stay_within_the_per_source_limit() {
         let mut r = Responder::new(ResponderConfig::default());
-        let to = Destination::Broadcast {
-            source_on_link: true,
-        };
+        let to = broadcast(true);
         let answered = (0..500)
-            .filter(|_| matches!(r.handle_to(NOW, from(40000), to, 1, b"x"), Decision::Reply(_)))
+            .filter(|_| {
+                matches!(
+                    r.handle_to(NOW, from(40000), to, 1, b"x"),
+                    Decision::Reply(_)
+                )
+            })
             .count();
         assert_eq!(answered as u32, DEFAULT_SOURCE_LIMIT.burst);
         assert_eq!(
@@ -670,9 +671,7 @@ mod tests {
     #[test]
     fn counters_add_every_field() {
         let mut r = Responder::new(ResponderConfig::default());
-        let to = Destination::Broadcast {
-            source_on_link: false,
-        };
+        let to = broadcast(false);
         let _ = r.handle_to(NOW, from(40000), to, 1, b"x");
         let _ = r.handle(NOW, from(53), 1, b"x");
         let _ = r.handle(NOW, from(40000), 1, b"x");
