@@ -156,12 +156,12 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     diag!("limits: {}", limits(&config, threads));
     diag!("{}", io_line(&engines, args.bind.ip().is_unspecified()));
 
-    let (result, counters) = if threads == 1 {
+    let (result, each) = if threads == 1 {
         let mut engine = engines.pop().expect("one engine");
         let result = engine.run(&mut stack, &shutdown, &mut presenter);
         let counters = engine.counters();
         engine.close(&mut stack);
-        (result, counters)
+        (result, vec![counters])
     } else {
         // Each thread shows its share of the lines, so the total stays within --max-lines.
         let lines = u32::try_from(threads).map_or(1, |n| (args.max_lines / n).max(1));
@@ -181,19 +181,23 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
                     })
                 })
                 .collect();
-            let mut total = Counters::default();
+            let mut each = Vec::new();
             let mut result = Ok(Stopped::Signal);
             for handle in handles {
                 let (r, c) = handle.join().expect("a server thread panicked");
-                total.add(&c);
+                each.push(c);
                 // The first failure, else the first reason a thread gave.
                 if r.is_err() || result.is_ok() {
                     result = r.or(result);
                 }
             }
-            (result, total)
+            (result, each)
         })
     };
+    let mut counters = Counters::default();
+    for c in &each {
+        counters.add(c);
+    }
     let why = stop_reason(&result, &shutdown);
     let last = json.then(|| {
         json!({
@@ -201,6 +205,8 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
             "received": counters.received, "replied": counters.replied,
             "send_failed": counters.send_failed, "broadcast": counters.broadcast,
             "dropped": counters.dropped(), "dropped_by_reason": dropped_json(&counters),
+            "per_thread": each.iter().map(|c| json!({"received": c.received, "replied": c.replied}))
+                .collect::<Vec<_>>(),
         })
         .to_string()
     });
