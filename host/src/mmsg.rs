@@ -347,15 +347,28 @@ impl SendBatch {
     /// message it refuses is counted as failed and skipped, and the rest still go out.
     /// The batch is empty afterwards.
     pub fn flush(&mut self, socket: &impl AsFd) -> Sent {
+        self.send(socket, None)
+    }
+
+    /// Like [`flush`](Self::flush), but every queued message carries `payload` instead of
+    /// its reply (e.g. a load generator's requests).
+    pub fn flush_same(&mut self, socket: &impl AsFd, payload: &[u8]) -> Sent {
+        self.send(socket, Some(payload))
+    }
+
+    fn send(&mut self, socket: &impl AsFd, payload: Option<&[u8]>) -> Sent {
         let n = self.count;
         self.count = 0;
         let mut done = Sent::default();
         if n == 0 {
             return done;
         }
-        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
-            iov_base: self.replies[i].as_bytes().as_ptr().cast_mut().cast(),
-            iov_len: self.replies[i].as_bytes().len(),
+        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| {
+            let bytes = payload.unwrap_or(self.replies[i].as_bytes());
+            libc::iovec {
+                iov_base: bytes.as_ptr().cast_mut().cast(),
+                iov_len: bytes.len(),
+            }
         });
         let mut msgs: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| libc::mmsghdr {
             msg_hdr: libc::msghdr {
@@ -383,8 +396,9 @@ impl SendBatch {
             let rest = &mut msgs[at..n];
             // SAFETY: `rest` holds `rest.len()` initialised headers; each points at its own
             // name and control bytes (with their encoded lengths, or null and 0) and its
-            // iovec, which points into `self.replies` (a `Reply` owns its bytes); all
-            // outlive the call, and the kernel only reads them (and writes `msg_len`).
+            // iovec, which points into `self.replies` (a `Reply` owns its bytes) or at
+            // `payload`; all outlive the call, and the kernel only reads them (and writes
+            // `msg_len`).
             let r = unsafe {
                 libc::sendmmsg(
                     fd,

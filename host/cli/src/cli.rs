@@ -104,8 +104,9 @@ Examples:
     Discover(DiscoverArgs),
     /// A bounded load test of one server: replies/s and RTT percentiles.
     #[command(after_help = "\
-Keeps --window requests in flight on one socket for --duration (at most 60s) or until
---requests have been sent, whichever comes first, then waits briefly for stragglers.
+Keeps --window requests in flight, spread over --sockets connected sockets and sent and
+received by the batch (sendmmsg/recvmmsg), for --duration (at most 60s) or until --requests
+have been sent, whichever comes first, then waits briefly for stragglers.
 Sends only to --server.
 
 Examples:
@@ -267,9 +268,12 @@ pub struct BenchArgs {
     /// Request size in bytes.
     #[arg(long, default_value_t = 12)]
     pub size: usize,
-    /// Requests in flight at once (1..=1024).
+    /// Requests in flight at once (1..=1024), spread over the sockets.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub window: u32,
+    /// Connected sockets to spread the window over (1..=64; at most --window are used).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sockets: u32,
     /// Stop sending after this many requests (or at --duration, whichever comes first;
     /// 1..=20000000). Default: only --duration limits the run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=commands::bench::MAX_REQUESTS))]
