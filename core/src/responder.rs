@@ -56,6 +56,19 @@ pub const REFLECTION_PORTS: [u16; 17] = [
     7, 13, 17, 19, 37, 53, 111, 123, 137, 138, 161, 389, 500, 520, 1900, 5353, 11211,
 ];
 
+/// The highest of the [`REFLECTION_PORTS`].
+const MAX_REFLECTION_PORT: u16 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < REFLECTION_PORTS.len() {
+        if REFLECTION_PORTS[i] > max {
+            max = REFLECTION_PORTS[i];
+        }
+        i += 1;
+    }
+    max
+};
+
 /// The per-source limit a default [`ResponderConfig`] applies: 1000 replies a second per
 /// source address, in bursts of up to 100.
 pub const DEFAULT_SOURCE_LIMIT: RateLimit = RateLimit {
@@ -361,7 +374,11 @@ impl<const N: usize> Responder<N> {
         if cfg.block_port_zero && port == 0 {
             return Decision::Drop(DropReason::PortZero);
         }
-        if cfg.block_reflection_ports && REFLECTION_PORTS.contains(&port) {
+        // Ephemeral client ports lie above every reflection port: one comparison for them.
+        if cfg.block_reflection_ports
+            && port <= MAX_REFLECTION_PORT
+            && REFLECTION_PORTS.contains(&port)
+        {
             return Decision::Drop(DropReason::ReflectionPort);
         }
         let Ok(count) = u16::try_from(len) else {

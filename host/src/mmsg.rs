@@ -363,33 +363,27 @@ impl SendBatch {
         if n == 0 {
             return done;
         }
-        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| {
+        // Only the `n` messages queued are filled in.
+        let mut iovs = [EMPTY_IOV; BATCH];
+        let mut msgs = [EMPTY_MSG; BATCH];
+        for (i, (iov, msg)) in iovs.iter_mut().zip(&mut msgs).enumerate().take(n) {
             let bytes = payload.unwrap_or(self.replies[i].as_bytes());
-            libc::iovec {
+            *iov = libc::iovec {
                 iov_base: bytes.as_ptr().cast_mut().cast(),
                 iov_len: bytes.len(),
+            };
+            let h = &mut msg.msg_hdr;
+            if self.namelens[i] != 0 {
+                h.msg_name = self.names[i].0.as_mut_ptr().cast();
+                h.msg_namelen = self.namelens[i] as libc::socklen_t;
             }
-        });
-        let mut msgs: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| libc::mmsghdr {
-            msg_hdr: libc::msghdr {
-                msg_name: if self.namelens[i] == 0 {
-                    std::ptr::null_mut()
-                } else {
-                    self.names[i].0.as_mut_ptr().cast()
-                },
-                msg_namelen: self.namelens[i] as libc::socklen_t,
-                msg_iov: &mut iovs[i],
-                msg_iovlen: 1,
-                msg_control: if self.controllens[i] == 0 {
-                    std::ptr::null_mut()
-                } else {
-                    self.controls[i].0.as_mut_ptr().cast()
-                },
-                msg_controllen: self.controllens[i],
-                msg_flags: 0,
-            },
-            msg_len: 0,
-        });
+            if self.controllens[i] != 0 {
+                h.msg_control = self.controls[i].0.as_mut_ptr().cast();
+                h.msg_controllen = self.controllens[i];
+            }
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+        }
         let fd = socket.as_fd().as_raw_fd();
         let mut at = 0;
         while at < n {
@@ -422,6 +416,24 @@ impl SendBatch {
         done
     }
 }
+
+const EMPTY_IOV: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+const EMPTY_MSG: libc::mmsghdr = libc::mmsghdr {
+    msg_hdr: libc::msghdr {
+        msg_name: std::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: std::ptr::null_mut(),
+        msg_iovlen: 0,
+        msg_control: std::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    },
+    msg_len: 0,
+};
 
 fn decode_name(b: &[u8]) -> Option<SocketAddr> {
     let family = i32::from(u16::from_ne_bytes(b.get(..2)?.try_into().ok()?));
