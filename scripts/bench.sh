@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# What does going through the core cost the server? Compares `udp-echo serve --quiet` (the
-# core's Server driver, Responder guards, StdStack adapter, poll(2) loop, presenter) with
-# host/cli/examples/plain_echo.rs (a blocking std recv_from/send_to loop that only borrows the
-# core's reply formatting), both loaded by `udp-echo bench` on 127.0.0.1.
+# What does going through the core cost the server? Compares, in one run and under the same
+# closed-loop load from `udp-echo bench` on 127.0.0.1:
+#   batched  `udp-echo serve --quiet` (recvmmsg/sendmmsg around the core's Responder: every
+#            guard on, counters, the poll(2) loop, the presenter)
+#   simple   `udp-echo serve --quiet --io simple` (the core's embedded-nal Server driver,
+#            one recvfrom/sendto per datagram: the reference path, as on firmware)
+#   mmsg     host/cli/examples/mmsg_echo.rs (a bare recvmmsg/sendmmsg loop, no guards)
 #
-#   scripts/bench.sh [--duration 3s] [--window 64] [--keep]
+#   scripts/bench.sh [--duration 2s] [--window 64] [--rounds 5] [--keep]
 #
-# 1. Throughput: 3 rounds, servers alternated within each round so that machine noise
-#    hits both; per server the median replies/s and median p50/p99 RTT, and the ratio
-#    udp-echo/plain of the medians. Wall-clock numbers: compare them within one run only.
-# 2. If valgrind is installed: instructions per datagram under callgrind (deterministic,
+# 1. Throughput: --rounds rounds, servers in a rotating order within each round so that
+#    machine noise hits all; per server the median replies/s and p50/p99 RTT, and the
+#    ratios of the medians. In each round the batched server is also loaded by the
+#    reference load generator (host/cli/examples/plain_load.rs): bench/plain_load says
+#    whether `udp-echo bench` loads a server as hard. Wall-clock numbers: compare them
+#    within one run only.
+# 2. RSS of `udp-echo serve` (batched) under that load: VmHWM from /proc at the end of a
+#    round's load, median over the rounds.
+# 3. If valgrind is installed: instructions per datagram under callgrind (deterministic,
 #    unlike wall time): each server answers exactly 20000 requests (window 8), minus an
 #    idle run of the same server (started, left alone as long, stopped), divided by the
 #    datagrams the server reports having received.
@@ -17,10 +25,9 @@
 # Sends only to 127.0.0.1. Every server is started here, runs under `timeout`, and is
 # stopped by its PID (SIGTERM, then SIGKILL after 20 s); an EXIT trap stops any left.
 # --keep keeps the work directory (server logs, callgrind.*.out for callgrind_annotate).
-# Env: CARGO_TARGET_DIR (default target/). Takes about a minute with the defaults.
+# Env: CARGO_TARGET_DIR (default target/). Takes about two minutes with the defaults.
 set -euo pipefail
 
-ROUNDS=3
 CG_REQUESTS=20000
 CG_WINDOW=8
 SERVER_LIFETIME=150 # seconds; a safety net, servers are stopped long before
@@ -35,8 +42,9 @@ die() {
     exit 1
 }
 
-duration=3s
+duration=2s
 window=64
+rounds=5
 keep=
 while (($#)); do
     case $1 in
@@ -44,12 +52,14 @@ while (($#)); do
         --duration=*) duration=${1#*=}; shift ;;
         --window) window=${2:?--window needs a value, e.g. 64}; shift 2 ;;
         --window=*) window=${1#*=}; shift ;;
+        --rounds) rounds=${2:?--rounds needs a value, e.g. 5}; shift 2 ;;
+        --rounds=*) rounds=${1#*=}; shift ;;
         --keep) keep=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
-# Bounded: 2 servers x ROUNDS runs of --duration must fit the ~2 minute budget.
+# Bounded: 4 runs x --rounds of --duration must fit a few minutes.
 if [[ ! $duration =~ ^([0-9]+)(\.[0-9]+)?(ms|s)$ ]]; then
     echo "bench: --duration $duration: write e.g. 3s, 1.5s or 500ms" >&2
     exit 2
@@ -60,6 +70,11 @@ if ((duration_ms < 100 || duration_ms > 10000)); then
     echo "bench: --duration $duration: use 100ms..10s" >&2
     exit 2
 fi
+if [[ ! $rounds =~ ^[0-9]+$ ]] || ((rounds < 1 || rounds > 15)); then
+    echo "bench: --rounds $rounds: use 1..15" >&2
+    exit 2
+fi
+ROUNDS=$rounds
 if [[ ! $window =~ ^[0-9]+$ ]] || ((window < 1 || window > 1024)); then
     echo "bench: --window $window: use 1..1024" >&2
     exit 2
@@ -120,18 +135,21 @@ trap 'exit 143' TERM
 work=$(mktemp -d "${TMPDIR:-/tmp}/udp-echo-bench.XXXXXX")
 
 # --- build -----------------------------------------------------------------------------
-echo "bench: building release (udp-echo, example plain_echo) in $target_dir" >&2
+echo "bench: building release (udp-echo, examples mmsg_echo, plain_load) in $target_dir" >&2
 CARGO_TARGET_DIR=$target_dir cargo build --release --quiet -p udp-echo \
-    --bin udp-echo --example plain_echo
+    --bin udp-echo --example mmsg_echo --example plain_load
 udp_echo=$target_dir/release/udp-echo
-plain_echo=$target_dir/release/examples/plain_echo
-[[ -x $udp_echo && -x $plain_echo ]] || die "built binaries not found under $target_dir/release"
+mmsg_echo=$target_dir/release/examples/mmsg_echo
+plain_load=$target_dir/release/examples/plain_load
+[[ -x $udp_echo && -x $mmsg_echo && -x $plain_load ]] ||
+    die "built binaries not found under $target_dir/release"
 
-names=(udp-echo plain)
+names=(batched simple mmsg)
 server_cmd() { # NAME: the server's command line, bound to 127.0.0.1 port 0
     case $1 in
-        udp-echo) echo "$udp_echo serve --quiet --bind 127.0.0.1:0" ;;
-        plain) echo "$plain_echo 127.0.0.1:0" ;;
+        batched) echo "$udp_echo serve --quiet --bind 127.0.0.1:0" ;;
+        simple) echo "$udp_echo serve --quiet --io simple --bind 127.0.0.1:0" ;;
+        mmsg) echo "$mmsg_echo 127.0.0.1:0" ;;
     esac
 }
 
@@ -198,19 +216,37 @@ echo "bench: $(nproc) CPUs, $(uname -sr), client and server on 127.0.0.1"
 
 # --- 1. throughput -----------------------------------------------------------------------
 echo
-echo "== throughput: $ROUNDS rounds x {udp-echo serve --quiet, plain_echo}, bench --duration $duration --window $window"
+echo "== throughput: $ROUNDS rounds x {${names[*]}}, bench --duration $duration --window $window (4 sockets)"
 declare -A rate p50 p99
+ref_ratios=()
+rss=()
 for ((round = 1; round <= ROUNDS; round++)); do
-    # Alternate who goes first, so a drift in machine load does not favour one server.
-    order=("${names[@]}")
-    ((round % 2)) || order=("${names[1]}" "${names[0]}")
+    # Rotate who goes first, so a drift in machine load does not favour one server.
+    order=()
+    for ((k = 0; k < ${#names[@]}; k++)); do
+        order+=("${names[$(((k + round - 1) % ${#names[@]}))]}")
+    done
     for name in "${order[@]}"; do
         log=$work/$name.$round.log
         read -r -a cmd <<<"$(server_cmd "$name")"
         start_server "$log" "${cmd[@]}"
         bench "$work/$name.$round.json" --duration "$duration" --window "$window"
-        stop_server "$log"
         j=$work/$name.$round.json
+        if [[ $name == batched ]]; then
+            # Peak resident memory of the loaded server, then the reference load generator
+            # against the same server.
+            rss+=("$(awk '/^VmHWM:/ { print $2 }' "/proc/$server_pid/status")")
+            if ! timeout 90 "$plain_load" "127.0.0.1:$server_port" "$duration" "$window" 4 \
+                >"$work/ref.$round.json" 2>"$work/ref.$round.err"; then
+                cat "$work/ref.$round.err" >&2
+                die "plain_load failed"
+            fi
+            ref=$(json_num "$work/ref.$round.json" replies_per_s)
+            ref_ratios+=("$(awk -v a="$(json_num "$j" replies_per_s)" -v b="$ref" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+            printf '  round %d  %-9s %9.0f replies/s  (reference load generator against it: %.0f replies/s)\n' \
+                "$round" plain_load "$ref" "$ref"
+        fi
+        stop_server "$log"
         rate[$name.$round]=$(json_num "$j" replies_per_s)
         p50[$name.$round]=$(json_num "$j" p50)
         p99[$name.$round]=$(json_num "$j" p99)
@@ -228,8 +264,14 @@ for name in "${names[@]}"; do
     m99=$(for r in $(seq "$ROUNDS"); do echo "${p99[$name.$r]}"; done | median)
     printf '  %-9s %14.0f %9.3f ms %9.3f ms\n' "$name" "${med[$name]}" "$m50" "$m99"
 done
-awk -v a="${med[udp-echo]}" -v b="${med[plain]}" \
-    'BEGIN { printf "  ratio udp-echo/plain (median replies/s): %.3f\n", (b > 0 ? a / b : 0) }'
+awk -v a="${med[batched]}" -v b="${med[mmsg]}" -v c="${med[simple]}" 'BEGIN {
+    printf "  ratio batched/mmsg (median replies/s): %.3f   (goal >= 1.0)\n", (b > 0 ? a / b : 0)
+    printf "  ratio simple/mmsg  (median replies/s): %.3f\n", (b > 0 ? c / b : 0)
+    printf "  ratio batched/simple:                  %.3f\n", (c > 0 ? a / c : 0) }'
+printf '  bench/plain_load against the batched server, median of %d rounds: %s   (goal >= 0.9; rounds: %s)\n' \
+    "$ROUNDS" "$(printf '%s\n' "${ref_ratios[@]}" | median)" "${ref_ratios[*]}"
+printf '  RSS of udp-echo serve (batched) under load: median peak %s KiB (rounds: %s KiB)   (goal <= 3 MB)\n' \
+    "$(printf '%s\n' "${rss[@]}" | median)" "${rss[*]}"
 echo "  (medians of $ROUNDS runs each; the load generator shares the CPUs with the server)"
 
 # --- 2. instructions per datagram ---------------------------------------------------------
@@ -274,6 +316,7 @@ for name in "${names[@]}"; do
         "$name" "$load" "$idle" "$got" "$sent" "$replies" "$(awk -v ms="$held_ms" 'BEGIN { print ms / 1000 }')" \
         "${per[$name]}"
 done
-awk -v a="${per[udp-echo]}" -v b="${per[plain]}" \
-    'BEGIN { printf "  ratio udp-echo/plain (instructions per datagram): %.2f\n", (b > 0 ? a / b : 0) }'
+awk -v a="${per[batched]}" -v b="${per[mmsg]}" -v c="${per[simple]}" 'BEGIN {
+    printf "  ratio batched/mmsg (instructions per datagram): %.2f   (goal <= 1.2)\n", (b > 0 ? a / b : 0)
+    printf "  ratio simple/mmsg  (instructions per datagram): %.2f\n", (b > 0 ? c / b : 0) }'
 echo "  (user-space instructions only: callgrind does not count the kernel's share of each syscall)"

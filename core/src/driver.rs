@@ -450,6 +450,21 @@ pub struct Received<'a> {
 ///
 /// `N` is the number of per-source rate-limit buckets ([`DEFAULT_SOURCES`] unless
 /// [`with_sources`](Self::with_sources) says otherwise).
+///
+/// ## What `embedded-nal` cannot express
+///
+/// `receive` says where a datagram came from, not where it was sent, and `send_to` cannot
+/// choose the reply's source address. So this driver:
+///
+/// - answers a socket bound to a wildcard address (`0.0.0.0`, `::`) from whatever source
+///   address the stack picks, which on a host with several addresses may not be the one
+///   the request was sent to: a client on a connected socket (ours included) then never
+///   sees the reply. Bind one address per socket, or use a driver that learns each
+///   datagram's destination (the host's batched path reads `IP_PKTINFO`/`IPV6_PKTINFO`
+///   and replies from it) and calls [`Responder::handle_to`];
+/// - cannot tell a broadcast-addressed request from a unicast one, so the responder's
+///   broadcast guard ([`Destination`](crate::responder::Destination)) does not apply here
+///   (the per-source and global limits do).
 #[derive(Debug)]
 pub struct Server<S: UdpFullStack, const N: usize = DEFAULT_SOURCES> {
     socket: S::UdpSocket,

@@ -31,7 +31,9 @@ pub use driver::{
     DiscoveryEvent, Found, Listener, Received, Request, Server, ServerError, Wake,
 };
 pub use exchange::{Exchange, ExchangeError, GaveUp, Ignored, Outcome, Replied, Verdict};
-pub use responder::{Counters, Decision, DropReason, RateLimit, Responder, ResponderConfig};
+pub use responder::{
+    Counters, Decision, Destination, DropReason, RateLimit, Responder, ResponderConfig,
+};
 pub use retry::{Factor, Jitter, PolicyError, RetryPolicy};
 pub use stack::{StackCaps, StackErrorKind};
 pub use time::Instant;

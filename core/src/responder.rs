@@ -16,6 +16,13 @@
 //!   per source address in a fixed table of `N` slots ([`crate::limit`]), so that no
 //!   source starves another and a loop with a foreign service that answers everything
 //!   (the CVE-1999-0103 pattern) is bounded;
+//! - **broadcasts**: a datagram sent to a broadcast address (or a multicast group) is
+//!   answered only when its source is on a directly connected network, and not at all
+//!   with [`ResponderConfig::answer_broadcast`] off, so that one spoofed packet cannot make
+//!   every server on a subnet answer a victim elsewhere (smurf/fraggle). Only a stack that
+//!   knows where each datagram was sent can tell ([`Responder::handle_to`] with a
+//!   [`Destination`]); [`Responder::handle`] does not know and treats every datagram as
+//!   unicast;
 //! - **rate limit** (off by default): a token bucket over all replies, the outer cap.
 //!
 //! ```
@@ -49,6 +56,19 @@ pub const REFLECTION_PORTS: [u16; 17] = [
     7, 13, 17, 19, 37, 53, 111, 123, 137, 138, 161, 389, 500, 520, 1900, 5353, 11211,
 ];
 
+/// The highest of the [`REFLECTION_PORTS`].
+const MAX_REFLECTION_PORT: u16 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < REFLECTION_PORTS.len() {
+        if REFLECTION_PORTS[i] > max {
+            max = REFLECTION_PORTS[i];
+        }
+        i += 1;
+    }
+    max
+};
+
 /// The per-source limit a default [`ResponderConfig`] applies: 1000 replies a second per
 /// source address, in bursts of up to 100.
 pub const DEFAULT_SOURCE_LIMIT: RateLimit = RateLimit {
@@ -75,6 +95,9 @@ pub struct ResponderConfig {
     pub source_limit: Option<RateLimit>,
     /// Limit the reply rate over all sources (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
+    /// Answer datagrams sent to a broadcast or multicast address (from sources on a
+    /// directly connected network only, and within the limits); `false` refuses them all.
+    pub answer_broadcast: bool,
 }
 
 impl Default for ResponderConfig {
@@ -85,12 +108,14 @@ impl Default for ResponderConfig {
             block_replies: true,
             source_limit: Some(DEFAULT_SOURCE_LIMIT),
             rate_limit: None,
+            answer_broadcast: true,
         }
     }
 }
 
 impl ResponderConfig {
-    /// Every guard off: answer everything, as a plain echo server would.
+    /// Every guard off: answer everything, as a plain echo server would (broadcasts too,
+    /// though still only from directly connected sources).
     pub fn permissive() -> Self {
         ResponderConfig {
             block_port_zero: false,
@@ -98,6 +123,7 @@ impl ResponderConfig {
             block_replies: false,
             source_limit: None,
             rate_limit: None,
+            answer_broadcast: true,
         }
     }
 }
@@ -146,6 +172,11 @@ drop_reasons! {
     Loop => "loop", "it is itself a byte-count reply";
     /// It may have been cut by the receive buffer, so its length is unknown.
     Cut => "cut", "it may have been cut by the receive buffer";
+    /// It was sent to a broadcast or multicast address and broadcasts are refused.
+    Broadcast => "broadcast", "sent to a broadcast address, and broadcasts are refused";
+    /// It was sent to a broadcast or multicast address from a source that is not on a
+    /// directly connected network (a spoofed smurf/fraggle source, or a routed one).
+    OffLinkBroadcast => "off_link_broadcast", "sent to a broadcast address from a source that is not on a directly connected network";
     /// Its source's reply rate limit was reached.
     SourceLimited => "source_limited", "its source's reply rate limit reached";
     /// The reply rate limit over all sources was reached.
@@ -156,6 +187,23 @@ impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.words())
     }
+}
+
+/// Where a datagram was sent, as far as the stack can tell: what
+/// [`Responder::handle_to`] needs to apply the broadcast guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Destination {
+    /// The stack cannot tell (e.g. an `embedded-nal` stack): treated as [`Unicast`](Self::Unicast).
+    Unknown,
+    /// To one of this host's own addresses.
+    Unicast,
+    /// To a broadcast address (255.255.255.255 or a subnet's) or a multicast group.
+    Broadcast {
+        /// Whether the source address lies in a prefix of one of this host's interfaces
+        /// (a directly connected network).
+        source_on_link: bool,
+    },
 }
 
 /// The decision for one datagram.
@@ -179,6 +227,9 @@ pub struct Counters {
     pub replied: u64,
     /// Replies the stack failed to send (counted by the driver).
     pub send_failed: u64,
+    /// Datagrams sent to a broadcast or multicast address, answered or not (only a
+    /// stack that knows each datagram's destination can tell, see [`Destination`]).
+    pub broadcast: u64,
     /// Datagrams dropped, by [`DropReason`] in [`DropReason::ALL`] order.
     pub dropped_by: [u64; DropReason::ALL.len()],
 }
@@ -204,6 +255,7 @@ impl Counters {
         self.received += other.received;
         self.replied += other.replied;
         self.send_failed += other.send_failed;
+        self.broadcast += other.broadcast;
         for (mine, theirs) in self.dropped_by.iter_mut().zip(other.dropped_by) {
             *mine += theirs;
         }
@@ -275,9 +327,29 @@ impl<const N: usize> Responder<N> {
     /// Decides for a datagram from `from` whose true length is `len`, of which the first
     /// bytes are `head`, received at `now`. The caller vouches for `len` (a stack that may
     /// cut datagrams goes through [`cut`](Self::cut) for one that filled its buffer).
+    ///
+    /// The destination is unknown here, so the broadcast guard cannot apply (see
+    /// [`handle_to`](Self::handle_to)).
     pub fn handle(&mut self, now: Instant, from: SocketAddr, len: usize, head: &[u8]) -> Decision {
+        self.handle_to(now, from, Destination::Unknown, len, head)
+    }
+
+    /// Like [`handle`](Self::handle), for a stack that also knows where the datagram was
+    /// sent (`to`): a broadcast is counted, and answered only from a directly connected
+    /// source while [`ResponderConfig::answer_broadcast`] is on, and within the limits.
+    pub fn handle_to(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: Destination,
+        len: usize,
+        head: &[u8],
+    ) -> Decision {
         self.counters.received += 1;
-        let decision = self.decide(now, from, len, head);
+        if let Destination::Broadcast { .. } = to {
+            self.counters.broadcast += 1;
+        }
+        let decision = self.decide(now, from, to, len, head);
         self.count(decision)
     }
 
@@ -289,13 +361,24 @@ impl<const N: usize> Responder<N> {
         decision
     }
 
-    fn decide(&mut self, now: Instant, from: SocketAddr, len: usize, head: &[u8]) -> Decision {
+    fn decide(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: Destination,
+        len: usize,
+        head: &[u8],
+    ) -> Decision {
         let cfg = self.config;
         let port = from.port();
         if cfg.block_port_zero && port == 0 {
             return Decision::Drop(DropReason::PortZero);
         }
-        if cfg.block_reflection_ports && REFLECTION_PORTS.contains(&port) {
+        // Ephemeral client ports lie above every reflection port: one comparison for them.
+        if cfg.block_reflection_ports
+            && port <= MAX_REFLECTION_PORT
+            && REFLECTION_PORTS.contains(&port)
+        {
             return Decision::Drop(DropReason::ReflectionPort);
         }
         let Ok(count) = u16::try_from(len) else {
@@ -303,6 +386,14 @@ impl<const N: usize> Responder<N> {
         };
         if cfg.block_replies && len <= MAX_REPLY_LEN && len == head.len() && wire::is_reply(head) {
             return Decision::Drop(DropReason::Loop);
+        }
+        if let Destination::Broadcast { source_on_link } = to {
+            if !cfg.answer_broadcast {
+                return Decision::Drop(DropReason::Broadcast);
+            }
+            if !source_on_link {
+                return Decision::Drop(DropReason::OffLinkBroadcast);
+            }
         }
         if let Some(limit) = cfg.source_limit
             && !self.sources.take(now, from, limit)
@@ -325,6 +416,10 @@ mod tests {
 
     fn from(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn broadcast(source_on_link: bool) -> Destination {
+        Destination::Broadcast { source_on_link }
     }
 
     fn reply_text(d: Decision) -> std::string::String {
@@ -525,5 +620,87 @@ mod tests {
             .count();
         assert_eq!(answered, 5);
         assert_eq!(r.counters().dropped_for(DropReason::RateLimited), 15);
+    }
+
+    #[test]
+    fn a_broadcast_is_counted_and_answered_only_from_a_directly_connected_source() {
+        let mut r = Responder::new(ResponderConfig::default());
+        let on_link = broadcast(true);
+        let off_link = broadcast(false);
+        assert_eq!(
+            reply_text(r.handle_to(NOW, from(40000), on_link, 3, b"abc")),
+            "Your data was 3 bytes"
+        );
+        assert_eq!(
+            r.handle_to(NOW, from(40000), off_link, 3, b"abc"),
+            Decision::Drop(DropReason::OffLinkBroadcast)
+        );
+        // Unicast and unknown destinations are not broadcasts.
+        for to in [Destination::Unicast, Destination::Unknown] {
+            assert!(matches!(
+                r.handle_to(NOW, from(40000), to, 3, b"abc"),
+                Decision::Reply(_)
+            ));
+        }
+        let c = r.counters();
+        assert_eq!((c.received, c.broadcast, c.replied), (4, 2, 3));
+        assert_eq!(c.dropped_for(DropReason::OffLinkBroadcast), 1);
+    }
+
+    #[test]
+    fn broadcasts_can_be_refused_entirely() {
+        let mut r = Responder::new(ResponderConfig {
+            answer_broadcast: false,
+            ..ResponderConfig::default()
+        });
+        let to = broadcast(true);
+        assert_eq!(
+            r.handle_to(NOW, from(40000), to, 3, b"abc"),
+            Decision::Drop(DropReason::Broadcast)
+        );
+        assert!(matches!(
+            r.handle_to(NOW, from(40000), Destination::Unicast, 3, b"abc"),
+            Decision::Reply(_)
+        ));
+        assert_eq!(r.counters().dropped_for(DropReason::Broadcast), 1);
+        assert_eq!(r.counters().broadcast, 1);
+    }
+
+    #[test]
+    fn answered_broadcasts_stay_within_the_per_source_limit() {
+        let mut r = Responder::new(ResponderConfig::default());
+        let to = broadcast(true);
+        let answered = (0..500)
+            .filter(|_| {
+                matches!(
+                    r.handle_to(NOW, from(40000), to, 1, b"x"),
+                    Decision::Reply(_)
+                )
+            })
+            .count();
+        assert_eq!(answered as u32, DEFAULT_SOURCE_LIMIT.burst);
+        assert_eq!(
+            r.counters().dropped_for(DropReason::SourceLimited),
+            500 - u64::from(DEFAULT_SOURCE_LIMIT.burst)
+        );
+    }
+
+    #[test]
+    fn counters_add_every_field() {
+        let mut r = Responder::new(ResponderConfig::default());
+        let to = broadcast(false);
+        let _ = r.handle_to(NOW, from(40000), to, 1, b"x");
+        let _ = r.handle(NOW, from(53), 1, b"x");
+        let _ = r.handle(NOW, from(40000), 1, b"x");
+        r.note_send_failed();
+        let mut sum = *r.counters();
+        sum.add(r.counters());
+        let c = r.counters();
+        assert_eq!(sum.received, 2 * c.received);
+        assert_eq!(sum.replied, 2 * c.replied);
+        assert_eq!(sum.send_failed, 2);
+        assert_eq!(sum.broadcast, 2);
+        assert_eq!(sum.dropped(), 2 * c.dropped());
+        assert_eq!(sum.dropped_for(DropReason::OffLinkBroadcast), 2);
     }
 }

@@ -9,7 +9,11 @@
 //!   with [`stack::CAPS`] for the drivers), with the readiness wait the shells sleep in;
 //! - [`clock`]: monotonic time as the core's [`udp_echo_core::Instant`];
 //! - [`client`]: one request/reply exchange (the core's `Client`), waiting in `poll(2)`;
-//! - [`server`]: the server and listener loops (the core's `Server` and `Listener`);
+//! - [`server`]: the server and listener loops (the core's `Server` and `Listener`, and
+//!   the batched [`batch::BatchServer`]);
+//! - [`batch`]: the fast server path: `recvmmsg`/`sendmmsg` around the core's responder,
+//!   replies from the address each request was sent to; [`mmsg`] holds its system calls
+//!   (the crate's only `unsafe`) and [`interfaces`] the directly connected networks;
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag and a file descriptor the loops wait on.
 //!
 //! ```no_run
@@ -26,9 +30,13 @@
 //! ```
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
+pub mod batch;
 pub mod client;
 pub mod clock;
+pub mod interfaces;
+pub mod mmsg;
 pub mod server;
 pub mod shutdown;
 pub mod stack;

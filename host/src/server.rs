@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use udp_echo_core::{Decision, Instant, Listener, Received, Server, ServerError, Wake};
 
+use crate::batch::BatchServer;
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 use crate::stack::{StdError, StdSocket, StdStack};
@@ -59,6 +60,18 @@ pub fn run_server<const N: usize>(
     run(stack, server, clock, shutdown, observer)
 }
 
+/// Runs the batched `server` ([`BatchServer`]) until a signal arrives through `shutdown`
+/// or the observer says stop; the same loop, waits and observer as [`run_server`].
+pub fn run_batched<const N: usize>(
+    stack: &mut StdStack,
+    server: &mut BatchServer<N>,
+    clock: &Clock,
+    shutdown: Option<&Shutdown>,
+    observer: &mut impl Observer,
+) -> Result<Stopped, ServerError<StdError>> {
+    run(stack, server, clock, shutdown, observer)
+}
+
 /// Runs `listener` (never replies) until a signal arrives or the observer says stop.
 pub fn run_listener(
     stack: &mut StdStack,
@@ -94,6 +107,22 @@ impl<const N: usize> Driver for Server<StdStack, N> {
         observer: &mut impl Observer,
     ) -> Result<Wake, ServerError<StdError>> {
         self.poll(stack, buf, now, |r, d| observer.datagram(r, Some(d)))
+    }
+}
+
+impl<const N: usize> Driver for BatchServer<N> {
+    fn socket(&self) -> &StdSocket {
+        BatchServer::socket(self)
+    }
+    fn turn(
+        &mut self,
+        _stack: &mut StdStack,
+        _buf: &mut [u8],
+        now: Instant,
+        observer: &mut impl Observer,
+    ) -> Result<Wake, ServerError<StdError>> {
+        self.poll(now, |r, d| observer.datagram(r, Some(d)))
+            .map_err(|e| ServerError::Stack(e.into()))
     }
 }
 

@@ -57,7 +57,8 @@ it with a summary of the counters and exit status 0.
 Examples:
   udp-echo serve
   udp-echo serve --bind 127.0.0.1:0 --json
-  udp-echo serve --bind [::]:6666 --rate-limit 1000/s")]
+  udp-echo serve --bind [::]:6666 --rate-limit 1000/s
+  udp-echo serve --bind 0.0.0.0:6666 --threads 0 --quiet   # one thread per CPU")]
     Serve(ServeArgs),
     /// Send one message and print the server's reply, retrying with backoff.
     #[command(after_help = "\
@@ -103,8 +104,9 @@ Examples:
     Discover(DiscoverArgs),
     /// A bounded load test of one server: replies/s and RTT percentiles.
     #[command(after_help = "\
-Keeps --window requests in flight on one socket for --duration (at most 60s) or until
---requests have been sent, whichever comes first, then waits briefly for stragglers.
+Keeps --window requests in flight, spread over --sockets connected sockets and sent and
+received by the batch (sendmmsg/recvmmsg), for --duration (at most 60s) or until --requests
+have been sent, whichever comes first, then waits briefly for stragglers.
 Sends only to --server.
 
 Examples:
@@ -141,6 +143,19 @@ pub struct ServeArgs {
     /// Set SO_REUSEPORT, so several servers can share the port.
     #[arg(long)]
     pub reuse_port: bool,
+    /// How datagrams are read and answered: `batched` (recvmmsg/sendmmsg, replies from the
+    /// address each request was sent to) or `simple` (the core's embedded-nal driver, one
+    /// datagram per system call: the reference path, as on firmware).
+    #[arg(long, value_enum, default_value_t = crate::commands::serve::Io::Batched)]
+    pub io: crate::commands::serve::Io,
+    /// Server threads, each with its own SO_REUSEPORT socket, loop and counters (summed at
+    /// exit); 0 = one per CPU.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+    /// Never answer a datagram sent to a broadcast or multicast address. By default they
+    /// are answered (within the limits) when the source is on a directly connected network.
+    #[arg(long)]
+    pub no_broadcast: bool,
 }
 
 /// The retry schedule's options.
@@ -253,9 +268,12 @@ pub struct BenchArgs {
     /// Request size in bytes.
     #[arg(long, default_value_t = 12)]
     pub size: usize,
-    /// Requests in flight at once (1..=1024).
+    /// Requests in flight at once (1..=1024), spread over the sockets.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub window: u32,
+    /// Connected sockets to spread the window over (1..=64; at most --window are used).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sockets: u32,
     /// Stop sending after this many requests (or at --duration, whichever comes first;
     /// 1..=20000000). Default: only --duration limits the run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=commands::bench::MAX_REQUESTS))]

@@ -133,6 +133,15 @@ impl Sink {
         }
     }
 
+    /// A sink with no writer: every line is dropped.
+    fn closed() -> Self {
+        Sink {
+            tx: None,
+            closed: Arc::new(AtomicBool::new(true)),
+            thread: None,
+        }
+    }
+
     /// Queues a line; false if the queue was full or stdout is closed (the line is dropped).
     pub fn try_line(&self, line: String) -> bool {
         if self.is_closed() {
@@ -195,9 +204,12 @@ impl Sink {
 }
 
 /// Turns datagrams into lines for [`Sink`]: at most `max_lines` a second, the rest summed up.
+///
+/// Server threads each have their own presenter ([`sibling`](Self::sibling)) writing to
+/// one shared sink: each thread's lines stay in its order, each within its own cap.
 #[derive(Debug)]
 pub struct Presenter {
-    sink: Sink,
+    sink: Arc<Sink>,
     json: bool,
     quiet: bool,
     max_lines: u64,
@@ -213,9 +225,24 @@ impl Presenter {
     /// A presenter writing through a new [`Sink`].
     pub fn new(json: bool, quiet: bool, max_lines: u32) -> Self {
         Presenter {
-            sink: Sink::spawn(),
+            sink: Arc::new(Sink::spawn()),
             json,
             quiet,
+            max_lines: u64::from(max_lines),
+            window_start: None,
+            in_window: 0,
+            shown: 0,
+        }
+    }
+
+    /// A presenter for another thread, writing through the same sink, showing at most
+    /// `max_lines` datagram lines a second of its own. Drop it (or call
+    /// [`finish`](Self::finish)) before the first presenter finishes.
+    pub fn sibling(&self, max_lines: u32) -> Self {
+        Presenter {
+            sink: Arc::clone(&self.sink),
+            json: self.json,
+            quiet: self.quiet,
             max_lines: u64::from(max_lines),
             window_start: None,
             in_window: 0,
@@ -249,16 +276,20 @@ impl Presenter {
         self.shown = 0;
     }
 
-    /// Flushes the last summary and `last` (e.g. the final JSON event) and stops the
-    /// writer, all within `patience` whatever stdout does: every line to stdout goes
-    /// through the writer thread, so a blocked write can never hold this one.
+    /// Flushes the last summary and `last` (e.g. the final JSON event) and, if no sibling
+    /// still holds it, stops the writer, all within `patience` whatever stdout does: every
+    /// line to stdout goes through the writer thread, so a blocked write can never hold
+    /// this one.
     pub fn finish(mut self, last: Option<String>, patience: Duration) {
         let deadline = std::time::Instant::now() + patience;
         self.roll();
         if let Some(line) = last {
             let _ = self.sink.line_by(line, deadline);
         }
-        self.sink.finish(deadline);
+        let sink = std::mem::replace(&mut self.sink, Arc::new(Sink::closed()));
+        if let Ok(sink) = Arc::try_unwrap(sink) {
+            sink.finish(deadline);
+        }
     }
 
     fn line(&self, r: &Received<'_>, decision: Option<&Decision>) -> String {

@@ -193,7 +193,15 @@ impl Ran {
 
 /// Runs `udp-echo ARGS` with `stdin`, killing it after `limit`.
 fn run(args: &[&str], stdin: &[u8], limit: Duration) -> Ran {
-    let mut cmd = Command::new(BIN);
+    run_with(Command::new(BIN), args, stdin, limit)
+}
+
+/// Runs `program ARGS` with an empty stdin, killing it after `limit`.
+fn run_program(program: &str, args: &[&str], limit: Duration) -> Ran {
+    run_with(Command::new(program), args, b"", limit)
+}
+
+fn run_with(mut cmd: Command, args: &[&str], stdin: &[u8], limit: Duration) -> Ran {
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1048,21 +1056,12 @@ fn bench_requests_sends_exactly_that_many() {
 struct Netns(String);
 
 impl Netns {
+    /// A namespace with its loopback up and a /24 on it with its broadcast address.
     fn create() -> Result<Netns, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not root".into());
-        }
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("udpecho-bc-{}-{n}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Netns(name);
+        let ns = Netns::empty()?;
         // Loopback with a /24 and its broadcast address: a real broadcast route
         // (`broadcast 10.213.7.255 dev lo`) inside the namespace only.
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            &ns.0,
+        ns.ip(&[
             "addr",
             "add",
             "10.213.7.1/24",
@@ -1072,6 +1071,66 @@ impl Netns {
             "lo",
         ])?;
         Ok(ns)
+    }
+
+    /// A namespace with only its loopback, up (root only).
+    fn empty() -> Result<Netns, String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("not root".into());
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("udpecho-bc-{}-{n}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Two namespaces joined by a veth pair, `vs` in the first and `vc` in the second,
+    /// both up, each with its addresses (IPv6 ones without duplicate detection).
+    fn pair(first: &[&str], second: &[&str]) -> Result<(Netns, Netns), String> {
+        let (a, b) = (Netns::empty()?, Netns::empty()?);
+        a.ip(&[
+            "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", &b.0,
+        ])?;
+        for (ns, dev, addrs) in [(&a, "vs", first), (&b, "vc", second)] {
+            for addr in addrs {
+                // An address may carry options, e.g. `fd00::1/64 preferred_lft 0`.
+                let mut words = addr.split(' ');
+                let mut args = vec!["addr", "add", words.next().unwrap_or(""), "dev", dev];
+                args.extend(words);
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                ns.ip(&args)?;
+            }
+            ns.ip(&["link", "set", dev, "up"])?;
+        }
+        Ok((a, b))
+    }
+
+    /// `ip -n NS ARGS`.
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["-n", &self.0];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// `udp-echo serve ARGS` inside, once it listens.
+    fn serve(&self, args: &[&str]) -> Proc {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let proc = Proc::spawn(self.command(&all));
+        proc.stderr_line("listening on ");
+        proc
+    }
+
+    /// `udp-echo ARGS` inside, to its end (bounded by PATIENCE).
+    fn run(&self, args: &[&str]) -> Ran {
+        let mut all = vec!["netns", "exec", &self.0, BIN];
+        all.extend_from_slice(args);
+        run_program("ip", &all, PATIENCE)
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -1193,6 +1252,218 @@ fn listeners_sharing_a_port_both_get_a_broadcast() {
         assert_eq!(p.wait_for(PATIENCE).and_then(|s| s.code()), Some(0));
     }
     assert!(a.rest_of_stderr().contains("stopped by SIGINT: received 1"));
+}
+
+/// Skips the test (prints why) unless namespaces can be made here.
+macro_rules! or_skip {
+    ($made:expr) => {
+        match $made {
+            Ok(made) => made,
+            Err(why) => {
+                eprintln!("skipped: cannot create a network namespace: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// Stops a server with SIGTERM and returns its `--json` "stopped" event.
+fn stopped_event(mut server: Proc) -> Value {
+    signal(server.pid(), rustix::process::Signal::TERM);
+    assert_eq!(server.wait_for(PATIENCE).and_then(|s| s.code()), Some(0));
+    let line = server
+        .rest_of_stdout()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains(r#""event":"stopped""#))
+        .expect("a stopped event");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[test]
+fn a_wildcard_server_replies_from_the_ipv4_address_the_request_was_sent_to() {
+    // Two addresses on one interface: the kernel would answer from the primary one.
+    let ns = or_skip!(Netns::empty());
+    for addr in ["10.7.0.1/24", "10.7.0.2/24"] {
+        ns.ip(&["addr", "add", addr, "dev", "lo"]).unwrap();
+    }
+    let _server = ns.serve(&["--bind", "0.0.0.0:6666", "--quiet"]);
+    let ran = ns.run(&["send", "hi", "--server", "10.7.0.2:6666"]);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 2 bytes\n");
+    assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_wildcard_server_replies_from_the_ipv6_address_the_request_was_sent_to() {
+    // ::20 is deprecated (as a rotated-out temporary address is): still valid, so the
+    // request reaches it, but the kernel's own choice of source for the reply is ::10.
+    let (server_ns, client_ns) = or_skip!(Netns::pair(
+        &["fd00:7::10/64", "fd00:7::20/64 preferred_lft 0"],
+        &["fd00:7::11/64"]
+    ));
+    let _server = server_ns.serve(&["--bind", "[::]:6666", "--quiet"]);
+    let ran = client_ns.run(&["send", "hi", "--server", "[fd00:7::20]:6666"]);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
+    // And an IPv4 peer of the same dual-stack socket.
+    server_ns
+        .ip(&["addr", "add", "10.7.0.1/24", "dev", "vs"])
+        .unwrap();
+    server_ns
+        .ip(&["addr", "add", "10.7.0.2/24", "dev", "vs"])
+        .unwrap();
+    client_ns
+        .ip(&["addr", "add", "10.7.0.9/24", "dev", "vc"])
+        .unwrap();
+    let ran = client_ns.run(&["send", "hi", "--server", "10.7.0.2:6666"]);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
+}
+
+#[test]
+fn broadcasts_are_answered_only_to_directly_connected_sources_and_counted() {
+    let (server_ns, client_ns) = or_skip!(Netns::pair(&["10.7.0.1/24"], &["10.7.0.2/24"]));
+    let answering = server_ns.serve(&["--bind", "0.0.0.0:6666", "--quiet", "--json"]);
+    let refusing = server_ns.serve(&[
+        "--bind",
+        "0.0.0.0:6667",
+        "--quiet",
+        "--json",
+        "--no-broadcast",
+    ]);
+    // On-link: the subnet's broadcast address, from 10.7.0.2.
+    let found = client_ns.run(&["discover", "--to", "10.7.0.255:6666", "--wait", "300ms"]);
+    assert_eq!(found.code(), 0, "{}", found.stderr);
+    assert!(
+        found.stdout().starts_with("10.7.0.1:6666 answered in"),
+        "{}",
+        found.stdout()
+    );
+    let refused = client_ns.run(&["discover", "--to", "10.7.0.255:6667", "--wait", "300ms"]);
+    assert_eq!(refused.code(), 1, "{}", refused.stdout());
+    // Off-link: the client moves to another network and broadcasts to everyone.
+    client_ns.ip(&["addr", "flush", "dev", "vc"]).unwrap();
+    client_ns
+        .ip(&["addr", "add", "10.9.0.2/24", "dev", "vc"])
+        .unwrap();
+    client_ns
+        .ip(&["route", "add", "default", "dev", "vc"])
+        .unwrap();
+    let off = client_ns.run(&[
+        "discover",
+        "--to",
+        "255.255.255.255:6666",
+        "--wait",
+        "300ms",
+    ]);
+    assert_eq!(off.code(), 1, "answered off-link: {}", off.stdout());
+
+    let a = stopped_event(answering);
+    assert_eq!(a["broadcast"], 2, "{a}");
+    assert_eq!(a["replied"], 1, "{a}");
+    assert_eq!(a["dropped_by_reason"]["off_link_broadcast"], 1, "{a}");
+    let r = stopped_event(refusing);
+    assert_eq!(r["broadcast"], 1, "{r}");
+    assert_eq!(r["replied"], 0, "{r}");
+    assert_eq!(r["dropped_by_reason"]["broadcast"], 1, "{r}");
+}
+
+#[test]
+fn no_broadcast_needs_the_batched_path() {
+    let ran = run(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--io",
+            "simple",
+            "--no-broadcast",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("--io batched"), "{}", ran.stderr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Batched path, threads
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn both_io_paths_answer_and_say_which_they_are() {
+    for (io, says) in [("batched", "io: batched"), ("simple", "io: simple")] {
+        let server = serve("127.0.0.1:0", &["--io", io]);
+        server.proc.stderr_line(says);
+        let ran = send_to(server.addr, "hello");
+        assert_eq!(
+            ran.stdout(),
+            "Your data was 5 bytes\n",
+            "{io}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn two_threads_answer_from_both_sockets_and_sum_their_counters() {
+    let server = serve("127.0.0.1:0", &["--threads", "2", "--quiet", "--json"]);
+    server.proc.stderr_line("2 threads (SO_REUSEPORT)");
+    // 64 flows: SO_REUSEPORT spreads them over both sockets by their 4-tuple.
+    for i in 0..64 {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+        c.send_to(format!("flow {i:02}").as_bytes(), server.addr)
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"Your data was 7 bytes");
+        assert_eq!(from, server.addr);
+    }
+    let stopped = stopped_event(server.proc);
+    assert_eq!(stopped["threads"], 2, "{stopped}");
+    assert_eq!(stopped["received"], 64, "{stopped}");
+    assert_eq!(stopped["replied"], 64, "{stopped}");
+    let each: Vec<u64> = stopped["per_thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["received"].as_u64().unwrap())
+        .collect();
+    assert_eq!(each.len(), 2, "{stopped}");
+    assert!(
+        each.iter().all(|n| *n > 0),
+        "one socket got nothing: {each:?}"
+    );
+    assert_eq!(each.iter().sum::<u64>(), 64);
+}
+
+#[test]
+fn sigterm_under_a_flood_stops_within_500_ms() {
+    for extra in [&["--quiet"][..], &["--quiet", "--threads", "2"], &[]] {
+        let mut server = serve("127.0.0.1:0", extra);
+        let to = server.addr;
+        // Bounded: at most 400,000 datagrams or 3 s.
+        let flooder =
+            thread::spawn(move || flood("127.0.0.1:0", to, 400_000, Duration::from_secs(3)));
+        thread::sleep(Duration::from_millis(300));
+        let start = Instant::now();
+        signal(server.proc.pid(), rustix::process::Signal::TERM);
+        let status = server
+            .proc
+            .wait_for(Duration::from_secs(5))
+            .expect("serve ignored SIGTERM under a flood");
+        let took = start.elapsed();
+        let (sent, replies, _) = flooder.join().unwrap();
+        println!("{extra:?}: stopped in {took:?}; the flood sent {sent}, got {replies} replies");
+        assert_eq!(status.code(), Some(0));
+        assert!(
+            took < Duration::from_millis(500),
+            "{extra:?}: took {took:?}"
+        );
+        assert!(replies > 0, "the flood was never answered");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,20 +1,27 @@
 //! `udp-echo bench`: a bounded load generator for one server.
 //!
-//! Keeps `window` requests in flight on one connected socket, for `duration` (at most
-//! 60 s) and at most `--requests` (itself at most [`MAX_REQUESTS`]) requests, whichever
-//! ends first, then waits up to [`DRAIN`] for the last replies. Replies are checked with
-//! the core's parser (`Your data was N bytes`, N = the request size) and matched to
-//! requests in order (loopback keeps order), which gives the RTT percentiles. A request without a reply after [`LOSS_TIMEOUT`] counts as lost.
+//! Keeps `window` requests in flight, spread over `--sockets` connected sockets (so that
+//! a server with several `SO_REUSEPORT` threads gets work on each, and one socket's
+//! queue is not the bottleneck), for `duration` (at most 60 s) and at most `--requests`
+//! (itself at most [`MAX_REQUESTS`]) requests, whichever ends first, then waits up to
+//! [`DRAIN`] for the last replies. Requests go out and replies come in by the batch
+//! (`sendmmsg`/`recvmmsg`, the same calls as the batched server). Replies are checked with
+//! the core's parser (`Your data was N bytes`, N = the request size) and matched to each
+//! socket's requests in order (loopback keeps order), which gives the RTT percentiles. A
+//! request without a reply after [`LOSS_TIMEOUT`] counts as lost.
 
 use std::collections::VecDeque;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use serde_json::json;
 use udp_echo_core::embedded_nal::UdpClientStack;
 use udp_echo_core::wire::{self, MAX_REPLY_LEN, max_request};
-use udp_echo_core::{StackErrorKind, nb};
-use udp_echo_host::stack::StdStack;
+use udp_echo_core::{Reply, StackErrorKind};
+use udp_echo_host::mmsg::{BATCH, RecvBatch, SendBatch};
+use udp_echo_host::stack::{StdSocket, StdStack};
 
 use crate::cli::{BenchArgs, Failure};
 use crate::output::{Stdout, ms};
@@ -28,6 +35,24 @@ pub const LOSS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to wait for the last replies after sending stops.
 pub const DRAIN: Duration = Duration::from_secs(1);
 
+/// One connected socket and the send times of its requests in flight.
+struct Flow {
+    socket: StdSocket,
+    window: usize,
+    in_flight: VecDeque<Instant>,
+}
+
+/// The run's tallies.
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    replies: u64,
+    lost: u64,
+    ignored: u64,
+    refused: u64,
+    rtts: Vec<u32>, // microseconds
+}
+
 /// Runs the load; exit 0 if any reply came.
 pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let max = max_request(args.server);
@@ -40,101 +65,136 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let duration = args.duration.min(MAX_DURATION);
     let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let window = args.window as usize;
+    let sockets = (args.sockets as usize).min(window);
     let limit = args.requests.unwrap_or(MAX_REQUESTS).min(MAX_REQUESTS);
     let net =
         |e: &dyn std::fmt::Display| Failure::network(format!("bench to {}: {e}", args.server));
 
     let mut stack = StdStack::new().with_recv_buffer_size(4 << 20);
-    let mut socket = stack.socket().map_err(|e| net(&e))?;
-    stack
-        .connect(&mut socket, args.server)
-        .map_err(|e| net(&e))?;
+    let mut flows = Vec::with_capacity(sockets);
+    for i in 0..sockets {
+        let mut socket = stack.socket().map_err(|e| net(&e))?;
+        stack
+            .connect(&mut socket, args.server)
+            .map_err(|e| net(&e))?;
+        // The window spread over the sockets, the first ones taking the remainder.
+        let share = window / sockets + usize::from(i < window % sockets);
+        flows.push(Flow {
+            socket,
+            window: share,
+            in_flight: VecDeque::with_capacity(share),
+        });
+    }
 
-    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(window);
-    let mut rtts: Vec<u32> = Vec::new(); // microseconds
-    let (mut sent, mut replies, mut lost, mut ignored, mut refused) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut buf = [0u8; MAX_REPLY_LEN + 1];
+    let mut t = Tally::default();
+    let mut recv = RecvBatch::new();
+    let mut send = SendBatch::new();
     let start = Instant::now();
     let end = start + duration;
     let mut last_reply = start;
     loop {
         let now = Instant::now();
-        let sending = now < end && sent < limit;
-        let mut send_blocked = false;
-        while sending && in_flight.len() < window && sent < limit {
-            match stack.send(&mut socket, &request) {
-                Ok(()) => {
-                    in_flight.push_back(Instant::now());
-                    sent += 1;
+        let mut progress = false;
+        for flow in &mut flows {
+            // Fill this socket's window, a batch at a time.
+            while now < end && t.sent < limit && flow.in_flight.len() < flow.window {
+                let room = (flow.window - flow.in_flight.len())
+                    .min(BATCH)
+                    .min(usize::try_from(limit - t.sent).unwrap_or(BATCH));
+                for _ in 0..room {
+                    let _ = send.push(None, Reply::new(0), None, false);
                 }
-                Err(nb::Error::WouldBlock) => {
-                    send_blocked = true;
+                let done = send.flush_same(&flow.socket, &request);
+                let at = Instant::now();
+                for _ in 0..done.sent {
+                    flow.in_flight.push_back(at);
+                }
+                t.sent += done.sent as u64;
+                progress |= done.sent > 0;
+                if done.failed > 0 {
+                    // Refused (ICMP) or the kernel's queue is full: try again later.
+                    t.refused += done.failed as u64;
                     break;
                 }
-                Err(nb::Error::Other(e)) if e.kind() == StackErrorKind::Refused => {
-                    refused += 1;
-                    send_blocked = true;
-                    break;
-                }
-                Err(nb::Error::Other(e)) => return Err(net(&e)),
             }
-        }
-        loop {
-            match stack.receive(&mut socket, &mut buf) {
-                Ok((len, _from)) => {
-                    let at = Instant::now();
-                    let ok = len <= MAX_REPLY_LEN
-                        && wire::parse_reply(&buf[..len])
-                            .is_ok_and(|n| usize::from(n) == args.size);
-                    match (ok, in_flight.pop_front()) {
-                        (true, Some(t)) => {
-                            replies += 1;
+            // Read what came back on it.
+            loop {
+                let n = match recv.recv(&flow.socket) {
+                    Ok(n) => n,
+                    Err(e)
+                        if udp_echo_core::stack::classify_io_error(&e)
+                            == StackErrorKind::Refused =>
+                    {
+                        t.refused += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(net(&e)),
+                };
+                let at = Instant::now();
+                for i in 0..n {
+                    let Some(d) = recv.get(i) else { continue };
+                    let ok = d.len <= MAX_REPLY_LEN
+                        && wire::parse_reply(d.head).is_ok_and(|n| usize::from(n) == args.size);
+                    match (ok, ok.then(|| flow.in_flight.pop_front()).flatten()) {
+                        (true, Some(sent_at)) => {
+                            t.replies += 1;
                             last_reply = at;
-                            let us = (at - t).as_micros();
-                            rtts.push(u32::try_from(us).unwrap_or(u32::MAX));
+                            let us = (at - sent_at).as_micros();
+                            t.rtts.push(u32::try_from(us).unwrap_or(u32::MAX));
                         }
-                        (true, None) => ignored += 1, // a reply to a request already counted lost
-                        (false, front) => {
-                            ignored += 1;
-                            if let Some(t) = front {
-                                in_flight.push_front(t);
-                            }
-                        }
+                        // A reply to a request already counted lost, or not a reply.
+                        _ => t.ignored += 1,
                     }
                 }
-                Err(nb::Error::WouldBlock) => break,
-                Err(nb::Error::Other(e)) if e.kind() == StackErrorKind::Refused => refused += 1,
-                Err(nb::Error::Other(e)) => return Err(net(&e)),
+                progress |= n > 0;
+                if n < BATCH {
+                    break;
+                }
+            }
+            let now = Instant::now();
+            while flow
+                .in_flight
+                .front()
+                .is_some_and(|s| now - *s >= LOSS_TIMEOUT)
+            {
+                flow.in_flight.pop_front();
+                t.lost += 1;
             }
         }
         let now = Instant::now();
-        while in_flight.front().is_some_and(|t| now - *t >= LOSS_TIMEOUT) {
-            in_flight.pop_front();
-            lost += 1;
-        }
-        let sending = now < end && sent < limit;
-        if !sending && (in_flight.is_empty() || now >= end + DRAIN) {
-            lost += in_flight.len() as u64;
+        let sending = now < end && t.sent < limit;
+        let in_flight: usize = flows.iter().map(|f| f.in_flight.len()).sum();
+        if !sending && (in_flight == 0 || now >= end + DRAIN) {
+            t.lost += in_flight as u64;
             break;
         }
-        if sending && in_flight.len() < window && !send_blocked {
-            continue; // replies made room: send again before waiting
+        if progress {
+            continue;
         }
-        // Sleep until a reply, the oldest request's loss, or the end of sending/draining.
+        // Sleep until a reply, the oldest request's loss, or the end of sending/draining;
+        // a refused send is tried again after a millisecond instead of spinning.
         let mut until = if sending { end } else { end + DRAIN };
-        if let Some(t) = in_flight.front() {
-            until = until.min(*t + LOSS_TIMEOUT);
+        for f in &flows {
+            if let Some(s) = f.in_flight.front() {
+                until = until.min(*s + LOSS_TIMEOUT);
+            }
         }
-        if send_blocked {
-            // The kernel refused a send for now: retry shortly instead of spinning.
+        if sending {
             until = until.min(now + Duration::from_millis(1));
         }
-        stack
-            .wait_readable(&socket, Some(until))
-            .map_err(|e| net(&e))?;
+        wait_any(&flows, until).map_err(|e| net(&e))?;
     }
-    let _ = stack.close(socket);
+    for flow in flows {
+        let _ = stack.close(flow.socket);
+    }
+    let Tally {
+        sent,
+        replies,
+        lost,
+        ignored,
+        refused,
+        mut rtts,
+    } = t;
 
     let active = last_reply
         .saturating_duration_since(start)
@@ -152,17 +212,18 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     if json {
         out.json(
             &json!({"event": "bench", "server": args.server.to_string(), "size": args.size,
-            "window": window, "duration_ms": ms(duration), "sent": sent, "replies": replies,
+            "window": window, "sockets": sockets, "duration_ms": ms(duration), "sent": sent, "replies": replies,
             "lost": lost, "ignored": ignored, "refused": refused, "replies_per_s": rate.round(),
             "rtt_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)}}),
         );
     } else {
         out.line(format_args!(
-            "{} requests of {} bytes to {} ({} in flight) in {:.2}s",
+            "{} requests of {} bytes to {} ({} in flight on {} sockets) in {:.2}s",
             sent,
             args.size,
             args.server,
             window,
+            sockets,
             duration.as_secs_f64()
         ));
         out.line(format_args!(
@@ -181,4 +242,18 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Sleeps in `poll(2)` until one of the flows' sockets is readable or `until` passes.
+fn wait_any(flows: &[Flow], until: Instant) -> std::io::Result<()> {
+    let mut fds: Vec<PollFd<'_>> = flows
+        .iter()
+        .map(|f| PollFd::from_borrowed_fd(f.socket.as_fd(), PollFlags::IN))
+        .collect();
+    let left = until.saturating_duration_since(Instant::now());
+    let timeout = Timespec::try_from(left).ok();
+    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,0 +1,258 @@
+//! This host's directly connected networks, for the responder's broadcast guard: is a
+//! destination a broadcast address, and is a source on one of our prefixes?
+//!
+//! Read with `getifaddrs(3)` (nix), kept for [`Interfaces::MAX_AGE`] and read again when
+//! asked after that, so addresses added or removed while a server runs are seen.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use udp_echo_core::Destination;
+
+/// One address of an interface and its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Prefix {
+    /// The address, IPv4 as `::ffff:a.b.c.d`, as bits.
+    addr: u128,
+    /// Its mask in the same form (all ones over the IPv4-mapped part).
+    mask: u128,
+    /// For IPv4 prefixes shorter than /31: the all-ones host address (the subnet's
+    /// broadcast address); also the broadcast address the interface reports, if any.
+    broadcast: [Option<Ipv4Addr>; 2],
+}
+
+/// The interfaces' prefixes, as last read.
+#[derive(Debug, Clone)]
+pub struct Interfaces {
+    prefixes: Vec<Prefix>,
+    read_at: Instant,
+}
+
+impl Interfaces {
+    /// How long a reading is trusted.
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// Reads the interfaces now; on failure knows none (every source is then off-link:
+    /// broadcasts go unanswered, the safe side).
+    pub fn read() -> Self {
+        let mut prefixes = Vec::new();
+        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+            for ifa in addrs {
+                let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+                    continue;
+                };
+                let brd = ifa
+                    .broadcast
+                    .and_then(|b| b.as_sockaddr_in().map(|s| s.ip()));
+                if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                    let (a, m) = (a.ip(), m.ip());
+                    let bits = u32::from(m).count_ones();
+                    let subnet = (bits < 31).then(|| Ipv4Addr::from(u32::from(a) | !u32::from(m)));
+                    prefixes.push(Prefix {
+                        addr: mapped(a),
+                        mask: (!0u128 << 32) | u128::from(u32::from(m)),
+                        broadcast: [subnet, brd],
+                    });
+                } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6())
+                {
+                    prefixes.push(Prefix {
+                        addr: a.ip().to_bits(),
+                        mask: m.ip().to_bits(),
+                        broadcast: [None, None],
+                    });
+                }
+            }
+        }
+        Interfaces {
+            prefixes,
+            read_at: Instant::now(),
+        }
+    }
+
+    /// Reads the interfaces again if the last reading is older than [`Self::MAX_AGE`].
+    pub fn refresh(&mut self) {
+        if self.read_at.elapsed() >= Self::MAX_AGE {
+            *self = Self::read();
+        }
+    }
+
+    /// Whether `ip` is one of this host's own addresses.
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        let ip = bits(ip);
+        self.prefixes.iter().any(|p| p.addr == ip)
+    }
+
+    /// Whether `ip` lies in one of the interfaces' prefixes (IPv6 link-local addresses
+    /// always do).
+    pub fn on_link(&self, ip: IpAddr) -> bool {
+        if let IpAddr::V6(v6) = ip
+            && v6.to_ipv4_mapped().is_none()
+            && v6.is_unicast_link_local()
+        {
+            return true;
+        }
+        let ip = bits(ip);
+        self.prefixes.iter().any(|p| ip & p.mask == p.addr & p.mask)
+    }
+
+    /// Whether `ip` is a broadcast address: 255.255.255.255, an interface's broadcast
+    /// address or a connected IPv4 subnet's all-ones address, or a multicast group (the
+    /// same amplification risk).
+    pub fn is_broadcast(&self, ip: IpAddr) -> bool {
+        let v4 = match ip {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4,
+                None => return v6.is_multicast(),
+            },
+        };
+        v4.is_broadcast()
+            || v4.is_multicast()
+            || self
+                .prefixes
+                .iter()
+                .any(|p| p.broadcast.contains(&Some(v4)))
+    }
+
+    /// The responder's view of a datagram from `from` sent to `dst` (`None`: unknown).
+    /// `kernel_says_broadcast` is the kernel's own verdict where it gives one (on an IPv4
+    /// socket, a reply source other than the destination).
+    pub fn destination(
+        &mut self,
+        from: IpAddr,
+        dst: Option<IpAddr>,
+        kernel_says_broadcast: bool,
+    ) -> Destination {
+        let Some(dst) = dst else {
+            return Destination::Unknown;
+        };
+        let multicast = match dst {
+            IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
+            IpAddr::V6(v6) => {
+                v6.is_multicast()
+                    || v6
+                        .to_ipv4_mapped()
+                        .is_some_and(|v4| v4.is_broadcast() || v4.is_multicast())
+            }
+        };
+        // Only a datagram that may be a broadcast needs the interface list.
+        let broadcast = multicast || kernel_says_broadcast || {
+            let mapped_v4 = matches!(dst, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+            mapped_v4 && {
+                self.refresh();
+                self.is_broadcast(dst)
+            }
+        };
+        if !broadcast {
+            return Destination::Unicast;
+        }
+        self.refresh();
+        Destination::Broadcast {
+            source_on_link: self.on_link(from),
+        }
+    }
+}
+
+fn mapped(v4: Ipv4Addr) -> u128 {
+    v4.to_ipv6_mapped().to_bits()
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => mapped(v4),
+        IpAddr::V6(v6) => v6.to_bits(),
+    }
+}
+
+impl Default for Interfaces {
+    fn default() -> Self {
+        Self::read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn table() -> Interfaces {
+        let v4 = |a: [u8; 4], m: [u8; 4], b: Option<[u8; 4]>| Prefix {
+            addr: mapped(a.into()),
+            mask: (!0u128 << 32) | u128::from(u32::from_be_bytes(m)),
+            broadcast: [b.map(Into::into), None],
+        };
+        Interfaces {
+            prefixes: vec![
+                v4([127, 0, 0, 1], [255, 0, 0, 0], Some([127, 255, 255, 255])),
+                v4([10, 7, 0, 1], [255, 255, 255, 0], Some([10, 7, 0, 255])),
+                Prefix {
+                    addr: "fd00:7::10".parse::<Ipv6Addr>().unwrap().to_bits(),
+                    mask: !0u128 << 64,
+                    broadcast: [None, None],
+                },
+            ],
+            read_at: Instant::now(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn sources_on_a_connected_prefix_are_on_link() {
+        let t = table();
+        for on in [
+            "10.7.0.99",
+            "127.0.0.2",
+            "fd00:7::1234",
+            "fe80::1",
+            "::ffff:10.7.0.5",
+        ] {
+            assert!(t.on_link(ip(on)), "{on}");
+        }
+        for off in ["10.9.0.2", "192.0.2.1", "fd00:8::1", "::ffff:10.9.0.5"] {
+            assert!(!t.on_link(ip(off)), "{off}");
+        }
+    }
+
+    #[test]
+    fn broadcast_addresses_are_the_limited_one_subnet_ones_and_multicast() {
+        let t = table();
+        for b in [
+            "255.255.255.255",
+            "10.7.0.255",
+            "::ffff:10.7.0.255",
+            "224.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(t.is_broadcast(ip(b)), "{b}");
+        }
+        for u in ["10.7.0.1", "10.7.0.254", "fd00:7::10", "::ffff:10.7.0.1"] {
+            assert!(!t.is_broadcast(ip(u)), "{u}");
+        }
+    }
+
+    #[test]
+    fn destinations_for_the_responder() {
+        let mut t = table();
+        let src = ip("10.7.0.9");
+        assert_eq!(t.destination(src, None, false), Destination::Unknown);
+        assert_eq!(
+            t.destination(src, Some(ip("10.7.0.1")), false),
+            Destination::Unicast
+        );
+        assert_eq!(
+            t.destination(src, Some(ip("10.7.0.255")), true),
+            Destination::Broadcast {
+                source_on_link: true
+            }
+        );
+        assert_eq!(
+            t.destination(ip("10.9.0.2"), Some(ip("255.255.255.255")), false),
+            Destination::Broadcast {
+                source_on_link: false
+            }
+        );
+    }
+}
