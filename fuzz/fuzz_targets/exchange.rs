@@ -56,6 +56,8 @@ enum Payload {
     Right,
     /// A well-formed reply with any count.
     Count(u16),
+    /// A well-formed reply with a count near the right one (a stale reply, off by a few).
+    Near(i8),
     /// The exact reply as the head of a longer datagram.
     RightLonger(u16),
     /// The exact reply with its last bytes missing.
@@ -73,6 +75,9 @@ struct Arrival {
 #[derive(Debug, Arbitrary)]
 enum Op {
     Poll(Advance),
+    /// Poll this many µs before the last `Wait` deadline (or at it), where an early send
+    /// would show.
+    PollNearDeadline(u8),
     Sent(Advance),
     Blocked(Advance),
     SendRefused(Advance),
@@ -148,21 +153,17 @@ fn slot_bound(p: &RetryPolicy) -> Option<usize> {
     Some(slots)
 }
 
-fn payload(p: &Payload, right: &[u8]) -> (Vec<u8>, usize) {
+fn payload(p: &Payload, right: &[u8], request_len: u16) -> (Vec<u8>, usize) {
+    let whole = |b: &[u8]| (b.to_vec(), b.len());
     match *p {
-        Payload::Right => (right.to_vec(), right.len()),
-        Payload::Count(n) => {
-            let b = Reply::new(n).as_bytes().to_vec();
-            let len = b.len();
-            (b, len)
+        Payload::Right => whole(right),
+        Payload::Count(n) => whole(Reply::new(n).as_bytes()),
+        Payload::Near(delta) => {
+            whole(Reply::new(request_len.wrapping_add_signed(delta.into())).as_bytes())
         }
         Payload::RightLonger(extra) => (right.to_vec(), right.len() + usize::from(extra) + 1),
-        Payload::RightCut(k) => {
-            let b = right[..right.len() - 1 - usize::from(k) % right.len()].to_vec();
-            let len = b.len();
-            (b, len)
-        }
-        Payload::Bytes(ref b) => (b.clone(), b.len()),
+        Payload::RightCut(k) => whole(&right[..right.len() - 1 - usize::from(k) % right.len()]),
+        Payload::Bytes(ref b) => whole(b),
     }
 }
 
@@ -232,6 +233,12 @@ impl Check {
         }
         match action {
             Action::Send => {
+                if let (Some(Action::Wait(before)), false) = (self.last, self.send_event) {
+                    assert!(
+                        now >= before,
+                        "a send at {now} before the deadline {before}"
+                    );
+                }
                 if let Some(k) = self.slot_of(now) {
                     assert!(!self.sent_in_slot[k], "a second send in slot {k} at {now}");
                 }
@@ -322,7 +329,7 @@ impl Check {
 
     fn on_datagram(&mut self, ex: &mut Exchange, now: Instant, arrival: &Arrival) -> Verdict {
         let from = source(&arrival.from, self.server);
-        let (bytes, len) = payload(&arrival.payload, &self.right);
+        let (bytes, len) = payload(&arrival.payload, &self.right, self.request_len);
         let verdict = ex.on_datagram(now, from, &bytes, len);
         let exact = wire::canonical(from) == wire::canonical(self.server)
             && bytes == self.right
@@ -450,6 +457,14 @@ fuzz_target!(|input: Input| {
                 match op {
                     Op::Poll(a) => {
                         now = a.after(now);
+                        let _ = check.poll(&mut ex, now);
+                    }
+                    Op::PollNearDeadline(before) => {
+                        if let Some(Action::Wait(t)) = check.last {
+                            let early = u64::from(*before % 4);
+                            let at = Instant::from_micros(t.as_micros().saturating_sub(early));
+                            now = now.max(at);
+                        }
                         let _ = check.poll(&mut ex, now);
                     }
                     Op::Sent(a) => {
