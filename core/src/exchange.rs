@@ -325,7 +325,10 @@ impl Exchange {
             return;
         };
         self.slots += 1;
-        let wait = self.policy.jitter.apply_us(base, self.next_random());
+        // Never under the clock's 1 µs (nor over `base`, which validates to at least that):
+        // a shorter slot would end as it begins, its send never going out, and a flat
+        // schedule would never move on.
+        let wait = self.policy.jitter.apply_us(base, self.next_random()).max(1);
         self.slot_end = Instant::from_micros(at.as_micros().saturating_add(wait));
         if let Some(d) = self.deadline_at {
             self.slot_end = self.slot_end.min(d);
@@ -457,7 +460,7 @@ impl Exchange {
 #[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
-    use crate::retry::Factor;
+    use crate::retry::{Factor, Jitter};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -485,6 +488,61 @@ mod tests {
             }
         }
         panic!("no outcome after {max_steps} steps");
+    }
+
+    /// Found by `fuzz/exchange`: full jitter scaled a 41 µs wait to under 1 µs now and
+    /// then, the slot ended as it began, and its send was counted unsent on a stack that
+    /// never blocked.
+    #[test]
+    fn every_jittered_slot_sends_when_the_stack_is_ready() {
+        let mut p = RetryPolicy::default();
+        p.initial_wait = Duration::from_micros(41);
+        p.factor = Factor::from_milli(1030);
+        p.max_attempts = Some(97);
+        for jitter in [Jitter::Full, Jitter::Equal] {
+            p.jitter = jitter;
+            for seed in 0..50 {
+                let mut ex = Exchange::new(&p, server(), 3).unwrap().with_seed(seed);
+                let (sends, ended, g) = silent_run(&mut ex, 1000);
+                assert_eq!((g.attempts, g.unsent), (97, 0), "{jitter:?} seed {seed}");
+                assert!(sends.windows(2).all(|w| w[0] < w[1]));
+                assert!(ended <= p.give_up_after().as_micros() as u64);
+            }
+        }
+    }
+
+    /// Found by `fuzz/exchange`: with factor 1 and a deadline, jitter that scales a 1 µs
+    /// wait to nothing never moved the slot on, and `poll` looped forever.
+    #[test]
+    fn a_flat_jittered_schedule_ends_at_its_deadline() {
+        let mut p = RetryPolicy::default();
+        p.initial_wait = Duration::from_micros(1);
+        p.factor = Factor::integer(1);
+        p.deadline = Some(Duration::from_millis(1));
+        for jitter in [Jitter::Full, Jitter::Equal] {
+            p.jitter = jitter;
+            let mut ex = Exchange::new(&p, server(), 3).unwrap();
+            let (sends, ended, g) = silent_run(&mut ex, 5000);
+            assert_eq!((sends.len(), g.unsent), (1000, 0), "{jitter:?}");
+            assert_eq!(ended, 1000);
+        }
+    }
+
+    /// Found by `fuzz/exchange`: the policy listed a second send at 10.731 ms before a
+    /// 10.731216 ms deadline, but on the 1 µs clock that deadline is 10.731 ms and the
+    /// exchange gave up after one send. The policy now states its schedule in whole µs.
+    #[test]
+    fn a_deadline_finer_than_the_clock_ends_on_the_stated_schedule() {
+        let mut p = RetryPolicy::default();
+        p.initial_wait = Duration::from_micros(10_731);
+        p.deadline = Some(Duration::from_nanos(10_731_216));
+        let stated: Vec<u64> = p.send_times().map(|t| t.as_micros() as u64).collect();
+        let mut ex = Exchange::new(&p, server(), 3).unwrap();
+        let (sends, ended, g) = silent_run(&mut ex, 100);
+        assert_eq!(sends, stated);
+        assert_eq!(ended, p.give_up_after().as_micros() as u64);
+        assert_eq!(p.give_up_after(), Duration::from_micros(10_731));
+        assert_eq!(g.unsent, 0);
     }
 
     proptest! {

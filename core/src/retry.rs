@@ -117,7 +117,8 @@ pub enum Jitter {
     /// Wait exactly the scheduled time (the default: the timeline is exact).
     #[default]
     None,
-    /// Wait a uniform random time in `[0, wait]` ("full jitter").
+    /// Wait a uniform random time in `[0, wait]` ("full jitter"); an exchange waits at
+    /// least 1 µs, the clock's resolution.
     Full,
     /// Wait `wait/2` plus a uniform random time in `[0, wait/2]` ("equal jitter").
     Equal,
@@ -199,6 +200,9 @@ pub enum PolicyError {
     NoGrowth,
     /// `max_attempts` is zero: nothing would be sent.
     ZeroAttempts,
+    /// `deadline` is under 1 µs, the resolution of the core's clock: it ends the exchange
+    /// at its first instant, before anything is sent.
+    ZeroDeadline,
 }
 
 impl fmt::Display for PolicyError {
@@ -213,6 +217,7 @@ impl fmt::Display for PolicyError {
                 "a backoff factor of 1 needs a limit on attempts or a deadline, or it never gives up"
             }
             PolicyError::ZeroAttempts => "the number of attempts must be at least 1",
+            PolicyError::ZeroDeadline => "the deadline must be at least 1 µs",
             PolicyError::NoGrowth => {
                 "the backoff factor does not grow the initial timeout by even 1 µs, so it would never give up: use a larger initial timeout or factor, or limit attempts or the deadline"
             }
@@ -238,6 +243,8 @@ impl RetryPolicy {
             Err(PolicyError::FactorBelowOne)
         } else if self.max_attempts == Some(0) {
             Err(PolicyError::ZeroAttempts)
+        } else if self.deadline.is_some_and(|d| d < Duration::from_micros(1)) {
+            Err(PolicyError::ZeroDeadline)
         } else if self.factor.as_milli() == 1000 && !bounded {
             Err(PolicyError::Unbounded)
         } else if self.factor.apply(self.initial_wait) <= self.initial_wait && !bounded {
@@ -263,17 +270,19 @@ impl RetryPolicy {
 
     /// The scheduled waits, one per send, without jitter; a send at or past the overall
     /// deadline is not made, so its wait is not listed (the last wait listed may run past
-    /// the deadline: [`give_up_after`](Self::give_up_after) cuts it).
+    /// the deadline: [`give_up_after`](Self::give_up_after) cuts it). In whole
+    /// microseconds, the core clock's resolution, as an exchange runs them.
     ///
     /// Endless only for a policy that [`validate`](Self::validate) rejects.
     pub fn waits(&self) -> impl Iterator<Item = Duration> + '_ {
-        let mut next = (self.initial_wait <= self.max_wait).then_some(self.initial_wait);
+        let mut next =
+            (self.initial_wait <= self.max_wait).then_some(whole_micros(self.initial_wait));
         let mut sent = 0u32;
         let mut at = Duration::ZERO;
+        let deadline = self.deadline.map(whole_micros);
         core::iter::from_fn(move || {
             let wait = next?;
-            if self.max_attempts.is_some_and(|max| sent >= max)
-                || self.deadline.is_some_and(|d| at >= d)
+            if self.max_attempts.is_some_and(|max| sent >= max) || deadline.is_some_and(|d| at >= d)
             {
                 return None;
             }
@@ -299,8 +308,14 @@ impl RetryPolicy {
         let total = self
             .waits()
             .fold(Duration::ZERO, |sum, w| sum.saturating_add(w));
-        self.deadline.map_or(total, |d| total.min(d))
+        self.deadline.map_or(total, |d| total.min(whole_micros(d)))
     }
+}
+
+/// `d` cut to whole microseconds: the schedule as an exchange runs it on the core's clock,
+/// which cannot see a finer part of the first wait or the deadline.
+fn whole_micros(d: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -432,6 +447,33 @@ mod tests {
         limited.deadline = Some(ms(5));
         assert_eq!(limited.validate(), Ok(()));
         assert_eq!(limited.give_up_after(), ms(5));
+    }
+
+    /// Found by `fuzz/exchange`: a zero deadline validated, and the exchange then gave up
+    /// at its first poll with nothing sent (one slot "unsent" on a stack that never blocked).
+    #[test]
+    fn rejects_a_deadline_under_the_clock_resolution() {
+        for deadline in [Duration::ZERO, Duration::from_nanos(500)] {
+            let mut p = RetryPolicy::default();
+            p.deadline = Some(deadline);
+            assert_eq!(p.validate(), Err(PolicyError::ZeroDeadline), "{deadline:?}");
+        }
+        let mut p = RetryPolicy::default();
+        p.deadline = Some(Duration::from_micros(1));
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(p.send_times().count(), 1);
+        assert_eq!(p.give_up_after(), Duration::from_micros(1));
+    }
+
+    #[test]
+    fn the_schedule_is_stated_in_whole_microseconds() {
+        let mut p = RetryPolicy::default();
+        p.initial_wait = Duration::from_nanos(1_500);
+        p.deadline = Some(Duration::from_nanos(4_999));
+        let us = Duration::from_micros;
+        assert_eq!(p.waits().collect::<Vec<_>>(), [us(1), us(2), us(4)]);
+        assert_eq!(p.send_times().collect::<Vec<_>>(), [us(0), us(1), us(3)]);
+        assert_eq!(p.give_up_after(), us(4));
     }
 
     #[test]
