@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use udp_echo::parse::{parse_bind, parse_duration, parse_peer, parse_rate};
+use udp_echo::parse::{Limit, parse_bind, parse_duration, parse_limit, parse_peer};
 use udp_echo_core::RetryPolicy;
-use udp_echo_core::responder::RateLimit;
 use udp_echo_core::retry::Factor;
 
 use crate::commands;
@@ -132,12 +131,12 @@ pub struct ServeArgs {
     /// Limit replies per source address (IPv4 address, IPv6 /64), e.g. `200/s`, or `off`.
     /// Default: 1000/s (bursts of 100) on any address but loopback, where benchmarks run.
     /// Bounds what one source, or a loop with a service that answers everything, can get.
-    #[arg(long, value_parser = crate::commands::serve::parse_limit)]
-    pub rate_limit: Option<crate::commands::serve::Limit>,
+    #[arg(long, value_parser = parse_limit)]
+    pub rate_limit: Option<Limit>,
     /// Limit replies over all sources together, e.g. `5000/s` (burst of the same size), or
     /// `off` (the default): the outer cap above the per-source limits.
-    #[arg(long, value_parser = crate::commands::serve::parse_limit)]
-    pub total_limit: Option<crate::commands::serve::Limit>,
+    #[arg(long, value_parser = parse_limit)]
+    pub total_limit: Option<Limit>,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_lines: u32,

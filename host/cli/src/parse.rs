@@ -141,6 +141,20 @@ pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
     })
 }
 
+/// A `--rate-limit`/`--total-limit` value: a limit, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<RateLimit>);
+
+/// Parses `N/s` (bursts of the same size) or `off`.
+pub fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "off" {
+        return Ok(Limit(None));
+    }
+    parse_rate(s)
+        .map(|l| Limit(Some(l)))
+        .map_err(|e| format!("{e}, or `off`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -253,20 +253,6 @@ fn io_line(engines: &[Engine], wildcard: bool) -> String {
 /// Per-source buckets: 32 KiB, enough to tell a LAN's sources apart under a flood.
 const SOURCES: usize = 1024;
 
-/// A `--rate-limit`/`--total-limit` value: a limit, or none (`off`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit(pub Option<RateLimit>);
-
-/// Parses `N/s` (bursts of the same size) or `off`.
-pub fn parse_limit(s: &str) -> Result<Limit, String> {
-    if s == "off" {
-        return Ok(Limit(None));
-    }
-    crate::cli::parse_rate(s)
-        .map(|l| Limit(Some(l)))
-        .map_err(|e| format!("{e}, or `off`"))
-}
-
 /// `1000 replies/s per source (bursts of 100), no total limit`.
 fn limits(config: &ResponderConfig, threads: usize) -> String {
     let per_source = match config.source_limit {
