@@ -326,8 +326,8 @@ impl Exchange {
         // Never under the clock's 1 µs (nor over `base`, which validates to at least that):
         // a shorter slot would end as it begins, its send never going out, and a flat
         // schedule would never move on.
-        let wait =
-            (self.policy.jitter.apply(base, self.next_random())).max(Duration::from_micros(1));
+        let jittered = self.policy.jitter.apply(base, self.next_random());
+        let wait = jittered.max(Duration::from_micros(1));
         self.slot_end = at + wait;
         if let Some(d) = self.policy.deadline {
             self.slot_end = self.slot_end.min(started + d);
