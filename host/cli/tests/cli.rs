@@ -1816,3 +1816,284 @@ fn unbalanced_brackets_and_ambiguous_ipv6_ports_are_usage_errors() {
     assert!(ran.stderr.contains("[::1]:6666"), "{}", ran.stderr);
     assert!(ran.stderr.contains("ambiguous"), "{}", ran.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: habits
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn targets_are_positional_and_server_stays_a_long_alias() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(&["send", &addr, "hello"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 5 bytes\n");
+    // One word is always the message.
+    let ran = run(&["send", "hello!", "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.stdout(), "Your data was 6 bytes\n");
+    let ran = run(&["send", &addr, "x", "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let ran = run(&["ping", &addr, "-c", "2", "-i", "10ms"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout().contains("2 sent, 2 received"),
+        "{}",
+        ran.stdout()
+    );
+    let ran = run(&["ping", &addr, "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let ran = run(&["bench", &addr, "--requests", "20", "-q"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(ran.stdout().contains("20 replies"), "{}", ran.stdout());
+}
+
+#[test]
+fn a_bare_number_where_an_address_goes_is_a_port() {
+    let server = serve(":0", &["--quiet"]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let port = server.addr.port().to_string();
+    let ran = run(&["send", &port, "hi"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 2 bytes\n");
+    let ran = run(&["ping", &format!(":{port}"), "-c", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    // Never a legacy integer IPv4 address (1400 = 0.0.5.120).
+    let ran = run(&["ping", "127.1", "-c", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let mut listen = Command::new(BIN);
+    listen.args(["listen", "--bind", "0"]);
+    let listen = Proc::spawn(listen);
+    let line = listen.stderr_line("listening on ");
+    assert!(line.starts_with("listening on 0.0.0.0:"), "{line}");
+}
+
+#[test]
+fn ping_takes_size_quiet_deadline_wait_and_unitless_seconds() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(
+        &["ping", &addr, "-c", "3", "-i", "0.02", "-s", "100", "-q"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let out = ran.stdout();
+    assert!(out.contains("with 100 bytes"), "{out}");
+    assert!(!out.contains("seq="), "{out}");
+    assert!(out.contains("3 sent, 3 received"), "{out}");
+
+    // -w without -c: exchanges until the deadline, exit 0 as replies came.
+    let ran = run(
+        &["ping", &addr, "-w", "0.5", "-i", "0.1", "--json"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let s = ran.json_lines().pop().unwrap();
+    let sent = s["sent"].as_u64().unwrap();
+    assert!((3..=7).contains(&sent), "{s}");
+    assert!(ran.elapsed < Duration::from_secs(3), "{:?}", ran.elapsed);
+
+    // -w cuts an exchange's retry schedule against a silent server; -W is one send each.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = silent.local_addr().unwrap().to_string();
+    let ran = run(&["ping", &dead, "-w", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(
+        ran.elapsed < Duration::from_millis(2500),
+        "{:?}",
+        ran.elapsed
+    );
+    let ran = run(
+        &[
+            "ping", &dead, "-c", "2", "-i", "10ms", "-W", "0.1", "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    let s = ran.json_lines().pop().unwrap();
+    assert_eq!(s["sent"], 2, "{s}");
+    assert_eq!(s["datagrams_sent"], 2, "{s}");
+    let ran = run(
+        &["ping", &dead, "-W", "1", "--attempts", "3"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+
+    let help = run(&["ping", "--help"], b"", PATIENCE).stdout();
+    assert!(help.contains("one exchange at a time"), "{help}");
+    assert!(help.contains("-W"), "{help}");
+}
+
+#[test]
+fn no_short_flag_means_two_things_across_subcommands() {
+    use std::collections::HashMap;
+    let mut meaning: HashMap<String, (String, String)> = HashMap::new();
+    for sub in [
+        "serve",
+        "send",
+        "ping",
+        "broadcast",
+        "listen",
+        "discover",
+        "bench",
+    ] {
+        let help = run(&[sub, "--help"], b"", PATIENCE).stdout();
+        for line in help.lines() {
+            let line = line.trim_start();
+            // `-s, --size <SIZE>`
+            if let Some(rest) = line.strip_prefix('-')
+                && let Some((short, long)) = rest.split_once(", --")
+                && short.len() == 1
+            {
+                let long = long.split_whitespace().next().unwrap().to_string();
+                if let Some((other, first)) = meaning.get(short) {
+                    assert_eq!(
+                        other, &long,
+                        "-{short}: --{first} in one place, --{long} in {sub}"
+                    );
+                } else {
+                    meaning.insert(short.to_string(), (long, sub.to_string()));
+                }
+            }
+        }
+    }
+    assert_eq!(meaning["s"].0, "size");
+}
+
+#[test]
+fn bench_caps_its_duration_with_an_error_and_shows_progress_on_stderr() {
+    let ran = run(&["bench", "-t", "61"], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("60s"), "{}", ran.stderr);
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(&["bench", &to, "-t", "1.5", "--window", "4"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let progress: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("replies/s"))
+        .collect();
+    assert!(!progress.is_empty(), "{}", ran.stderr);
+    assert!(
+        progress[0].contains("loss") && progress[0].contains("p99"),
+        "{progress:?}"
+    );
+    assert!(ran.stdout().contains("bit/s"), "{}", ran.stdout());
+    for quiet in [&["-q"][..], &["--json"][..]] {
+        let mut args = vec!["bench", to.as_str(), "-t", "1.2", "--window", "4"];
+        args.extend_from_slice(quiet);
+        let ran = run(&args, b"", PATIENCE);
+        assert!(
+            !ran.stderr.contains("replies/s"),
+            "{quiet:?}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_says_what_to_do_without_os_error_tails() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    for command in ["serve", "listen"] {
+        let ran = run(&[command, "--bind", &addr], b"", PATIENCE);
+        assert_eq!(ran.code(), 1, "{command}: {}", ran.stderr);
+        assert!(ran.stderr.contains("already in use"), "{}", ran.stderr);
+        assert!(ran.stderr.contains("--reuse-port"), "{}", ran.stderr);
+        assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_low_port_without_privilege_mentions_cap_net_bind_service() {
+    // As an unprivileged user (needs setpriv and root to switch; skipped otherwise).
+    if !Path::new("/usr/bin/setpriv").exists() || !rustix::process::getuid().is_root() {
+        eprintln!("skipped: needs root and setpriv to drop privileges");
+        return;
+    }
+    let ran = run_program(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "serve",
+            "--bind",
+            "127.0.0.1:80",
+        ],
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("CAP_NET_BIND_SERVICE"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_clap_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = run(&["completions", shell], b"", PATIENCE);
+        assert_eq!(ran.code(), 0, "{}", ran.stderr);
+        let out = ran.stdout();
+        assert!(
+            out.contains("udp-echo") && out.contains("discover"),
+            "{shell}"
+        );
+        assert!(
+            out.contains("--deadline") || out.contains("deadline"),
+            "{shell}"
+        );
+    }
+    let ran = run(&["manpage"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let man = ran.stdout();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH udp-echo"),
+        "{man}"
+    );
+    assert!(man.contains("bench"), "{man}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: output for machines
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn json_datagrams_carry_base64_and_text_only_when_utf8() {
+    let server = serve("127.0.0.1:0", &["--json"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr).unwrap();
+    sock.send("a\"b\\c\nd\u{1}é".as_bytes()).unwrap();
+    let line = server.proc.stdout_line("\"datagram\"");
+    assert!(!line.contains("\\x") && !line.contains("\\u{"), "{line}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["text"], "a\"b\\c\nd\u{1}é");
+    assert_eq!(v["payload_b64"], "YSJiXGMKZAHDqQ==");
+    sock.send(b"\xff\x00ok").unwrap();
+    let v: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
+    assert_eq!(v["payload_b64"], "/wBvaw==");
+    assert!(v.get("text").is_none(), "{v}");
+    let help = run(&["--help"], b"", PATIENCE).stdout();
+    assert!(help.contains("JSON Lines"), "{help}");
+}
+
+#[test]
+fn per_datagram_drops_use_the_summary_keys() {
+    let mut server = serve("127.0.0.1:0", &["--json"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"Your data was 5 bytes", server.addr).unwrap();
+    let v: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
+    assert_eq!(v["dropped"], "loop", "{v}");
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    server.proc.wait_for(PATIENCE).unwrap();
+    let stopped: Value = serde_json::from_str(&server.proc.stdout_line("stopped")).unwrap();
+    assert_eq!(stopped["dropped_by_reason"]["loop"], 1, "{stopped}");
+}
