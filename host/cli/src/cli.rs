@@ -9,25 +9,36 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use udp_echo::parse::{Limit, parse_bind, parse_duration, parse_limit, parse_peer};
+use udp_echo::parse::{
+    Limit, names_port, parse_bind, parse_duration, parse_limit, parse_listen_bind, parse_peer,
+};
 use udp_echo_core::RetryPolicy;
 use udp_echo_core::retry::Factor;
 
 use crate::commands;
 
 const EXAMPLES: &str = "\
+Addresses: HOST, HOST:PORT, IP, IP:PORT, [IPv6]:PORT, or a bare PORT (127.0.0.1, or every
+interface for listen); a number alone is always a port. Port 6666 when none is given.
+Durations: 100ms, 2s, 1.5m; a number without a unit is seconds (-i 0.2, -w 5).
+
 Examples:
   udp-echo serve                               # answer on 127.0.0.1:6666
-  udp-echo serve --bind 0.0.0.0:6666 --quiet   # answer on every interface, print nothing per datagram
-  udp-echo send 'hello world!'                 # prints: Your data was 12 bytes
+  udp-echo serve --bind 7000                   # 127.0.0.1:7000
+  udp-echo serve --bind 0.0.0.0:6666 --quiet   # every interface, nothing printed per datagram
+  udp-echo send 'hello world!'                 # to 127.0.0.1:6666; prints: Your data was 12 bytes
+  udp-echo send ::1 'hello'                    # HOST then MESSAGE
   head -c 1000 /dev/urandom | udp-echo send -  # binary payload from stdin
-  udp-echo ping --count 10 --interval 200ms
-  udp-echo listen --bind 0.0.0.0:6666          # print broadcasts, never reply
+  udp-echo ping -c 10 -i 0.2 -s 1400 localhost
+  udp-echo listen --bind 6666                  # print broadcasts, never reply
   udp-echo broadcast hi --to 192.168.1.255:6666
-  udp-echo discover --wait 2s                  # who answers on the LAN?
-  udp-echo bench --duration 2s --window 32     # load a local server, replies/s and RTT
+  udp-echo discover --wait 2                   # who answers on the LAN?
+  udp-echo bench 127.0.0.1:6666 -t 2 --window 32
+  udp-echo completions bash > /etc/bash_completion.d/udp-echo
+  udp-echo manpage > udp-echo.1
 
-Exit status: 0 success, 1 no reply / nothing found / network error, 2 bad usage or input.";
+Exit status: 0 success, 1 no reply / nothing found / network error or a failed write of
+results, 2 bad usage or input, 141 stdout closed (e.g. `| head -1`).";
 
 /// Byte-count UDP echo: every datagram is answered with `Your data was N bytes`.
 #[derive(Debug, Parser)]
@@ -37,7 +48,9 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// One JSON object per line on stdout, for scripts.
+    /// JSON Lines on stdout (one JSON object per line, each with an "event" field), for
+    /// scripts. Payloads come as "payload_b64" (standard base64) and, when valid UTF-8,
+    /// "text".
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -52,34 +65,49 @@ pub enum Command {
     #[command(after_help = "\
 Prints `listening on ADDR` on stderr at startup (with the real port when --bind has port 0);
 with --json also {\"event\":\"listening\",\"addr\":\"ADDR\"} on stdout. SIGINT or SIGTERM stops
-it with a summary of the counters and exit status 0.
+it with a summary of the counters and exit status 0; a closed stdout stops it with 141.
 
 Examples:
   udp-echo serve
-  udp-echo serve --bind 127.0.0.1:0 --json
+  udp-echo serve --bind 7000                       # 127.0.0.1:7000 (a number is a port)
+  udp-echo serve --bind :0 --json                  # the OS picks the port
   udp-echo serve --bind [::]:6666 --rate-limit 1000/s
-  udp-echo serve --bind 0.0.0.0:6666 --threads 0 --quiet   # one thread per CPU")]
+  udp-echo serve --bind 0.0.0.0:6666 --threads 0 -q   # one thread per CPU")]
     Serve(ServeArgs),
     /// Send one message and print the server's reply, retrying with backoff.
-    #[command(after_help = "\
+    #[command(
+        override_usage = "udp-echo send [OPTIONS] [HOST[:PORT]] MESSAGE",
+        after_help = "\
+One word is always the MESSAGE (sent to --server, default 127.0.0.1:6666); two words are the
+server, then the MESSAGE. So `udp-echo send localhost` sends the text `localhost`, and
+`udp-echo send localhost hi` sends `hi` to localhost:6666.
+
 The reply goes to stdout; retries, RTT and errors to stderr. Exit status 0 on a reply,
 1 when no reply came (the message names the attempts, the time and whether the port was
 refused), 2 on bad input (e.g. a message longer than one datagram).
 
 Examples:
   udp-echo send 'hello world!'
-  udp-echo send '' --server [::1]:6666          # an empty datagram
-  printf '\\377\\000' | udp-echo send -        # bytes from stdin
-  udp-echo send hi --initial-timeout 50ms --max-timeout 1s --attempts 3")]
+  udp-echo send ::1 ''                           # an empty datagram to [::1]:6666
+  udp-echo send 127.0.0.1:7000 hi                # HOST:PORT then MESSAGE
+  printf '\\377\\000' | udp-echo send -          # bytes from stdin
+  udp-echo send hi --initial-timeout 50ms --max-timeout 1s --attempts 3"
+    )]
     Send(SendArgs),
     /// Repeated exchanges, one line each, then loss and RTT statistics.
     #[command(after_help = "\
-Each exchange uses a fresh socket. --count 0 runs until Ctrl-C, which prints the summary.
-Exit status 0 if any reply came, 1 if none did.
+Runs one exchange at a time: each sends a request from a fresh socket and waits for its
+reply, retrying on the schedule (by default up to 5 sends over 3.1 s) before the next
+exchange starts; -i spaces the starts of exchanges. -W WAIT makes each exchange a single
+send that waits WAIT (--attempts 1 --initial-timeout WAIT --max-timeout WAIT).
+-c 0 runs until Ctrl-C (or -w), which prints the summary; with -w and no -c, ping runs
+until the deadline. Exit status 0 if any reply came, 1 if none did.
 
 Examples:
   udp-echo ping
-  udp-echo ping --count 100 --interval 10ms --size 1400")]
+  udp-echo ping localhost:7000 -c 10 -i 0.2
+  udp-echo ping ::1 -c 100 -i 10ms -s 1400 -q
+  udp-echo ping 192.168.1.20 -w 5 -W 0.5")]
     Ping(PingArgs),
     /// Send one datagram to a broadcast (or any) address; nothing is awaited.
     #[command(after_help = "\
@@ -91,35 +119,61 @@ Example:
 Several listeners may share the port (SO_REUSEADDR). Prints `listening on ADDR` on stderr.
 SIGINT or SIGTERM stops it with exit status 0.
 
-Example:
-  udp-echo listen --bind 0.0.0.0:6666")]
+Examples:
+  udp-echo listen                  # 0.0.0.0:6666
+  udp-echo listen --bind 7000      # 0.0.0.0:7000 (a number is a port)")]
     Listen(ListenArgs),
     /// Broadcast one request and list every server that answered, with its RTT.
     #[command(after_help = "\
+--to without a port uses --port; --to with a port and a different --port is an error.
 Exit status 0 if at least one server answered, 1 if none did.
 
 Examples:
   udp-echo discover
+  udp-echo discover --port 7000 --wait 2
   udp-echo discover --to 192.168.1.255:6666 --wait 2s")]
     Discover(DiscoverArgs),
-    /// A bounded load test of one server: replies/s and RTT percentiles.
+    /// A bounded load test of one server: replies/s, bits/s and RTT percentiles.
     #[command(after_help = "\
 Keeps --window requests in flight, spread over --sockets connected sockets and sent and
 received by the batch (sendmmsg/recvmmsg), for --duration (at most 60s) or until --requests
-have been sent, whichever comes first, then waits briefly for stragglers.
-Sends only to --server.
+have been sent, whichever comes first, then waits briefly for stragglers. Sends only to
+the server given. A progress line per second goes to stderr (unless --json or -q); Ctrl-C
+stops sending and prints the summary of what ran. Every figure is measured: the time runs
+from the first send until sending stopped or the last reply came, whichever is later; an
+RTT runs from just before its send; percentiles are nearest-rank; bits/s count UDP payload.
 
 Examples:
-  udp-echo bench --server 127.0.0.1:6666 --duration 2s --size 12 --window 32
-  udp-echo bench --server 127.0.0.1:6666 --requests 20000 --window 8")]
+  udp-echo bench                                   # 127.0.0.1:6666 for 2 s
+  udp-echo bench 127.0.0.1:7000 -t 10 -s 1400 --window 32
+  udp-echo bench ::1 --requests 20000 --window 8 --json")]
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = "\
+Examples:
+  udp-echo completions bash > ~/.local/share/bash-completion/completions/udp-echo
+  udp-echo completions zsh > ~/.zfunc/_udp-echo")]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, generated from these definitions.
+    #[command(after_help = "\
+Example:
+  udp-echo manpage > udp-echo.1 && man ./udp-echo.1")]
+    Manpage,
+}
+
+/// `completions`' options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `serve`'s options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to bind (`IP:PORT`, or an IP alone for port 6666); port 0 lets the OS pick
-    /// (the `listening on` line shows it).
+    /// Address to bind: `IP:PORT`, an IP alone (port 6666), or a bare `PORT` / `:PORT`
+    /// (127.0.0.1); port 0 lets the OS pick (the `listening on` line shows it).
     #[arg(long, default_value_t = local_server(), value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Print nothing per datagram (the summary at exit still comes).
@@ -161,7 +215,7 @@ pub struct ServeArgs {
 /// The retry schedule's options.
 #[derive(Debug, Args, Clone)]
 pub struct RetryArgs {
-    /// Wait after the first send.
+    /// Wait after the first send (a number alone is seconds).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub initial_timeout: Duration,
     /// Give up once the next wait would exceed this.
@@ -193,32 +247,96 @@ impl RetryArgs {
 /// `send`'s options.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The message; `-` reads it from stdin (binary is fine); `""` sends an empty datagram.
-    pub message: OsString,
-    /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
-    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
-    pub server: SocketAddr,
+    /// `MESSAGE`, or `HOST[:PORT] MESSAGE`: one word is the message, two are the server and
+    /// the message. `-` reads the message from stdin (binary is fine); `""` sends an empty
+    /// datagram.
+    #[arg(value_name = "[HOST[:PORT]] MESSAGE", num_args = 1..=2, required = true)]
+    pub words: Vec<OsString>,
+    /// The server, as an option (default 127.0.0.1:6666).
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
+    pub server: Option<SocketAddr>,
     #[command(flatten)]
     pub retry: RetryArgs,
+}
+
+impl SendArgs {
+    /// The server and the message, from the words and --server.
+    pub fn target(&self) -> Result<(SocketAddr, &OsString), Failure> {
+        match (self.words.as_slice(), self.server) {
+            ([message], server) => Ok((server.unwrap_or_else(local_server), message)),
+            ([_, _], Some(_)) => Err(Failure::usage(
+                "the server is given twice: write `send HOST[:PORT] MESSAGE` or `send --server HOST[:PORT] MESSAGE`",
+            )),
+            ([host, message], None) => {
+                let host = host.to_str().ok_or_else(|| {
+                    Failure::usage("the server (the first of two words) is not valid UTF-8")
+                })?;
+                let server = parse_peer(host).map_err(|e| {
+                    Failure::usage(format!(
+                        "{e} (two words are `HOST[:PORT] MESSAGE`; quote a message with spaces)"
+                    ))
+                })?;
+                Ok((server, message))
+            }
+            _ => Err(Failure::usage("send takes `[HOST[:PORT]] MESSAGE`")),
+        }
+    }
 }
 
 /// `ping`'s options.
 #[derive(Debug, Args)]
 pub struct PingArgs {
-    /// Exchanges to make; 0 runs until Ctrl-C.
-    #[arg(long, short, default_value_t = 4)]
-    pub count: u64,
-    /// Time between the starts of two exchanges.
+    /// The server: `HOST`, `HOST:PORT`, `IP`, `[IPv6]:PORT` or a bare `PORT` (127.0.0.1);
+    /// default 127.0.0.1:6666.
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer, conflicts_with = "server")]
+    pub target: Option<SocketAddr>,
+    /// The server, as an option.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
+    pub server: Option<SocketAddr>,
+    /// Exchanges to make; 0 runs until Ctrl-C. Default 4, or unlimited with -w.
+    #[arg(long, short)]
+    pub count: Option<u64>,
+    /// Time between the starts of two exchanges (a number alone is seconds).
     #[arg(long, short, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Request size in bytes.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, short, default_value_t = 12)]
     pub size: usize,
-    /// The server: `IP:PORT`, `HOST:PORT`, or an IP or host alone (port 6666).
-    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
-    pub server: SocketAddr,
+    /// Summary only: no line per exchange.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Stop after this long in all, whatever -c says (an exchange in progress is cut at
+    /// the deadline); exit 0 if any reply came.
+    #[arg(long, short = 'w', value_name = "DEADLINE", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
+    /// Wait this long for each reply, with no retry: shorthand for
+    /// `--attempts 1 --initial-timeout WAIT --max-timeout WAIT`.
+    #[arg(long, short = 'W', value_name = "WAIT", value_parser = parse_duration,
+          conflicts_with_all = ["initial_timeout", "max_timeout", "attempts", "factor"])]
+    pub wait: Option<Duration>,
     #[command(flatten)]
     pub retry: RetryArgs,
+}
+
+impl PingArgs {
+    /// The server: the positional target, else --server, else 127.0.0.1:6666.
+    pub fn server(&self) -> SocketAddr {
+        self.target.or(self.server).unwrap_or_else(local_server)
+    }
+
+    /// The retry policy, with -W mapped onto it.
+    pub fn policy(&self) -> Result<RetryPolicy, Failure> {
+        match self.wait {
+            Some(wait) => RetryArgs {
+                initial_timeout: wait,
+                max_timeout: wait,
+                factor: self.retry.factor,
+                attempts: Some(1),
+            }
+            .policy(),
+            None => self.retry.policy(),
+        }
+    }
 }
 
 /// `broadcast`'s options.
@@ -234,8 +352,9 @@ pub struct BroadcastArgs {
 /// `listen`'s options.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Address to bind (SO_REUSEADDR is set, so listeners can share the port).
-    #[arg(long, default_value_t = all_interfaces(), value_parser = parse_bind)]
+    /// Address to bind (SO_REUSEADDR is set, so listeners can share the port); a bare
+    /// `PORT` or `:PORT` means every IPv4 interface.
+    #[arg(long, default_value_t = all_interfaces(), value_parser = parse_listen_bind)]
     pub bind: SocketAddr,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -245,29 +364,56 @@ pub struct ListenArgs {
 /// `discover`'s options.
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
-    /// The servers' port.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    /// The servers' port (default 6666); used by --to when it has none.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Where to send the request (default: 255.255.255.255 at --port).
-    #[arg(long, value_parser = parse_peer)]
-    pub to: Option<SocketAddr>,
-    /// How long to collect answers.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub to: Option<String>,
+    /// How long to collect answers (a number alone is seconds).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub wait: Duration,
+}
+
+impl DiscoverArgs {
+    /// Where the request goes: --to, with --port filling in a missing port.
+    pub fn destination(&self) -> Result<SocketAddr, Failure> {
+        let port = self.port.unwrap_or(DEFAULT_PORT);
+        let Some(to) = &self.to else {
+            return Ok(SocketAddr::from((Ipv4Addr::BROADCAST, port)));
+        };
+        let addr = parse_peer(to).map_err(|e| Failure::usage(format!("--to {e}")))?;
+        if !names_port(to) {
+            return Ok(SocketAddr::new(addr.ip(), port));
+        }
+        match self.port {
+            Some(p) if p != addr.port() => Err(Failure::usage(format!(
+                "--port {p} and --to {to} name different ports: give the port once"
+            ))),
+            _ => Ok(addr),
+        }
+    }
 }
 
 /// `bench`'s options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The server to load (the only destination).
-    #[arg(long, short, default_value_t = local_server(), value_parser = parse_peer)]
-    pub server: SocketAddr,
-    /// How long to send (at most 60s).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// The server to load (the only destination): `HOST`, `HOST:PORT`, `IP`,
+    /// `[IPv6]:PORT` or a bare `PORT` (127.0.0.1); default 127.0.0.1:6666.
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer, conflicts_with = "server")]
+    pub target: Option<SocketAddr>,
+    /// The server, as an option.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
+    pub server: Option<SocketAddr>,
+    /// How long to send (at most 60s; a number alone is seconds).
+    #[arg(long, short = 't', default_value = "2s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Request size in bytes.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, short, default_value_t = 12)]
     pub size: usize,
+    /// No progress lines on stderr (the summary still comes).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Requests in flight at once (1..=1024), spread over the sockets.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub window: u32,
@@ -278,6 +424,13 @@ pub struct BenchArgs {
     /// 1..=20000000). Default: only --duration limits the run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=commands::bench::MAX_REQUESTS))]
     pub requests: Option<u64>,
+}
+
+impl BenchArgs {
+    /// The server: the positional target, else --server, else 127.0.0.1:6666.
+    pub fn server(&self) -> SocketAddr {
+        self.target.or(self.server).unwrap_or_else(local_server)
+    }
 }
 
 /// A command's failure: its message and exit status.
@@ -311,22 +464,66 @@ impl Failure {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.json;
+    if !matches!(cli.command, Command::Serve(_) | Command::Listen(_)) {
+        // The server loops stop on a closed stdout by themselves (and print their summary).
+        crate::output::exit_when_stdout_closes();
+    }
     let result = match cli.command {
-        Command::Serve(args) => commands::serve::run(&args, cli.json),
-        Command::Send(args) => commands::send::run(&args, cli.json),
-        Command::Ping(args) => commands::ping::run(&args, cli.json),
-        Command::Broadcast(args) => commands::broadcast::run(&args, cli.json),
-        Command::Listen(args) => commands::listen::run(&args, cli.json),
-        Command::Discover(args) => commands::discover::run(&args, cli.json),
-        Command::Bench(args) => commands::bench::run(&args, cli.json),
+        Command::Serve(args) => commands::serve::run(&args, json),
+        Command::Send(args) => commands::send::run(&args, json),
+        Command::Ping(args) => commands::ping::run(&args, json),
+        Command::Broadcast(args) => commands::broadcast::run(&args, json),
+        Command::Listen(args) => commands::listen::run(&args, json),
+        Command::Discover(args) => commands::discover::run(&args, json),
+        Command::Bench(args) => commands::bench::run(&args, json),
+        Command::Completions(args) => print_completions(args.shell),
+        Command::Manpage => print_manpage(),
     };
-    match result {
+    let written = match crate::output::stdout_error() {
+        None => Ok(()),
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return ExitCode::from(crate::output::CLOSED_STDOUT);
+        }
+        Some(e) => Err(Failure::network(format!(
+            "cannot write the results to stdout: {}",
+            crate::output::plain(&e)
+        ))),
+    };
+    match result.and_then(|code| written.map(|()| code)) {
         Ok(code) => code,
         Err(failure) => {
             crate::output::diag(format_args!("udp-echo: {}", failure.message));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `completions SHELL`: clap_complete's script for the same definitions.
+fn print_completions(shell: clap_complete::Shell) -> Result<ExitCode, Failure> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "udp-echo", &mut out);
+    write_all_stdout(&out)
+}
+
+/// `manpage`: clap_mangen's roff for the same definitions.
+fn print_manpage() -> Result<ExitCode, Failure> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Failure::network(format!("cannot render the man page: {e}")))?;
+    write_all_stdout(&out)
+}
+
+fn write_all_stdout(bytes: &[u8]) -> Result<ExitCode, Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        crate::output::stdout_failed(e);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(verbose: u8) {

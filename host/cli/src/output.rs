@@ -10,12 +10,14 @@
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use udp_echo_core::{Decision, Instant, Received, Wake};
 
@@ -33,6 +35,72 @@ macro_rules! diag {
     ($($arg:tt)*) => { $crate::output::diag(format_args!($($arg)*)) };
 }
 
+/// The first failed write to stdout, whoever made it (the writer thread included): `run`
+/// turns it into the exit status once the command ends.
+static STDOUT_ERROR: Mutex<Option<io::Error>> = Mutex::new(None);
+
+/// Records a failed write to stdout (the first one counts).
+pub fn stdout_failed(e: io::Error) {
+    let mut slot = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() {
+        *slot = Some(e);
+    }
+}
+
+/// The first failed write to stdout, if any.
+pub fn stdout_error() -> Option<io::Error> {
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// The exit status of a command whose stdout reader went away (128 + SIGPIPE, as the
+/// shell reports a process killed by SIGPIPE).
+pub const CLOSED_STDOUT: u8 = 141;
+
+/// Ends the process with [`CLOSED_STDOUT`] as soon as stdout is a pipe or socket whose
+/// reader has gone (`| head -1`), even while the command waits for the network: the
+/// results could not reach anyone. A watcher thread sleeps in `poll(2)` on stdout; for a
+/// file or a terminal it never wakes.
+pub fn exit_when_stdout_closes() {
+    let _ = thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(|| {
+            let stdout = io::stdout();
+            let mut fds = [rustix::event::PollFd::new(
+                &stdout,
+                rustix::event::PollFlags::empty(),
+            )];
+            loop {
+                match rustix::event::poll(&mut fds, None) {
+                    Ok(_) => {
+                        let got = fds[0].revents();
+                        if got.intersects(
+                            rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP,
+                        ) {
+                            std::process::exit(i32::from(CLOSED_STDOUT));
+                        }
+                        if got.contains(rustix::event::PollFlags::NVAL) {
+                            return;
+                        }
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+}
+
+/// An `io::Error` for people: the text without its ` (os error N)` tail.
+pub fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
+}
+
 /// Line-at-a-time stdout for commands off the hot path (send, ping, discover, …).
 #[derive(Debug, Default)]
 pub struct Stdout {
@@ -40,20 +108,27 @@ pub struct Stdout {
 }
 
 impl Stdout {
-    /// Writes `line` and a newline, flushed; once stdout is closed, does nothing.
+    /// Writes `line` and a newline, flushed; once a write failed, does nothing (the error
+    /// is recorded for the exit status).
     pub fn line(&mut self, line: impl fmt::Display) {
         if self.closed {
             return;
         }
         let mut out = io::stdout().lock();
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
             self.closed = true;
+            stdout_failed(e);
         }
     }
 
     /// Writes one JSON object as a line.
     pub fn json(&mut self, value: &Value) {
         self.line(value);
+    }
+
+    /// Whether a write failed (the reader went away, or the disk is full).
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 }
 
@@ -105,25 +180,28 @@ impl Sink {
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
-                    let mut ok = true;
+                    let mut result = Ok(());
                     if let Some(line) = line {
-                        ok &= writeln!(out, "{line}").is_ok();
+                        result = result.and(writeln!(out, "{line}"));
                         dirty = true;
                     }
                     // Whatever else is queued goes into the same buffer before a flush.
                     while let Ok(line) = rx.try_recv() {
-                        ok &= writeln!(out, "{line}").is_ok();
+                        result = result.and(writeln!(out, "{line}"));
                     }
                     if dirty {
-                        ok &= out.flush().is_ok();
+                        result = result.and(out.flush());
                         dirty = false;
                     }
-                    if !ok {
+                    if let Err(e) = result {
+                        stdout_failed(e);
                         flag.store(true, Ordering::SeqCst);
                         break;
                     }
                 }
-                let _ = out.flush();
+                if let Err(e) = out.flush() {
+                    stdout_failed(e);
+                }
             })
             .ok();
         Sink {
@@ -294,12 +372,17 @@ impl Presenter {
 
     fn line(&self, r: &Received<'_>, decision: Option<&Decision>) -> String {
         if self.json {
-            let (text, cut) = payload::escape(r.head, r.len, payload::DEFAULT_MAX_CHARS);
+            // The bytes seen (the receiver may keep only the head of a long datagram):
+            // base64 always, and the text itself when they are valid UTF-8.
             let mut v = json!({"event": "datagram", "from": r.from.to_string(),
-                               "bytes": r.len, "payload": text, "cut": cut});
+                               "bytes": r.len, "payload_b64": BASE64.encode(r.head),
+                               "cut": r.head.len() < r.len});
+            if let Ok(text) = std::str::from_utf8(r.head) {
+                v["text"] = json!(text);
+            }
             match decision {
                 Some(Decision::Reply(reply)) => v["reply"] = json!(reply.to_string()),
-                Some(Decision::Drop(why)) => v["dropped"] = json!(why.to_string()),
+                Some(Decision::Drop(why)) => v["dropped"] = json!(why.key()),
                 None => {}
             }
             v.to_string()

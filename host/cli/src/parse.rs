@@ -19,24 +19,100 @@ pub enum Endpoint {
 }
 
 /// Reads an address argument without resolving anything: `IP:PORT`, `[IPv6]:PORT`, a
-/// bare IP (port 6666), or a host name with or without a port. Pure, so it can be fuzzed
-/// without ever asking a DNS server.
+/// bare IP (port 6666), a bare port `PORT` or `:PORT` (on 127.0.0.1: a number is a port,
+/// never a legacy integer IPv4 address), or a host name with or without a port. Pure, so
+/// it can be fuzzed without ever asking a DNS server.
+///
+/// An IPv6 address with a port must be bracketed (`[::1]:6666`); an unbracketed one whose
+/// last group could be read as a port (`::1:6666`, `fe80::1:7`) is refused as ambiguous.
 pub fn split_endpoint(s: &str) -> Result<Endpoint, String> {
+    if let Some(port) = bare_port(s) {
+        let port = port?;
+        return Ok(Endpoint::Addr(SocketAddr::from(([127, 0, 0, 1], port))));
+    }
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(Endpoint::Addr(addr));
     }
-    if let Ok(ip) = s
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    if let Some(inner) = s.strip_prefix('[') {
+        // `[IPv6]` alone (with a port it parsed above).
+        let ip = inner
+            .strip_suffix(']')
+            .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
+            .ok_or_else(|| format!("`{s}` is not an address: write `[IPv6]` or `[IPv6]:PORT`"))?;
+        return Ok(Endpoint::Addr(SocketAddr::new(
+            IpAddr::V6(ip),
+            DEFAULT_PORT,
+        )));
+    }
+    if s.contains(']') {
+        return Err(format!(
+            "`{s}` is not an address: write `[IPv6]` or `[IPv6]:PORT`"
+        ));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        if let Some((head, last)) = s.rsplit_once(':')
+            && !last.is_empty()
+            && last.len() <= 5
+            && last.bytes().all(|b| b.is_ascii_digit())
+            && !head.ends_with(':')
+            && head.parse::<std::net::Ipv6Addr>().is_ok()
+        {
+            return Err(format!(
+                "`{s}` is ambiguous: write `[{head}]:{last}` for port {last}, or `[{s}]` for the address"
+            ));
+        }
         return Ok(Endpoint::Addr(SocketAddr::new(ip, DEFAULT_PORT)));
     }
-    match s.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => Ok(Endpoint::Name(s.to_owned())),
-        Some((_, port)) => Err(format!("`{s}`: `{port}` is not a port (0-65535)")),
-        None => Ok(Endpoint::Name(format!("{s}:{DEFAULT_PORT}"))),
+    if s.contains(':') && s.matches(':').count() > 1 {
+        return Err(format!(
+            "`{s}` is not an address: an IPv6 address with a port is written `[IPv6]:PORT`"
+        ));
     }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => (host, Some(port)),
+        Some((_, port)) => return Err(format!("`{s}`: `{port}` is not a port (0-65535)")),
+        None => (s, None),
+    };
+    // Digits and dots that are not a dotted quad (`1400`, `127.1`) would reach the
+    // resolver's legacy integer forms: refuse them.
+    if host.is_empty() || host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "`{s}` is not an address: write `IP`, `IP:PORT`, `HOST[:PORT]` or a bare `PORT`"
+        ));
+    }
+    Ok(Endpoint::Name(match port {
+        Some(_) => s.to_owned(),
+        None => format!("{s}:{DEFAULT_PORT}"),
+    }))
+}
+
+/// `7000` or `:7000`: a port alone (`None` if `s` is not written that way).
+fn bare_port(s: &str) -> Option<Result<u16, String>> {
+    let digits = s.strip_prefix(':').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        digits
+            .parse::<u16>()
+            .map_err(|_| format!("`{s}`: `{digits}` is not a port (0-65535)")),
+    )
+}
+
+/// An address to listen on: like [`parse_bind`], but a bare `PORT` or `:PORT` means every
+/// IPv4 interface (`0.0.0.0:PORT`), where broadcasts arrive.
+pub fn parse_listen_bind(s: &str) -> Result<SocketAddr, String> {
+    match bare_port(s) {
+        Some(port) => Ok(SocketAddr::from(([0, 0, 0, 0], port?))),
+        None => parse_bind(s),
+    }
+}
+
+/// Whether an address argument names its port (`HOST:PORT`, `[IPv6]:PORT`, `PORT`).
+pub fn names_port(s: &str) -> bool {
+    bare_port(s).is_some()
+        || s.parse::<SocketAddr>().is_ok()
+        || (!s.starts_with('[') && s.matches(':').count() == 1)
 }
 
 /// An address to bind: `IP:PORT`, `[IPv6]:PORT`, a bare IP or host name (port 6666), or
@@ -73,18 +149,20 @@ pub fn parse_endpoint(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{s}`: the name resolves to no address"))
 }
 
-/// Parses `100ms`, `2s`, `1.5s`, `250us`, `1m`: a positive decimal number and a unit.
+/// Parses `100ms`, `2s`, `1.5s`, `250us`, `1m`: a positive decimal number and a unit; a
+/// number without a unit is seconds (`0.2`, `5`), as ping, sleep and timeout read it.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return parse_duration(&format!("{s}s"));
+    }
     if s.starts_with('-') {
         return Err(format!("`{s}`: the duration must be greater than zero"));
     }
     let Some(split) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')) else {
-        return Err(if s.parse::<f64>().is_ok_and(|v| v == 0.0) {
-            format!("`{s}`: the duration must be greater than zero")
-        } else {
-            format!("`{s}` has no unit: write e.g. `100ms`, `2s` or `1.5s`")
-        });
+        return Err(format!(
+            "`{s}` is not a duration: write e.g. `100ms`, `2s` or `1.5s`"
+        ));
     };
     let (number, unit) = s.split_at(split);
     if number.is_empty() {
@@ -204,13 +282,49 @@ mod tests {
     }
 
     #[test]
+    fn durations_without_a_unit_are_seconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("0.2"), Ok(ms(200)));
+        assert_eq!(parse_duration("5"), Ok(ms(5000)));
+        assert!(parse_duration("0").is_err());
+    }
+
+    #[test]
+    fn a_bare_number_is_a_port_never_an_integer_ipv4_address() {
+        let v4 = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_bind("7000"), Ok(v4("127.0.0.1:7000")));
+        assert_eq!(parse_bind(":7000"), Ok(v4("127.0.0.1:7000")));
+        assert_eq!(parse_listen_bind("7000"), Ok(v4("0.0.0.0:7000")));
+        assert_eq!(parse_peer("1400"), Ok(v4("127.0.0.1:1400")));
+        assert!(parse_peer("70000").unwrap_err().contains("not a port"));
+        assert!(parse_peer("127.1").is_err());
+        assert!(split_endpoint("1.2:7").is_err());
+    }
+
+    #[test]
+    fn ipv6_brackets_must_match_and_ambiguous_ports_are_refused() {
+        assert!(parse_peer("[::1").is_err());
+        assert!(parse_peer("::1]").is_err());
+        assert!(parse_peer("::1:6666").unwrap_err().contains("[::1]:6666"));
+        assert!(parse_peer("fe80::1:7").is_err());
+        assert_eq!(
+            parse_peer("[::1:6666]"),
+            Ok("[::1:6666]:6666".parse().unwrap())
+        );
+        assert_eq!(parse_peer("::1"), Ok("[::1]:6666".parse().unwrap()));
+        assert_eq!(parse_peer("fe80::"), Ok("[fe80::]:6666".parse().unwrap()));
+        assert!(names_port("[::1]:7") && names_port("h:7") && names_port("7"));
+        assert!(!names_port("::1") && !names_port("[::1]") && !names_port("h"));
+    }
+
+    #[test]
     fn durations_reject_zero_negative_and_garbage() {
         for bad in [
             "0",
             "0s",
             "0ms",
             "-1s",
-            "1",
+            "0.0",
             "s",
             "abc",
             "1.s",

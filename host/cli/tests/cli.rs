@@ -485,7 +485,11 @@ fn a_message_longer_than_one_ipv4_datagram_is_bad_input() {
         PATIENCE,
     );
     assert_eq!(ran.code(), 2, "{}", ran.stderr);
-    assert!(ran.stderr.contains("65508 bytes"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("more than 65507 bytes"),
+        "{}",
+        ran.stderr
+    );
     assert!(ran.stderr.contains("at most 65507"), "{}", ran.stderr);
     assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
     assert!(ran.stdout.is_empty());
@@ -723,7 +727,8 @@ fn json_output_is_one_object_per_line_for_send_and_serve() {
 
     let datagram: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
     assert_eq!(datagram["bytes"], 3);
-    assert_eq!(datagram["payload"], "abc");
+    assert_eq!(datagram["text"], "abc");
+    assert_eq!(datagram["payload_b64"], "YWJj");
     assert_eq!(datagram["reply"], "Your data was 3 bytes");
 
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -811,12 +816,12 @@ fn a_closed_stdout_is_not_a_panic() {
         thread::sleep(Duration::from_millis(5));
     };
     let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
-fn serve_stops_cleanly_when_its_stdout_is_closed() {
+fn serve_stops_with_141_and_its_summary_when_its_stdout_is_closed() {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--bind", "127.0.0.1:0"]);
     let mut proc = Proc::spawn(cmd);
@@ -836,7 +841,7 @@ fn serve_stops_cleanly_when_its_stdout_is_closed() {
         assert!(Instant::now() < deadline, "serve kept running");
     };
     let stderr = proc.rest_of_stderr();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(stderr.contains("stopped by stdout closed"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -1529,4 +1534,566 @@ fn send_gets_exact_counts_from_the_python_server() {
         "{}",
         ran.stderr
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: wrong or lost output
+// ---------------------------------------------------------------------------------------
+
+/// Runs `udp-echo ARGS` with stdout on /dev/full (every write fails with ENOSPC).
+fn run_to_dev_full(args: &[&str]) -> (i32, String) {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    let err = reader(guard.0.stderr.take().unwrap());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} > /dev/full did not end"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    (status.code().expect("exited"), stderr)
+}
+
+/// `udp-echo ARGS`, reading its first stdout line, then closing the pipe: the exit status
+/// and how long it took after the close.
+fn first_line_then_close(args: &[&str]) -> (Option<i32>, Duration) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    let mut out = BufReader::new(guard.0.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "{args:?}: no first line");
+    drop(out); // `| head -1`
+    let closed = Instant::now();
+    let deadline = closed + PATIENCE;
+    loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            return (s.code(), closed.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return (None, closed.elapsed());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn endless_ping_ends_with_141_when_its_reader_goes_away() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let (code, took) = first_line_then_close(&["ping", &addr, "-c", "0", "-i", "100ms"]);
+    assert_eq!(code, Some(141), "after {took:?}");
+    // Against a silent server too, in the middle of an exchange's 3.1 s schedule.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let (code, took) = first_line_then_close(&["ping", &addr, "-c", "0", "-i", "100ms"]);
+    assert_eq!(code, Some(141));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn bench_and_discover_end_with_141_when_their_reader_goes_away() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    // bench prints its summary only at the end: the pipe closes before, and the run
+    // stops at once instead of loading the server for 60 s.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bench", &addr, "-t", "60", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    thread::sleep(Duration::from_millis(200));
+    drop(guard.0.stdout.take());
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(closed.elapsed() < PATIENCE, "bench kept running");
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(141));
+    let (code, _) = first_line_then_close(&["discover", "--to", &addr, "--wait", "30"]);
+    assert_eq!(code, Some(141));
+}
+
+#[test]
+fn a_failed_write_of_results_is_exit_1_with_one_line_in_every_subcommand() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["send", "hi", "--server", &addr],
+        vec!["send", &addr, "hi", "--json"],
+        vec!["ping", &addr, "-c", "1"],
+        vec!["bench", &addr, "--requests", "10", "-q"],
+        vec!["discover", "--to", &addr, "--wait", "200ms"],
+        vec!["broadcast", "hi", "--to", &addr],
+        vec!["completions", "bash"],
+        vec!["manpage"],
+    ];
+    for args in runs {
+        let (code, stderr) = run_to_dev_full(&args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("cannot write the results to stdout"))
+            .unwrap_or_else(|| panic!("{args:?}: {stderr}"));
+        assert!(line.contains("No space left on device"), "{line}");
+        assert!(!stderr.contains("os error"), "{stderr}");
+    }
+    // The servers too: serve and listen stop at their first failed write.
+    for (command, bind) in [("serve", "127.0.0.1:0"), ("listen", "127.0.0.1:0")] {
+        let (code, stderr) = run_to_dev_full(&[command, "--bind", bind, "--json"]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the results to stdout: No space left on device"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn bench_reports_the_time_it_took_and_rates_over_it() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(
+        &[
+            "bench",
+            &to,
+            "--requests",
+            "2000",
+            "-t",
+            "60",
+            "--window",
+            "4",
+            "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let r = ran.json_lines().pop().unwrap();
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(
+        took > 0.0 && took < ran.elapsed.as_secs_f64() * 1000.0,
+        "{r}"
+    );
+    let replies = r["replies"].as_f64().unwrap();
+    let rate = r["replies_per_s"].as_f64().unwrap();
+    assert!((rate - replies / (took / 1000.0)).abs() <= 1.0, "{r}");
+    assert_eq!(r["percentile_method"], "nearest-rank");
+    // Timestamps taken before the send: no round trip is measured as zero.
+    assert!(r["rtt_ms"]["p50"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["request_bits_per_s"].as_f64().unwrap() > 0.0, "{r}");
+
+    // Against a server limited to 100 replies/s, the rate is over the run, not over
+    // the burst of the first replies.
+    let limited = serve("127.0.0.1:0", &["--quiet", "--total-limit", "100/s"]);
+    let to = limited.addr.to_string();
+    let ran = run(
+        &["bench", &to, "-t", "1", "--window", "4", "--json"],
+        b"",
+        PATIENCE,
+    );
+    let r = ran.json_lines().pop().unwrap();
+    let rate = r["replies_per_s"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 500.0, "{r}");
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(took >= 900.0, "{r}");
+
+    // The text summary states the time it took and the method.
+    let ran = run(&["bench", &to, "--requests", "50", "-q"], b"", PATIENCE);
+    let out = ran.stdout();
+    assert!(!out.contains("in 2.00s"), "{out}");
+    assert!(out.contains("nearest-rank"), "{out}");
+    assert!(out.contains("bit/s"), "{out}");
+}
+
+#[test]
+fn sigint_during_ping_to_a_silent_server_counts_what_went_out() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["ping", &addr, "--json"]);
+    let mut ping = Proc::spawn(cmd);
+    // The first exchange sends at 0, 100 and 300 ms.
+    let mut buf = [0u8; 64];
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    for _ in 0..3 {
+        silent.recv(&mut buf).unwrap();
+    }
+    signal(ping.pid(), rustix::process::Signal::INT);
+    let status = ping.wait_for(PATIENCE).expect("ping ignored SIGINT");
+    assert_eq!(status.code(), Some(1));
+    let summary: Value = serde_json::from_str(&ping.stdout_line("summary")).unwrap();
+    assert_eq!(summary["sent"], 1, "{summary}");
+    assert!(
+        summary["datagrams_sent"].as_u64().unwrap() >= 3,
+        "{summary}"
+    );
+    assert_eq!(summary["lost"], 1, "{summary}");
+}
+
+#[test]
+fn sigint_during_bench_prints_the_summary_of_what_ran() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bench", &to, "-t", "30", "--window", "4"]);
+    let mut bench = Proc::spawn(cmd);
+    bench.stderr_line("replies/s"); // the first progress line, after a second
+    signal(bench.pid(), rustix::process::Signal::INT);
+    let status = bench.wait_for(PATIENCE).expect("bench ignored SIGINT");
+    assert_eq!(status.code(), Some(0));
+    let out = bench.rest_of_stdout().join("\n");
+    assert!(out.contains("(interrupted)"), "{out}");
+    assert!(out.contains("replies/s"), "{out}");
+    assert!(out.contains("rtt p50"), "{out}");
+}
+
+#[test]
+fn discover_honours_port_with_to_and_refuses_two_different_ports() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let port = server.addr.port().to_string();
+    let ran = run(
+        &[
+            "discover",
+            "--to",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--wait",
+            "300ms",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(ran.stdout().contains(&server.addr.to_string()));
+    let other = (server.addr.port() ^ 1).to_string();
+    let to = server.addr.to_string();
+    let ran = run(
+        &["discover", "--to", &to, "--port", &other, "--wait", "300ms"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("different ports"), "{}", ran.stderr);
+}
+
+#[test]
+fn unbalanced_brackets_and_ambiguous_ipv6_ports_are_usage_errors() {
+    for args in [
+        vec!["send", "[::1", "hi"],
+        vec!["send", "hi", "--server", "[::1"],
+        vec!["ping", "::1]"],
+        vec!["bench", "[::1]:"],
+    ] {
+        let ran = run(&args, b"", PATIENCE);
+        assert_eq!(ran.code(), 2, "{args:?}: {}", ran.stderr);
+    }
+    let ran = run(&["ping", "::1:6666"], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("[::1]:6666"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("ambiguous"), "{}", ran.stderr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: habits
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn targets_are_positional_and_server_stays_a_long_alias() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(&["send", &addr, "hello"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 5 bytes\n");
+    // One word is always the message.
+    let ran = run(&["send", "hello!", "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.stdout(), "Your data was 6 bytes\n");
+    let ran = run(&["send", &addr, "x", "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let ran = run(&["ping", &addr, "-c", "2", "-i", "10ms"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout().contains("2 sent, 2 received"),
+        "{}",
+        ran.stdout()
+    );
+    let ran = run(&["ping", &addr, "--server", &addr], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let ran = run(&["bench", &addr, "--requests", "20", "-q"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert!(ran.stdout().contains("20 replies"), "{}", ran.stdout());
+}
+
+#[test]
+fn a_bare_number_where_an_address_goes_is_a_port() {
+    let server = serve(":0", &["--quiet"]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let port = server.addr.port().to_string();
+    let ran = run(&["send", &port, "hi"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout(), "Your data was 2 bytes\n");
+    let ran = run(&["ping", &format!(":{port}"), "-c", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    // Never a legacy integer IPv4 address (1400 = 0.0.5.120).
+    let ran = run(&["ping", "127.1", "-c", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    let mut listen = Command::new(BIN);
+    listen.args(["listen", "--bind", "0"]);
+    let listen = Proc::spawn(listen);
+    let line = listen.stderr_line("listening on ");
+    assert!(line.starts_with("listening on 0.0.0.0:"), "{line}");
+}
+
+#[test]
+fn ping_takes_size_quiet_deadline_wait_and_unitless_seconds() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    let ran = run(
+        &["ping", &addr, "-c", "3", "-i", "0.02", "-s", "100", "-q"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let out = ran.stdout();
+    assert!(out.contains("with 100 bytes"), "{out}");
+    assert!(!out.contains("seq="), "{out}");
+    assert!(out.contains("3 sent, 3 received"), "{out}");
+
+    // -w without -c: exchanges until the deadline, exit 0 as replies came.
+    let ran = run(
+        &["ping", &addr, "-w", "0.5", "-i", "0.1", "--json"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let s = ran.json_lines().pop().unwrap();
+    let sent = s["sent"].as_u64().unwrap();
+    assert!((3..=7).contains(&sent), "{s}");
+    assert!(ran.elapsed < Duration::from_secs(3), "{:?}", ran.elapsed);
+
+    // -w cuts an exchange's retry schedule against a silent server; -W is one send each.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = silent.local_addr().unwrap().to_string();
+    let ran = run(&["ping", &dead, "-w", "1"], b"", PATIENCE);
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(
+        ran.elapsed < Duration::from_millis(2500),
+        "{:?}",
+        ran.elapsed
+    );
+    let ran = run(
+        &[
+            "ping", &dead, "-c", "2", "-i", "10ms", "-W", "0.1", "--json",
+        ],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    let s = ran.json_lines().pop().unwrap();
+    assert_eq!(s["sent"], 2, "{s}");
+    assert_eq!(s["datagrams_sent"], 2, "{s}");
+    let ran = run(
+        &["ping", &dead, "-W", "1", "--attempts", "3"],
+        b"",
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+
+    let help = run(&["ping", "--help"], b"", PATIENCE).stdout();
+    assert!(help.contains("one exchange at a time"), "{help}");
+    assert!(help.contains("-W"), "{help}");
+}
+
+#[test]
+fn no_short_flag_means_two_things_across_subcommands() {
+    use std::collections::HashMap;
+    let mut meaning: HashMap<String, (String, String)> = HashMap::new();
+    for sub in [
+        "serve",
+        "send",
+        "ping",
+        "broadcast",
+        "listen",
+        "discover",
+        "bench",
+    ] {
+        let help = run(&[sub, "--help"], b"", PATIENCE).stdout();
+        for line in help.lines() {
+            let line = line.trim_start();
+            // `-s, --size <SIZE>`
+            if let Some(rest) = line.strip_prefix('-')
+                && let Some((short, long)) = rest.split_once(", --")
+                && short.len() == 1
+            {
+                let long = long.split_whitespace().next().unwrap().to_string();
+                if let Some((other, first)) = meaning.get(short) {
+                    assert_eq!(
+                        other, &long,
+                        "-{short}: --{first} in one place, --{long} in {sub}"
+                    );
+                } else {
+                    meaning.insert(short.to_string(), (long, sub.to_string()));
+                }
+            }
+        }
+    }
+    assert_eq!(meaning["s"].0, "size");
+}
+
+#[test]
+fn bench_caps_its_duration_with_an_error_and_shows_progress_on_stderr() {
+    let ran = run(&["bench", "-t", "61"], b"", PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("60s"), "{}", ran.stderr);
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(&["bench", &to, "-t", "1.5", "--window", "4"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let progress: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("replies/s"))
+        .collect();
+    assert!(!progress.is_empty(), "{}", ran.stderr);
+    assert!(
+        progress[0].contains("loss") && progress[0].contains("p99"),
+        "{progress:?}"
+    );
+    assert!(ran.stdout().contains("bit/s"), "{}", ran.stdout());
+    for quiet in [&["-q"][..], &["--json"][..]] {
+        let mut args = vec!["bench", to.as_str(), "-t", "1.2", "--window", "4"];
+        args.extend_from_slice(quiet);
+        let ran = run(&args, b"", PATIENCE);
+        assert!(
+            !ran.stderr.contains("replies/s"),
+            "{quiet:?}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_says_what_to_do_without_os_error_tails() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    for command in ["serve", "listen"] {
+        let ran = run(&[command, "--bind", &addr], b"", PATIENCE);
+        assert_eq!(ran.code(), 1, "{command}: {}", ran.stderr);
+        assert!(ran.stderr.contains("already in use"), "{}", ran.stderr);
+        assert!(ran.stderr.contains("--reuse-port"), "{}", ran.stderr);
+        assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_low_port_without_privilege_mentions_cap_net_bind_service() {
+    // As an unprivileged user (needs setpriv and root to switch; skipped otherwise).
+    if !Path::new("/usr/bin/setpriv").exists() || !rustix::process::getuid().is_root() {
+        eprintln!("skipped: needs root and setpriv to drop privileges");
+        return;
+    }
+    let ran = run_program(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "serve",
+            "--bind",
+            "127.0.0.1:80",
+        ],
+        PATIENCE,
+    );
+    assert_eq!(ran.code(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("CAP_NET_BIND_SERVICE"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("os error"), "{}", ran.stderr);
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_clap_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = run(&["completions", shell], b"", PATIENCE);
+        assert_eq!(ran.code(), 0, "{}", ran.stderr);
+        let out = ran.stdout();
+        assert!(
+            out.contains("udp-echo") && out.contains("discover"),
+            "{shell}"
+        );
+        assert!(
+            out.contains("--deadline") || out.contains("deadline"),
+            "{shell}"
+        );
+    }
+    let ran = run(&["manpage"], b"", PATIENCE);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let man = ran.stdout();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH udp-echo"),
+        "{man}"
+    );
+    assert!(man.contains("bench"), "{man}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: output for machines
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn json_datagrams_carry_base64_and_text_only_when_utf8() {
+    let server = serve("127.0.0.1:0", &["--json"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr).unwrap();
+    sock.send("a\"b\\c\nd\u{1}é".as_bytes()).unwrap();
+    let line = server.proc.stdout_line("\"datagram\"");
+    assert!(!line.contains("\\x") && !line.contains("\\u{"), "{line}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["text"], "a\"b\\c\nd\u{1}é");
+    assert_eq!(v["payload_b64"], "YSJiXGMKZAHDqQ==");
+    sock.send(b"\xff\x00ok").unwrap();
+    let v: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
+    assert_eq!(v["payload_b64"], "/wBvaw==");
+    assert!(v.get("text").is_none(), "{v}");
+    let help = run(&["--help"], b"", PATIENCE).stdout();
+    assert!(help.contains("JSON Lines"), "{help}");
+}
+
+#[test]
+fn per_datagram_drops_use_the_summary_keys() {
+    let mut server = serve("127.0.0.1:0", &["--json"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"Your data was 5 bytes", server.addr).unwrap();
+    let v: Value = serde_json::from_str(&server.proc.stdout_line("\"datagram\"")).unwrap();
+    assert_eq!(v["dropped"], "loop", "{v}");
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    server.proc.wait_for(PATIENCE).unwrap();
+    let stopped: Value = serde_json::from_str(&server.proc.stdout_line("stopped")).unwrap();
+    assert_eq!(stopped["dropped_by_reason"]["loop"], 1, "{stopped}");
 }

@@ -25,7 +25,7 @@ pub fn any_of(to: SocketAddr) -> IpAddr {
 
 /// Sends the message once; exit 0 when it went out.
 pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
-    let payload = message_bytes(&args.message)?;
+    let payload = message_bytes(&args.message, udp_echo_core::wire::max_request(args.to))?;
     let mut stack = StdStack::new()
         .with_broadcast(true)
         .with_bind_ip(any_of(args.to));

@@ -1,6 +1,5 @@
 //! `udp-echo discover`: one broadcast request through the core's `Discovery`.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -21,9 +20,7 @@ const MAX_SERVERS: usize = 256;
 
 /// Lists the servers that answered; exit 0 if any did, 1 if none.
 pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
-    let to = args
-        .to
-        .unwrap_or_else(|| SocketAddr::from(([255, 255, 255, 255], args.port)));
+    let to = args.destination()?;
     let mut stack = StdStack::new()
         .with_broadcast(true)
         .with_bind_ip(any_of(to));

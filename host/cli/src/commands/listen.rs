@@ -19,7 +19,13 @@ pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
         .with_bind_ip(args.bind.ip())
         .with_reuse_addr(true);
     let mut listener = Listener::bind(&mut stack, args.bind.port())
-        .map_err(|e| server_failure(e, &format!("cannot bind {}", args.bind)))?
+        .map_err(|e| match e {
+            udp_echo_core::ServerError::Stack(e) => Failure::network(format!(
+                "cannot bind {}: {}",
+                args.bind,
+                super::socket_error(e.io_error(), args.bind)
+            )),
+        })?
         .with_caps(CAPS);
     let mut presenter = announce(listener.socket(), json, false, args.max_lines)?;
     let clock = Clock::new();

@@ -23,23 +23,48 @@ use crate::cli::Failure;
 use crate::diag;
 use crate::output::Presenter;
 
-/// The largest request any address family allows (65527 over IPv6), plus one so that
-/// a longer input shows as too long instead of being silently cut.
-const STDIN_LIMIT: u64 = udp_echo_core::wire::MAX_REQUEST_V6 as u64 + 1;
-
-/// A MESSAGE argument's bytes: `-` reads stdin (bounded), anything else is taken as is.
-fn message_bytes(message: &std::ffi::OsStr) -> Result<Vec<u8>, Failure> {
+/// A MESSAGE argument's bytes: `-` reads stdin, up to one byte more than `max` (the largest
+/// request to the destination), so that a longer input shows as too long instead of being
+/// silently cut; anything else is taken as is. The caller checks the length against `max`.
+fn message_bytes(message: &std::ffi::OsStr, max: usize) -> Result<Vec<u8>, Failure> {
     use std::os::unix::ffi::OsStrExt;
     if message == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
             .lock()
-            .take(STDIN_LIMIT)
+            .take(max as u64 + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| Failure::usage(format!("cannot read the message from stdin: {e}")))?;
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "cannot read the message from stdin: {}",
+                    crate::output::plain(&e)
+                ))
+            })?;
+        if bytes.len() > max {
+            return Err(Failure::usage(format!(
+                "the message on stdin is more than {max} bytes: one UDP datagram carries at most {max} bytes to this address"
+            )));
+        }
         Ok(bytes)
     } else {
         Ok(message.as_bytes().to_vec())
+    }
+}
+
+/// A socket error for people: what to do about the usual ones, no `(os error N)` tail.
+pub fn socket_error(e: &std::io::Error, addr: std::net::SocketAddr) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "port {} is already in use (another `udp-echo serve` or `listen` may hold it: stop it, pick another port, or give both --reuse-port)",
+            addr.port()
+        ),
+        ErrorKind::PermissionDenied if addr.port() < 1024 => "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (e.g. `sudo setcap cap_net_bind_service=+ep $(command -v udp-echo)`), or pick a port from 1024 up".to_string(),
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine",
+            addr.ip()
+        ),
+        _ => crate::output::plain(e),
     }
 }
 
@@ -47,14 +72,14 @@ fn message_bytes(message: &std::ffi::OsStr) -> Result<Vec<u8>, Failure> {
 fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
     match e {
         ClientError::Exchange(e) => Failure::usage(e.to_string()),
-        ClientError::Stack(e) => Failure::network(format!("{what}: {e}")),
+        ClientError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
 }
 
 /// A server driver's error as a failure.
 fn server_failure(e: ServerError<StdError>, what: &str) -> Failure {
     match e {
-        ServerError::Stack(e) => Failure::network(format!("{what}: {e}")),
+        ServerError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
 }
 
@@ -62,8 +87,13 @@ fn server_failure(e: ServerError<StdError>, what: &str) -> Failure {
 fn broadcast_failure(e: BroadcastError<StdError>, what: &str) -> Failure {
     match e {
         BroadcastError::PayloadTooLarge { .. } => Failure::usage(e.to_string()),
-        BroadcastError::Stack(e) => Failure::network(format!("{what}: {e}")),
+        BroadcastError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
+}
+
+/// A stack error's text without an `(os error N)` tail.
+fn stack_text(e: &StdError) -> String {
+    crate::output::plain(e.io_error())
 }
 
 /// How long a stopping server or listener gives its last stdout lines: bounded, so that

@@ -1,5 +1,6 @@
 //! `udp-echo ping`: repeated exchanges (a fresh socket each), then loss and RTT statistics.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,11 @@ use crate::output::{Stdout, human, ms};
 /// retransmission may belong to an earlier send and is left out).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Stats {
-    /// Exchanges started and finished.
+    /// Exchanges that sent at least one request (an exchange cut short by Ctrl-C or the
+    /// deadline after its first send counts, as lost).
     pub sent: u64,
+    /// Requests (datagrams) that went out, retries included.
+    pub datagrams: u64,
     /// Exchanges that got a reply.
     pub received: u64,
     /// Unambiguous round-trip times.
@@ -59,35 +63,51 @@ impl Stats {
 
 /// Pings; exit 0 if any reply came, 1 if none did.
 pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
-    let policy = args.retry.policy()?;
-    let max = max_request(args.server);
+    let mut policy = args.policy()?;
+    let server = args.server();
+    let max = max_request(server);
     if args.size > max {
         return Err(Failure::usage(format!(
-            "--size {} is too large: one UDP datagram to {} carries at most {max} bytes",
-            args.size, args.server
+            "-s {} is too large: one UDP datagram to {server} carries at most {max} bytes",
+            args.size
         )));
     }
+    // ping(8): -w without -c runs until the deadline.
+    let count = args
+        .count
+        .unwrap_or(if args.deadline.is_some() { 0 } else { 4 });
     let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let shutdown = install_shutdown()?;
     let mut stack = StdStack::new();
     let mut out = Stdout::default();
     let mut stats = Stats::default();
     let started = Instant::now();
+    let deadline = args.deadline.map(|d| started + d);
+    let schedule_deadline = policy.deadline;
     if !json {
         out.line(format_args!(
-            "PING {} with {} bytes, every {}",
-            args.server,
+            "PING {server} with {} bytes, every {}",
             args.size,
             human(args.interval)
         ));
     }
     let mut seq: u64 = 0;
-    while args.count == 0 || seq < args.count {
+    while count == 0 || seq < count {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
         seq += 1;
         let t0 = Instant::now();
+        // -w: no exchange runs past the deadline.
+        if let Some(d) = deadline {
+            let left = d
+                .saturating_duration_since(t0)
+                .max(Duration::from_millis(1));
+            policy.deadline = Some(schedule_deadline.map_or(left, |s| s.min(left)));
+        }
         let report = client::exchange(
             &mut stack,
-            args.server,
+            server,
             &request,
             &policy,
             Some(shutdown.fd()),
@@ -95,6 +115,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                 if let ClientEvent::Sent { attempt, .. } = *event
                     && attempt > 1
                     && !json
+                    && !args.quiet
                 {
                     diag!(
                         "udp-echo: seq={seq}: no reply yet; attempt {attempt} at {}",
@@ -103,10 +124,16 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                 }
             },
         )
-        .map_err(|e| client_failure(e, &format!("cannot talk to {}", args.server)))?;
+        .map_err(|e| client_failure(e, &format!("cannot talk to {server}")))?;
+        stats.datagrams += u64::from(report.sent);
         match report.ended {
-            // Cut short by Ctrl-C: neither sent nor lost.
-            Ended::Interrupted => break,
+            // Cut short by Ctrl-C: what went out counts as sent and unanswered.
+            Ended::Interrupted => {
+                if report.sent > 0 {
+                    stats.sent += 1;
+                }
+                break;
+            }
             Ended::Done(Outcome::Reply(r)) => {
                 stats.sent += 1;
                 stats.received += 1;
@@ -116,19 +143,18 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                 let reply = Reply::new(r.count);
                 if json {
                     out.json(
-                        &json!({"event": "reply", "seq": seq, "server": args.server.to_string(),
+                        &json!({"event": "reply", "seq": seq, "server": server.to_string(),
                         "reply": reply.to_string(), "count": r.count, "attempts": r.attempts,
                         "rtt_ms": ms(r.rtt), "rtt_ambiguous": r.rtt_ambiguous}),
                     );
-                } else {
+                } else if !args.quiet {
                     let note = if r.rtt_ambiguous {
                         format!(" after {} attempts (ambiguous)", r.attempts)
                     } else {
                         String::new()
                     };
                     out.line(format_args!(
-                        "seq={seq} {}: {reply}, rtt {}{note}",
-                        args.server,
+                        "seq={seq} {server}: {reply}, rtt {}{note}",
                         human(r.rtt)
                     ));
                 }
@@ -136,27 +162,30 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             Ended::Done(Outcome::GaveUp(g)) => {
                 stats.sent += 1;
                 if json {
-                    let mut v = super::send::gave_up_json(args.server, &g);
+                    let mut v = super::send::gave_up_json(server, &g);
                     v["seq"] = json!(seq);
                     out.json(&v);
-                } else {
+                } else if !args.quiet {
                     out.line(format_args!(
                         "seq={seq} {}",
-                        super::send::gave_up_message(args.server, &g)
+                        super::send::gave_up_message(server, &g)
                     ));
                 }
             }
         }
-        let more = args.count == 0 || seq < args.count;
-        if !more || shutdown.requested() {
+        let more = count == 0 || seq < count;
+        if !more || shutdown.requested() || out.is_closed() {
             break;
         }
-        let next = t0 + args.interval;
+        let mut next = t0 + args.interval;
+        if let Some(d) = deadline {
+            next = next.min(d);
+        }
         if shutdown.sleep(next.saturating_duration_since(Instant::now())) {
             break;
         }
     }
-    print_summary(&mut out, args, &stats, started.elapsed(), json);
+    print_summary(&mut out, server, &stats, started.elapsed(), json);
     Ok(if stats.received > 0 {
         ExitCode::SUCCESS
     } else {
@@ -164,7 +193,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
     })
 }
 
-fn print_summary(out: &mut Stdout, args: &PingArgs, s: &Stats, time: Duration, json: bool) {
+fn print_summary(out: &mut Stdout, server: SocketAddr, s: &Stats, time: Duration, json: bool) {
     let rtt = s.rtt_ms();
     if json {
         // Microsecond precision is all the clock gives; no float noise in the output.
@@ -172,20 +201,20 @@ fn print_summary(out: &mut Stdout, args: &PingArgs, s: &Stats, time: Duration, j
         let rtt_json = rtt.map(|[min, avg, max, mdev]| {
             json!({"min": us(min), "avg": us(avg), "max": us(max), "mdev": us(mdev)})
         });
-        out.json(
-            &json!({"event": "summary", "server": args.server.to_string(),
-            "sent": s.sent, "received": s.received, "lost": s.lost(),
-            "loss_percent": s.loss_percent(), "rtt_samples": s.rtts.len(),
-            "rtt_ms": rtt_json, "time_ms": ms(time)}),
-        );
+        out.json(&json!({"event": "summary", "server": server.to_string(),
+            "sent": s.sent, "datagrams_sent": s.datagrams, "received": s.received,
+            "lost": s.lost(), "loss_percent": s.loss_percent(), "rtt_samples": s.rtts.len(),
+            "rtt_ms": rtt_json, "time_ms": ms(time)}));
         return;
     }
+    out.line(format_args!("--- {server} udp-echo ping statistics ---"));
+    let datagrams = if s.datagrams == s.sent {
+        String::new()
+    } else {
+        format!(" ({} datagrams)", s.datagrams)
+    };
     out.line(format_args!(
-        "--- {} udp-echo ping statistics ---",
-        args.server
-    ));
-    out.line(format_args!(
-        "{} sent, {} received, {:.1}% loss, time {}",
+        "{} sent{datagrams}, {} received, {:.1}% loss, time {}",
         s.sent,
         s.received,
         s.loss_percent(),
@@ -207,6 +236,7 @@ mod tests {
         let ms = Duration::from_millis;
         let s = Stats {
             sent: 4,
+            datagrams: 5,
             received: 3,
             rtts: vec![ms(1), ms(2), ms(3)],
         };

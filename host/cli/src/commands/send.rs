@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use serde_json::json;
+use udp_echo_core::wire::max_request;
 use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied, Reply};
 use udp_echo_host::client::{self, Ended};
 use udp_echo_host::stack::StdStack;
@@ -16,37 +17,39 @@ use crate::output::{Stdout, human, ms};
 /// Sends the message; exit 0 on a reply, 1 when the schedule runs out.
 pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
     let policy = args.retry.policy()?;
-    let request = message_bytes(&args.message)?;
+    let (server, message) = args.target()?;
+    let request = message_bytes(message, max_request(server))?;
     let mut stack = StdStack::new();
     let mut out = Stdout::default();
-    let report = client::exchange(
-        &mut stack,
-        args.server,
-        &request,
-        &policy,
-        None,
-        |event, at| match *event {
-            ClientEvent::Sent { attempt, .. } if json => out.json(
-                &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
+    let report =
+        client::exchange(
+            &mut stack,
+            server,
+            &request,
+            &policy,
+            None,
+            |event, at| match *event {
+                ClientEvent::Sent { attempt, .. } if json => out.json(
+                    &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
                         "bytes": request.len()}),
-            ),
-            ClientEvent::Sent { attempt, .. } if attempt > 1 => {
-                diag!("udp-echo: no reply yet; attempt {attempt} at {}", human(at));
-            }
-            _ => {}
-        },
-    )
-    .map_err(|e| client_failure(e, &format!("cannot talk to {}", args.server)))?;
+                ),
+                ClientEvent::Sent { attempt, .. } if attempt > 1 => {
+                    diag!("udp-echo: no reply yet; attempt {attempt} at {}", human(at));
+                }
+                _ => {}
+            },
+        )
+        .map_err(|e| client_failure(e, &format!("cannot talk to {}", server)))?;
     match report.ended {
         Ended::Done(Outcome::Reply(r)) => {
-            print_reply(&mut out, args.server, &r, json);
+            print_reply(&mut out, server, &r, json);
             Ok(ExitCode::SUCCESS)
         }
         Ended::Done(Outcome::GaveUp(g)) => {
             if json {
-                out.json(&gave_up_json(args.server, &g));
+                out.json(&gave_up_json(server, &g));
             }
-            Err(Failure::network(gave_up_message(args.server, &g)))
+            Err(Failure::network(gave_up_message(server, &g)))
         }
         Ended::Interrupted => Err(Failure::network("interrupted")),
     }

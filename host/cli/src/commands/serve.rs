@@ -45,7 +45,7 @@ impl Engine {
         config: ResponderConfig,
         io: Io,
         seed: u64,
-    ) -> Result<Engine, String> {
+    ) -> Result<Engine, std::io::Error> {
         if io == Io::Batched {
             match BatchServer::bind(stack, port, config) {
                 Ok(server) => {
@@ -56,11 +56,11 @@ impl Engine {
                 Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
                     diag!("udp-echo: {e}: answering one datagram per system call");
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         let server = Server::bind(stack, port, config).map_err(|e| match e {
-            ServerError::Stack(e) => e.to_string(),
+            ServerError::Stack(e) => e.into_io_error(),
         })?;
         Ok(Engine::Simple(Box::new(
             server
@@ -131,7 +131,13 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     per_thread.rate_limit = config.rate_limit.map(|l| share(l, threads));
 
     let hasher = RandomState::new();
-    let cannot_bind = |e: String| Failure::network(format!("cannot bind {}: {e}", args.bind));
+    let cannot_bind = |e: std::io::Error| {
+        Failure::network(format!(
+            "cannot bind {}: {}",
+            args.bind,
+            super::socket_error(&e, args.bind)
+        ))
+    };
     let first = Engine::bind(
         &mut stack,
         args.bind.port(),
