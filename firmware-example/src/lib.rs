@@ -26,4 +26,4 @@ pub mod sim;
 pub mod tap;
 
 pub use loopback::Loopback;
-pub use nal::{NalError, NalStack, NalStorage, UdpSocket};
+pub use nal::{NalBuffers, NalError, NalSockets, NalStack, NalStorage, UdpSocket};
