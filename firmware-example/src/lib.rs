@@ -9,6 +9,11 @@
 //!   `phy::Loopback` needs `alloc`).
 //! - [`sim`]: two interfaces on an in-memory wire with a virtual clock and seeded,
 //!   deterministic faults (drop, duplicate, reorder, delay, corrupt).
+//! - [`frag`]: counts the IPv4 datagrams too large for smoltcp's reassembly buffer
+//!   (feature `reassembly`), which smoltcp drops without a word.
+//! - [`cmdline`]: the network firmware's boot command line (`serve`, `client HOST:PORT MSG`).
+//! - [`lan9118`] (feature `ethernet`): a polled `phy::Device` driver for the LAN9118
+//!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`).
 //! - `tap` (feature `std`): the drivers over a Linux TAP device, for the `firmware-example`
 //!   binary.
 //!
@@ -19,6 +24,10 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod cmdline;
+pub mod frag;
+#[cfg(feature = "ethernet")]
+pub mod lan9118;
 pub mod loopback;
 pub mod nal;
 pub mod sim;
