@@ -61,6 +61,7 @@ mod firmware {
     use smoltcp::wire::{HardwareAddress, IpCidr};
     use static_cell::{ConstStaticCell, StaticCell};
     use udp_echo_core::driver::{ClientError, ServerError};
+    use udp_echo_core::exchange::ExchangeError;
     use udp_echo_core::exchange::Outcome;
     use udp_echo_core::{Client, Decision, Instant, Poll, ResponderConfig, RetryPolicy, Server};
     use udp_echo_firmware_example::clock::{self, WrapCounter};
@@ -132,17 +133,16 @@ mod firmware {
 
     impl Net {
         fn new() -> Result<Self, Failure> {
-            let regs = Mmio::take(Board::Mps2An386).ok_or(Failure::NicTaken)?;
+            let regs = Mmio::take(Board::Mps2An386).ok_or(Failure::AlreadyStarted)?;
             let lan = Lan9118::new(regs).map_err(Failure::Nic)?;
             let (mac, id_rev) = (lan.mac(), lan.id_rev());
             let nic = NIC.init(FragmentWatch::new(lan));
-            let mut clock = WrapCounter::new();
             let raw = nic.inner_mut().free_run();
-            let now = clock::from_ticks(clock.extend(raw), lan9118::FREE_RUN_HZ);
 
             let mut config = Config::new(HardwareAddress::Ethernet(mac));
             // The reset instant in 40 ns ticks is the one varying input at boot.
             config.random_seed = u64::from(raw);
+            let now = clock::from_ticks(u64::from(raw), lan9118::FREE_RUN_HZ);
             let iface = IFACE.init(Interface::new(config, &mut *nic, clock::to_net(now)));
             iface.update_ip_addrs(|addrs| {
                 // The list has room for at least one address.
@@ -167,7 +167,7 @@ mod firmware {
                 iface,
                 nic,
                 stack,
-                clock,
+                clock: WrapCounter::new(),
                 now,
                 oversized: 0,
             })
@@ -238,7 +238,7 @@ mod firmware {
         config.stack_reports_true_length = true;
         let mut server = match Server::bind(&mut net.stack, ECHO_PORT, config) {
             Ok(server) => server,
-            Err(e) => return Failure::Server(e),
+            Err(e) => return e.into(),
         };
         defmt::info!("serving on {}:{=u16}", ADDR, ECHO_PORT);
         let mut buf = [0u8; SERVER_BUF];
@@ -262,7 +262,7 @@ mod firmware {
             );
             match wake {
                 Ok(wake) => net.sleep(wake),
-                Err(e) => return Failure::Server(e),
+                Err(e) => return e.into(),
             }
         }
     }
@@ -270,19 +270,15 @@ mod firmware {
     /// Sends `message` to `server` on the default retry schedule.
     fn client(net: &mut Net, server: SocketAddrV4, message: &[u8]) -> Result<Outcome, Failure> {
         let server = SocketAddr::V4(server);
-        let mut client = Client::connect(&mut net.stack, server).map_err(Failure::Client)?;
+        let mut client = Client::connect(&mut net.stack, server)?;
         net.poll();
         let start = net.now;
-        let mut exchange = client
-            .start(&RetryPolicy::default(), message, start)
-            .map_err(Failure::Client)?;
+        let mut exchange = client.start(&RetryPolicy::default(), message, start)?;
         defmt::info!("sending {=usize} B to {}", message.len(), server);
         let outcome = loop {
             net.poll();
             let sent = exchange.attempts();
-            let polled = client
-                .poll(&mut net.stack, &mut exchange, message, net.now)
-                .map_err(Failure::Client)?;
+            let polled = client.poll(&mut net.stack, &mut exchange, message, net.now)?;
             if exchange.attempts() > sent && sent > 0 {
                 defmt::info!(
                     "no reply yet; attempt {=u32} at +{=u32} ms",
@@ -307,24 +303,39 @@ mod firmware {
     enum Failure {
         /// The LAN9118 did not come up.
         Nic(InitError),
-        /// The register block was already handed out (a second init).
-        NicTaken,
-        /// The core peripherals were already handed out (a second init).
-        PeripheralsTaken,
+        /// The NIC's registers or the core peripherals were already handed out (a second
+        /// init).
+        AlreadyStarted,
         /// Semihosting gave no command line (or one longer than `CMDLINE` bytes).
         NoCmdline,
         /// The command line is not `serve` or `client HOST:PORT MESSAGE`.
         Cmdline(CmdlineError),
-        /// Closing a socket failed.
+        /// The socket failed (in the client or server driver, or closing it).
         Stack(NalError),
-        /// The client driver failed.
-        Client(ClientError<NalError>),
-        /// The server driver failed.
-        Server(ServerError<NalError>),
+        /// The client's exchange could not start (the message is too long).
+        Exchange(ExchangeError),
         /// The client ran past `CLIENT_LIMIT` without an outcome.
         Stalled,
         /// The client gave up (not a malfunction: the server did not answer).
         NoReply,
+    }
+
+    // The drivers' errors, flattened: each wrapper would be one more `Format` impl in flash.
+    impl From<ClientError<NalError>> for Failure {
+        fn from(e: ClientError<NalError>) -> Self {
+            match e {
+                ClientError::Stack(e) => Failure::Stack(e),
+                ClientError::Exchange(e) => Failure::Exchange(e),
+            }
+        }
+    }
+
+    impl From<ServerError<NalError>> for Failure {
+        fn from(e: ServerError<NalError>) -> Self {
+            match e {
+                ServerError::Stack(e) => Failure::Stack(e),
+            }
+        }
     }
 
     fn run() -> Result<(), Failure> {
@@ -333,7 +344,7 @@ mod firmware {
             .map_err(|_| Failure::NoCmdline)?;
         let mode = cmdline::parse(line).map_err(Failure::Cmdline)?;
 
-        let mut core = cortex_m::Peripherals::take().ok_or(Failure::PeripheralsTaken)?;
+        let mut core = cortex_m::Peripherals::take().ok_or(Failure::AlreadyStarted)?;
         core.SYST.set_clock_source(SystClkSource::Core);
         core.SYST.set_reload(CPU_HZ / TICK_HZ - 1);
         core.SYST.clear_current();
@@ -391,11 +402,7 @@ mod firmware {
     /// A bus fault (no device at an address, say) ends the run instead of hanging it.
     #[exception]
     unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-        defmt::error!(
-            "hard fault at pc {=u32:#010x} (lr {=u32:#010x})",
-            frame.pc(),
-            frame.lr()
-        );
+        defmt::error!("hard fault at pc {=u32:#010x}", frame.pc());
         exit(EXIT_FAILURE)
     }
 
