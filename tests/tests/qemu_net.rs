@@ -80,7 +80,10 @@ fn images() -> &'static Images {
         let started = Instant::now();
         let out = run_bounded(script, BUILD_DEADLINE);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "qemu-net.sh build failed:\n{stderr}");
+        assert!(
+            out.status.success(),
+            "qemu-net.sh build failed (the target: rustup target add thumbv7em-none-eabihf):\n{stderr}"
+        );
         let firmware = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         assert!(firmware.exists(), "no image at {}", firmware.display());
         let sizes = stderr.lines().find(|l| l.starts_with("footprint:"));
