@@ -45,7 +45,7 @@ pub struct FakeChip {
     /// Frames sent, with the tag of their command B.
     pub sent: Vec<(u16, Vec<u8>)>,
     pub free_run: u32,
-    /// Every register read, in order.
+    /// Register reads so far.
     pub reads: u32,
 }
 

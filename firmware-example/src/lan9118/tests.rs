@@ -111,11 +111,12 @@ fn init_resets_the_chip_reads_its_mac_and_turns_rx_and_tx_on() {
 #[test]
 fn absent_chip_is_an_error_after_one_read() {
     for byte_test in [0xFFFF_FFFF, 0, 0x4321_8765] {
-        let chip = chip_with(|c| c.byte_test = byte_test);
+        let mut chip = chip_with(|c| c.byte_test = byte_test);
         assert_eq!(
-            Lan9118::new(chip).unwrap_err(),
+            Lan9118::new(&mut chip).unwrap_err(),
             InitError::NotFound { byte_test }
         );
+        assert_eq!(chip.reads, 1);
     }
 }
 
@@ -134,15 +135,22 @@ fn a_chip_outside_the_family_is_refused() {
 
 #[test]
 fn waits_that_never_end_are_errors_not_hangs() {
-    let stuck_reset = chip_with(|c| c.reset_reads = None);
-    assert_eq!(
-        Lan9118::new(stuck_reset).unwrap_err(),
-        InitError::ResetTimeout
-    );
-    let never_ready = chip_with(|c| c.pmt_ready = false);
-    assert_eq!(Lan9118::new(never_ready).unwrap_err(), InitError::NotReady);
-    let stuck_mac = chip_with(|c| c.mac_stuck = true);
-    assert_eq!(Lan9118::new(stuck_mac).unwrap_err(), InitError::MacTimeout);
+    type Break = fn(&mut FakeChip);
+    let cases: [(Break, InitError); 3] = [
+        (|c| c.reset_reads = None, InitError::ResetTimeout),
+        (|c| c.pmt_ready = false, InitError::NotReady),
+        (|c| c.mac_stuck = true, InitError::MacTimeout),
+    ];
+    for (break_it, error) in cases {
+        let mut chip = chip_with(break_it);
+        assert_eq!(Lan9118::new(&mut chip).unwrap_err(), error);
+        // One bounded wait, plus the few reads around it.
+        assert!(
+            chip.reads <= WAIT_LIMIT + 8,
+            "{error:?}: {} reads",
+            chip.reads
+        );
+    }
 }
 
 #[test]
