@@ -8,34 +8,14 @@
 # Env: CARGO_TARGET_DIR (default target/), QEMU_TIMEOUT seconds (default 60), DEFMT_LOG.
 set -euo pipefail
 
-TARGET=thumbv7em-none-eabihf
+script=qemu-run
+# shellcheck source=scripts/firmware-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/firmware-common.sh"
 timeout_s=${QEMU_TIMEOUT:-60}
 
-# Resolve CARGO_TARGET_DIR against the caller's cwd before moving to the workspace root.
-target_dir=${CARGO_TARGET_DIR:-}
-if [[ -n $target_dir && $target_dir != /* ]]; then target_dir=$PWD/$target_dir; fi
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-target_dir=${target_dir:-$PWD/target}
-bin=$target_dir/$TARGET/firmware/bare-metal
-
-# Fail before a minute of compiling, not after.
-if ! command -v qemu-system-arm >/dev/null; then
-    echo "qemu-run: qemu-system-arm not found (Debian: apt-get install qemu-system-arm)" >&2
-    exit 127
-fi
-
-CARGO_TARGET_DIR=$target_dir cargo build -p udp-echo-bare-metal --bin bare-metal \
-    --target "$TARGET" --profile firmware
-
-if command -v arm-none-eabi-size >/dev/null; then
-    arm-none-eabi-size "$bin"
-    # Berkeley format, line 2: text data bss dec hex filename. .data is stored in flash
-    # and copied to RAM at boot, so it counts on both sides.
-    read -r text data bss _ < <(arm-none-eabi-size "$bin" | sed -n 2p)
-    echo "footprint: flash (text+data) = $((text + data)) B, static RAM (data+bss) = $((data + bss)) B"
-else
-    echo "qemu-run: arm-none-eabi-size not found, skipping sizes (Debian: binutils-arm-none-eabi)" >&2
-fi
+firmware_setup
+firmware_build udp-echo-bare-metal bare-metal
+firmware_size
 
 qemu=(timeout "$timeout_s" qemu-system-arm -machine mps2-an386 -nographic
       -semihosting-config enable=on,target=native -kernel "$bin")

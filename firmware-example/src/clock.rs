@@ -23,6 +23,40 @@ pub fn iface_wake(iface: &mut Interface, now: Instant, sockets: &SocketSet<'_>) 
     Wake::from(iface.poll_at(to_net(now), sockets).map(to_core))
 }
 
+/// A free-running 32-bit hardware counter (such as the LAN9118's 25 MHz FREE_RUN) extended
+/// to 64 bits: each reading is compared with the previous one, and a smaller value means
+/// the counter wrapped. Correct as long as it is read at least once per wrap period
+/// (171.8 s at 25 MHz), which any main loop that wakes on a timer does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrapCounter {
+    last: u32,
+    wraps: u32,
+}
+
+impl WrapCounter {
+    /// A counter whose first reading is taken as no wrap yet.
+    pub const fn new() -> Self {
+        Self { last: 0, wraps: 0 }
+    }
+
+    /// The 64-bit count for `raw`, the counter's current value.
+    pub fn extend(&mut self, raw: u32) -> u64 {
+        if raw < self.last {
+            self.wraps = self.wraps.wrapping_add(1);
+        }
+        self.last = raw;
+        u64::from(self.wraps) << 32 | u64::from(raw)
+    }
+}
+
+/// `ticks` of a `hz` counter as the core's instant (µs; `hz` ≥ 1 MHz loses nothing that
+/// matters, sub-µs remainders are dropped).
+pub fn from_ticks(ticks: u64, hz: u32) -> Instant {
+    let hz = u64::from(hz.max(1));
+    let micros = ticks / hz * 1_000_000 + ticks % hz * 1_000_000 / hz;
+    Instant::from_micros(micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +66,31 @@ mod tests {
     use smoltcp::iface::Config;
     use smoltcp::phy::Medium;
     use smoltcp::wire::{HardwareAddress, IpCidr};
+
+    #[test]
+    fn wrap_counter_carries_into_the_high_word() {
+        let mut c = WrapCounter::new();
+        assert_eq!(c.extend(5), 5);
+        assert_eq!(c.extend(u32::MAX), u64::from(u32::MAX));
+        assert_eq!(c.extend(3), (1 << 32) + 3);
+        assert_eq!(c.extend(3), (1 << 32) + 3, "same reading, no wrap");
+        assert_eq!(c.extend(2), (2 << 32) + 2);
+    }
+
+    #[test]
+    fn ticks_become_microseconds() {
+        const HZ: u32 = 25_000_000;
+        assert_eq!(from_ticks(25, HZ), Instant::from_micros(1));
+        assert_eq!(from_ticks(24, HZ), Instant::ZERO);
+        // One wrap of the 25 MHz counter: 171.798691 s.
+        assert_eq!(from_ticks(1 << 32, HZ), Instant::from_micros(171_798_691));
+        // No overflow after years of uptime.
+        let ten_years = 25_000_000 * 3600 * 24 * 365 * 10;
+        assert_eq!(
+            from_ticks(ten_years, HZ),
+            Instant::from_micros(3600 * 24 * 365 * 10 * 1_000_000)
+        );
+    }
 
     #[test]
     fn converts_both_ways_and_clamps_before_the_epoch() {

@@ -1,7 +1,8 @@
 //! smoltcp 0.14 side of udp-echo: an `embedded-nal` 0.9 UDP adapter, heap-free devices and
 //! a simulated link, all `no_std` and without `alloc`. A library only: the TAP binary
-//! (`udp-echo-tap`) and the bare-metal firmware (`udp-echo-bare-metal`) are packages of
-//! their own, so depending on this pulls no CLI or board crates.
+//! (`udp-echo-tap`), the bare-metal self-test (`udp-echo-bare-metal`) and the network
+//! firmware (`udp-echo-net-firmware`) are packages of their own, so depending on this
+//! pulls no CLI or board crates.
 //!
 //! - [`nal`]: [`NalStack`], the `UdpClientStack`/`UdpFullStack` the core's drivers run on,
 //!   and [`CAPS`], what they may assume of it. The adapter is ours because the published
@@ -15,18 +16,28 @@
 //! - [`selftest`]: the firmware self-test's exchanges and what each must show.
 //! - [`sim`]: two interfaces on an in-memory wire with a virtual clock and seeded,
 //!   deterministic faults (drop, duplicate, reorder, delay, corrupt).
+//! - [`frag`]: counts the IPv4 datagrams too large for smoltcp's reassembly buffer
+//!   (feature `reassembly`), which smoltcp drops without a word.
+//! - [`cmdline`]: the network firmware's boot command line (`serve`, `client HOST:PORT MSG`).
+//! - [`lan9118`] (feature `ethernet`): a polled `phy::Device` driver for the LAN9118
+//!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`).
 //! - `tap` (feature `std`): the drivers over a Linux TAP device.
 //!
 //! Features: `std` (default) enables the `tap` module; `ethernet` (on with `std`) adds
-//! Ethernet framing and ARP; `defmt` derives `defmt::Format`; `ipv6` accepts IPv6 remotes
-//! in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
+//! Ethernet framing and ARP, and the `lan9118` driver; `reassembly` turns on smoltcp's
+//! IPv4 reassembly (one 4 KB buffer); `defmt` derives `defmt::Format`; `ipv6` accepts IPv6
+//! remotes in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
 //! so a firmware's interface and devices always match the adapter's version.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod cmdline;
 pub mod fault;
+pub mod frag;
+#[cfg(feature = "ethernet")]
+pub mod lan9118;
 pub mod loopback;
 pub mod nal;
 pub mod selftest;
@@ -38,4 +49,4 @@ pub use smoltcp;
 
 pub use fault::FaultyLink;
 pub use loopback::Loopback;
-pub use nal::{CAPS, NalError, NalStack, NalStorage, UdpSocket};
+pub use nal::{CAPS, NalBuffers, NalError, NalSockets, NalStack, NalStorage, UdpSocket};

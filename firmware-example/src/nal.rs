@@ -71,35 +71,26 @@ pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
 /// Every buffer a [`NalStack`] needs: `SOCKETS` UDP sockets, each with `META` datagram
 /// slots and `BUF` payload bytes per direction.
 ///
-/// [`new`](Self::new) is `const`, so the storage can live in a `static` (for instance
-/// `static_cell::ConstStaticCell`, which avoids building it on a small stack first) or on
-/// the stack of `main`. It is borrowed for as long as the stack lives.
+/// [`new`](Self::new) is `const`, so the storage can live in a `static` or on the stack of
+/// `main`. It is borrowed for as long as the stack lives.
+///
+/// It is the two halves [`NalSockets`] and [`NalBuffers`] side by side. Firmware that keeps
+/// its storage in `static`s should keep the halves apart ([`NalStack::from_parts`]): the
+/// payload bytes start as zeros, so their `static` goes to `.bss` (no copy in flash),
+/// whereas smoltcp's empty socket and metadata slots are not all-zero bit patterns and
+/// would drag every byte of a combined `static` into `.data`.
 pub struct NalStorage<'a, const SOCKETS: usize = 4, const META: usize = 4, const BUF: usize = 1536>
 {
-    sockets: [SocketStorage<'a>; SOCKETS],
-    buffers: [SocketBuffers<META, BUF>; SOCKETS],
-}
-
-struct SocketBuffers<const META: usize, const BUF: usize> {
-    rx_meta: [udp::PacketMetadata; META],
-    rx: [u8; BUF],
-    tx_meta: [udp::PacketMetadata; META],
-    tx: [u8; BUF],
+    sockets: NalSockets<'a, SOCKETS, META>,
+    buffers: NalBuffers<SOCKETS, BUF>,
 }
 
 impl<const SOCKETS: usize, const META: usize, const BUF: usize> NalStorage<'_, SOCKETS, META, BUF> {
-    /// Zeroed storage.
+    /// Empty storage.
     pub const fn new() -> Self {
         Self {
-            sockets: [SocketStorage::EMPTY; SOCKETS],
-            buffers: [const {
-                SocketBuffers {
-                    rx_meta: [udp::PacketMetadata::EMPTY; META],
-                    rx: [0; BUF],
-                    tx_meta: [udp::PacketMetadata::EMPTY; META],
-                    tx: [0; BUF],
-                }
-            }; SOCKETS],
+            sockets: NalSockets::new(),
+            buffers: NalBuffers::new(),
         }
     }
 }
@@ -121,6 +112,88 @@ impl<const SOCKETS: usize, const META: usize, const BUF: usize> fmt::Debug
             .field("meta", &META)
             .field("buf", &BUF)
             .finish_non_exhaustive()
+    }
+}
+
+/// The socket slots of a [`NalStack`] and, per socket and direction, `META` datagram
+/// metadata slots (a few dozen bytes each). The payload bytes are in [`NalBuffers`].
+pub struct NalSockets<'a, const SOCKETS: usize = 4, const META: usize = 4> {
+    sockets: [SocketStorage<'a>; SOCKETS],
+    meta: [SocketMeta<META>; SOCKETS],
+}
+
+struct SocketMeta<const META: usize> {
+    rx: [udp::PacketMetadata; META],
+    tx: [udp::PacketMetadata; META],
+}
+
+impl<const SOCKETS: usize, const META: usize> NalSockets<'_, SOCKETS, META> {
+    /// Empty slots.
+    pub const fn new() -> Self {
+        Self {
+            sockets: [SocketStorage::EMPTY; SOCKETS],
+            meta: [const {
+                SocketMeta {
+                    rx: [udp::PacketMetadata::EMPTY; META],
+                    tx: [udp::PacketMetadata::EMPTY; META],
+                }
+            }; SOCKETS],
+        }
+    }
+}
+
+impl<const SOCKETS: usize, const META: usize> Default for NalSockets<'_, SOCKETS, META> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SOCKETS: usize, const META: usize> fmt::Debug for NalSockets<'_, SOCKETS, META> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NalSockets")
+            .field("sockets", &SOCKETS)
+            .field("meta", &META)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The payload bytes of a [`NalStack`]: per socket, `RX` bytes of received datagrams and
+/// `TX` bytes of datagrams to send (by default as many).
+///
+/// All zeros, so a `static` of it lives in `.bss` (static_cell's `ConstStaticCell` keeps it
+/// there without building it on the stack first).
+pub struct NalBuffers<const SOCKETS: usize = 4, const RX: usize = 1536, const TX: usize = RX> {
+    rx: [[u8; RX]; SOCKETS],
+    tx: [[u8; TX]; SOCKETS],
+}
+
+impl<const SOCKETS: usize, const RX: usize, const TX: usize> NalBuffers<SOCKETS, RX, TX> {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Self {
+            rx: [[0; RX]; SOCKETS],
+            tx: [[0; TX]; SOCKETS],
+        }
+    }
+}
+
+impl<const SOCKETS: usize, const RX: usize, const TX: usize> Default
+    for NalBuffers<SOCKETS, RX, TX>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SOCKETS: usize, const RX: usize, const TX: usize> fmt::Debug
+    for NalBuffers<SOCKETS, RX, TX>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NalBuffers")
+            .field("sockets", &SOCKETS)
+            .field("rx", &RX)
+            .field("tx", &TX)
+            .finish()
     }
 }
 
@@ -155,17 +228,35 @@ impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
         storage: &'a mut NalStorage<'a, SOCKETS, META, BUF>,
         local_ip: Ipv4Addr,
     ) -> Self {
+        let NalStorage { sockets, buffers } = storage;
+        Self::from_parts(sockets, buffers, local_ip)
+    }
+
+    /// Like [`new`](Self::new), on storage kept in two parts (see [`NalStorage`] for why
+    /// firmware would), and with receive and transmit buffers of different sizes.
+    pub fn from_parts<const META: usize, const RX: usize, const TX: usize>(
+        sockets: &'a mut NalSockets<'a, SOCKETS, META>,
+        buffers: &'a mut NalBuffers<SOCKETS, RX, TX>,
+        local_ip: Ipv4Addr,
+    ) -> Self {
         // More sockets than ephemeral ports would make the port search endless.
         const { assert!(SOCKETS <= 16384, "at most 16384 sockets") };
-        let NalStorage { sockets, buffers } = storage;
-        let mut set = SocketSet::new(&mut sockets[..]);
-        let slots = buffers.each_mut().map(|b| Slot {
-            handle: set.add(udp::Socket::new(
-                udp::PacketBuffer::new(&mut b.rx_meta[..], &mut b.rx[..]),
-                udp::PacketBuffer::new(&mut b.tx_meta[..], &mut b.tx[..]),
-            )),
+        let NalSockets {
+            sockets: slots,
+            meta,
+        } = sockets;
+        let mut set = SocketSet::new(&mut slots[..]);
+        let mut slots = [Slot {
+            handle: SocketHandle::default(),
             in_use: false,
-        });
+        }; SOCKETS];
+        let buffers = buffers.rx.iter_mut().zip(buffers.tx.iter_mut());
+        for ((slot, m), (rx, tx)) in slots.iter_mut().zip(meta.iter_mut()).zip(buffers) {
+            slot.handle = set.add(udp::Socket::new(
+                udp::PacketBuffer::new(&mut m.rx[..], &mut rx[..]),
+                udp::PacketBuffer::new(&mut m.tx[..], &mut tx[..]),
+            ));
+        }
         Self {
             sockets: set,
             slots,
@@ -679,6 +770,38 @@ mod tests {
                 capacity: 1024
             }))
         );
+    }
+
+    #[test]
+    fn storage_in_two_parts_may_size_receive_and_transmit_apart() {
+        let mut slots: NalSockets<'_, 2, 4> = NalSockets::new();
+        let mut bytes: NalBuffers<2, 2048, 64> = NalBuffers::new();
+        let mut device = Loopback::<4, 2100>::new(Medium::Ip);
+        let mut iface =
+            Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IP.into(), 8)).unwrap());
+        let mut stack = NalStack::from_parts(&mut slots, &mut bytes, IP);
+        let mut socket = stack.socket().unwrap();
+        stack.bind(&mut socket, 7000).unwrap();
+        assert_eq!(
+            stack.send_to(&mut socket, addr(7000), &[0; 65]),
+            Err(nb::Error::Other(NalError::TooLarge {
+                len: 65,
+                capacity: 64
+            }))
+        );
+
+        // A 2000-byte datagram from a second stack: its poll puts the packet on the
+        // loopback, this stack's poll takes it in.
+        let mut peer_storage: NalStorage<'_, 1, 1, 2048> = NalStorage::new();
+        let mut peer = NalStack::new(&mut peer_storage, IP);
+        let mut sender = peer.socket().unwrap();
+        peer.send_to(&mut sender, addr(7000), &[7; 2000]).unwrap();
+        iface.poll(Instant::ZERO, &mut device, peer.sockets_mut());
+        iface.poll(Instant::ZERO, &mut device, stack.sockets_mut());
+        let mut buf = [0; 4];
+        let from = peer.local_addr(&sender).unwrap();
+        assert_eq!(stack.receive(&mut socket, &mut buf), Ok((2000, from)));
     }
 
     #[cfg(not(feature = "ipv6"))]

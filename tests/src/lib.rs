@@ -1,9 +1,14 @@
 //! Shared helpers for the cross-crate tests: the core's drivers on the firmware example's
-//! smoltcp stack over a simulated link, on virtual time.
+//! smoltcp stack over a simulated link, on virtual time; child processes with deadlines
+//! ([`process`]) and throwaway network namespaces ([`netns`]) for the tests that run
+//! binaries.
 //!
 //! The loop is the one every shell runs (poll the interfaces, drive the core, sleep until
 //! the next wake), except that "sleep" jumps the virtual clock to the next instant at which
 //! anything can happen: a driver's deadline or a packet due on the wire.
+
+pub mod netns;
+pub mod process;
 
 use core::net::SocketAddr;
 

@@ -11,13 +11,13 @@
 //! directory. Every wait has a deadline; children are killed and reaped, and the namespace
 //! deleted, by drop guards.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
 use std::time::{Duration, Instant};
+
+use udp_echo_tests::netns::{self, Netns, ip};
+use udp_echo_tests::process::{BuildDirs, Lines, Reaped, run_bounded, run_measured};
 
 const LINUX_IP: &str = "192.168.69.100";
 const FIRMWARE_CIDR: &str = "192.168.69.1/24";
@@ -42,29 +42,10 @@ const IDLE_CPU_LIMIT: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------------------------------
 // Preconditions and binaries
 
-/// Why this machine cannot run the test, if it cannot.
-fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
-        return Some("needs root (network namespaces and TAP devices)".into());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing (no TUN/TAP support)".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("the `ip` command (iproute2) is missing".into()),
-    }
-}
-
 /// Returns early from the test with `skipped: …` when the machine cannot run it.
 macro_rules! require_root_and_tap {
     () => {
-        if let Some(why) = skip_reason() {
+        if let Some(why) = netns::skip_reason() {
             eprintln!("skipped: {why}");
             return;
         }
@@ -86,314 +67,12 @@ fn firmware_bin() -> &'static Path {
 /// Builds binary `bin` of `package` with this test's profile, target directory and target
 /// triple, and returns its path.
 fn build(package: &str, bin: &str) -> PathBuf {
-    // current_exe: <target-dir>[/<triple>]/<profile-dir>/deps/tap-<hash>
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in <profile>/deps")
-        .to_path_buf();
-    let profile_name = profile_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let mut parent = profile_dir.parent().unwrap().to_path_buf();
-    let mut target = None;
-    if !parent.join("CACHEDIR.TAG").exists() && parent.parent().is_some() {
-        // <target-dir>/<triple>/<profile>: a cross/explicit --target build.
-        target = Some(parent.file_name().unwrap().to_string_lossy().into_owned());
-        parent = parent.parent().unwrap().to_path_buf();
-    }
-    let profile = match profile_name.as_str() {
-        "debug" => "dev".to_owned(),
-        other => other.to_owned(),
-    };
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .current_dir(workspace)
-        .args(["build", "-p", package, "--bin", bin, "--profile", &profile])
-        .arg("--target-dir")
-        .arg(&parent);
-    if let Some(triple) = &target {
-        cargo.args(["--target", triple]);
-    }
-    let started = Instant::now();
-    let out = run_bounded(cargo, BUILD_DEADLINE);
-    assert!(
-        out.status.success(),
-        "cargo build -p {package} --bin {bin} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "built {bin} in {:.1} s ({profile} profile)",
-        started.elapsed().as_secs_f64()
-    );
-    let path = profile_dir.join(bin);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    BuildDirs::of_this_test().build_bin(package, bin, BUILD_DEADLINE)
 }
 
-// ---------------------------------------------------------------------------------------
-// Processes with deadlines
-
-/// A child that is killed and reaped when dropped, whatever happened.
-struct Reaped {
-    child: Child,
-    what: String,
-}
-
-impl Reaped {
-    fn spawn(mut command: Command, what: &str) -> Self {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Reaped {
-            child,
-            what: what.to_owned(),
-        }
-    }
-
-    /// Waits for the child to exit, at most `deadline`; kills it (and fails) after that.
-    fn wait(&mut self, deadline: Duration) -> ExitStatus {
-        self.wait_with_cpu(deadline).0
-    }
-
-    /// Like [`wait`](Self::wait), and also returns the CPU time (user + system, its own
-    /// and its reaped children's) the child used. std reaps without `rusage`, so the times
-    /// are read from `/proc/<pid>/stat` while the exited child is still a zombie
-    /// (clock-tick resolution, 10 ms here).
-    fn wait_with_cpu(&mut self, deadline: Duration) -> (ExitStatus, Duration) {
-        let stat = format!("/proc/{}/stat", self.child.id());
-        let until = Instant::now() + deadline;
-        let ticks = loop {
-            let text = std::fs::read_to_string(&stat).expect("an unreaped child's /proc entry");
-            // After "pid (comm) ": state, then fields 4..: utime, stime, cutime and
-            // cstime are fields 14 to 17 of proc(5).
-            let fields: Vec<&str> = text[text.rfind(')').expect("(comm)") + 1..]
-                .split_whitespace()
-                .collect();
-            if fields[0] == "Z" {
-                break fields[11..15]
-                    .iter()
-                    .map(|f| f.parse::<u64>().expect("a tick count"))
-                    .sum::<u64>();
-            }
-            if Instant::now() >= until {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("{} did not exit within {deadline:?}; killed", self.what);
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        let status = self.child.wait().expect("wait");
-        (
-            status,
-            Duration::from_micros(ticks * 1_000_000 / clock_ticks_per_second()),
-        )
-    }
-
-    /// Sends SIGTERM (a clean stop for the servers) through kill(1).
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// Lines of a child's pipe, read by a thread, so that they can be awaited with a deadline.
-struct Lines {
-    rx: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn new(pipe: impl Read + Send + 'static) -> Self {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line (from now on) containing `needle`, waiting at most `deadline`.
-    fn wait_for(&mut self, needle: &str, deadline: Duration) -> Option<String> {
-        let until = Instant::now() + deadline;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Everything read so far, plus what arrives within `grace` (until the pipe closes).
-    fn drain(&mut self, grace: Duration) -> String {
-        let until = Instant::now() + grace;
-        while let Ok(line) = self
-            .rx
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-/// `sysconf(_SC_CLK_TCK)`, through getconf(1) (no libc here); 100 on Linux if it fails.
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .filter(|&ticks| ticks > 0)
-        .unwrap_or(100)
-}
-
-/// Runs `command` to completion, killing it after `deadline`.
-fn run_bounded(command: Command, deadline: Duration) -> Output {
-    run_measured(command, deadline).0
-}
-
-/// Runs `command` to completion, killing it after `deadline`; also returns the CPU time it
-/// used (see [`Reaped::wait_with_cpu`]).
-fn run_measured(command: Command, deadline: Duration) -> (Output, Duration) {
-    let what = format!("{command:?}");
-    let mut child = Reaped::spawn(command, &what);
-    let mut stdout = child.child.stdout.take().unwrap();
-    let mut stderr = child.child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let (status, cpu) = child.wait_with_cpu(deadline);
-    let output = Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    };
-    (output, cpu)
-}
-
-// ---------------------------------------------------------------------------------------
-// The namespace
-
-/// A network namespace with `tap0` at 192.168.69.100/24, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(test: &str) -> Self {
-        remove_stale_namespaces();
-        let name = format!("udpecho-tap-{}-{test}", std::process::id());
-        ip(&["netns", "add", &name]);
-        // From here on, the guard deletes the namespace even if a later step fails.
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n", &ns.name, "tuntap", "add", "name", "tap0", "mode", "tap",
-        ]);
-        let cidr = format!("{LINUX_IP}/24");
-        ip(&["-n", &ns.name, "addr", "add", &cidr, "dev", "tap0"]);
-        ip(&["-n", &ns.name, "link", "set", "tap0", "up"]);
-        ns
-    }
-
-    /// `program args…` inside the namespace.
-    fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.name])
-            .arg(program)
-            .args(args);
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let quiet = |args: &[&str]| {
-            let _ = Command::new("ip")
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        };
-        quiet(&["-n", &self.name, "link", "del", "tap0"]);
-        quiet(&["netns", "del", &self.name]);
-    }
-}
-
-/// Deletes namespaces left by earlier runs of this test that were killed before their
-/// guards ran (`udpecho-tap-<pid>-…` whose process is gone).
-fn remove_stale_namespaces() {
-    let Ok(list) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&list.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name
-            .strip_prefix("udpecho-tap-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", name])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let mut command = Command::new("ip");
-    command.args(args);
-    let out = run_bounded(command, Duration::from_secs(10));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A namespace `udpecho-tap-<pid>-<test>` where Linux owns `tap0` at 192.168.69.100/24.
+fn namespace(test: &str) -> Netns {
+    Netns::create("udpecho-tap", test, &format!("{LINUX_IP}/24"))
 }
 
 /// The firmware's options before its subcommand.
@@ -447,7 +126,7 @@ fn spawn_listening(
 fn firmware_client_gets_its_byte_count_from_the_host_server() {
     require_root_and_tap!();
     let started = Instant::now();
-    let ns = Netns::create("c");
+    let ns = namespace("c");
 
     let bind = format!("{LINUX_IP}:{PORT}");
     let (mut server, mut server_out, _) = spawn_listening(
@@ -498,7 +177,7 @@ fn firmware_client_gets_its_byte_count_from_the_host_server() {
 fn host_client_gets_its_byte_count_from_the_firmware_server() {
     require_root_and_tap!();
     let started = Instant::now();
-    let ns = Netns::create("s");
+    let ns = namespace("s");
 
     let port = PORT.to_string();
     let (mut server, mut server_out, mut server_err) = spawn_listening(
@@ -546,7 +225,7 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
 #[test]
 fn firmware_client_gives_up_on_the_default_schedule() {
     require_root_and_tap!();
-    let ns = Netns::create("g");
+    let ns = namespace("g");
 
     // Nobody listens on this port: Linux answers ICMP port unreachable, which smoltcp
     // does not pass to UDP sockets, so the client must run its whole schedule.
@@ -574,7 +253,7 @@ fn firmware_client_gives_up_on_the_default_schedule() {
 fn firmware_client_gives_up_on_time_at_an_address_nobody_answers() {
     require_root_and_tap!();
     let firmware = firmware_bin();
-    let ns = Netns::create("a");
+    let ns = namespace("a");
 
     // Nobody answers ARP for this address, so smoltcp never sends to it: the socket's
     // queue fills and every later send says WouldBlock. The schedule must still end at
@@ -613,7 +292,7 @@ fn firmware_client_gives_up_on_time_at_an_address_nobody_answers() {
 #[test]
 fn firmware_reports_a_tap_that_is_down_on_the_host_side() {
     require_root_and_tap!();
-    let ns = Netns::create("d");
+    let ns = namespace("d");
     ip(&["-n", &ns.name, "link", "set", "tap0", "down"]);
 
     // smoltcp's TunTapInterface would panic on the first write (EIO): the binary must

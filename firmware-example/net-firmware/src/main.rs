@@ -1,0 +1,440 @@
+//! The network firmware: Cortex-M4F (`thumbv7em-none-eabihf`) under QEMU `mps2-an386`, on
+//! the board's LAN9118 Ethernet controller, logging with defmt over semihosting. Run it
+//! with `scripts/qemu-net.sh`.
+//!
+//! smoltcp holds 10.0.2.15/24 with gateway 10.0.2.2 (QEMU user networking's defaults) on
+//! our polled LAN9118 driver. The boot command line (QEMU `-append`, read through
+//! semihosting) picks the role, see `udp_echo_firmware_example::cmdline`:
+//! - nothing or `serve`: the core's server answers on UDP 6666, until QEMU is stopped;
+//! - `client HOST:PORT MESSAGE`: the core's client sends MESSAGE with the default retry
+//!   schedule and logs the reply; exit status 0 on a reply, 1 when it gave up.
+//!
+//! **Time** comes from the LAN9118's FREE_RUN counter (25 MHz, 40 ns resolution), extended
+//! to 64 bits by counting its wraps (`clock::WrapCounter`): one register read gives the
+//! instant, and time stays right however late a tick is handled. SysTick serves only to
+//! wake the core, at `TICK_HZ`; counting its interrupts would give 1 ms resolution and
+//! lose time whenever interrupts were masked.
+//!
+//! **Sleep.** Between rounds the core sleeps in `WFI`; each SysTick interrupt wakes it
+//! and it looks (two register reads) whether a frame waits or the deadline (the earlier of
+//! the interface's next timer, `clock::iface_wake`, and the driver's `Wake`) has come, and
+//! else sleeps again. The NIC's interrupt is not used (the driver is polled), so a frame
+//! waits up to one tick.
+//!
+//! **Guards.** The server is the core's with the default `ResponderConfig`, so the
+//! per-source rate limit is on; its table is keyed with the boot instant, the one varying
+//! input there is. Both drivers get the adapter's `CAPS` (true receive lengths).
+//!
+//! **Memory.** No heap and no `unsafe` here (the driver's register module has it all).
+//! The interface (with smoltcp's 4 KB reassembly buffer), the driver (two 1.5 KB frame
+//! buffers) and the socket payload live in `.bss`; only the socket slot table (under
+//! 300 bytes, not all-zero) is in `.data`.
+//!
+//! Built for the host (`cargo build --workspace`), this file is a stub that says how to
+//! build it: the package's dependencies are all gated on `target_os = "none"`.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "net-firmware is firmware: build it with --target thumbv7em-none-eabihf \
+         --profile firmware (see scripts/qemu-net.sh)"
+    );
+    std::process::exit(2);
+}
+
+/// Wake-ups per second of the sleeping core (SysTick); also the longest a received frame
+/// waits before it is looked at.
+#[cfg(target_os = "none")]
+const TICK_HZ: u32 = 1000;
+
+#[cfg(target_os = "none")]
+mod firmware {
+    use core::mem::MaybeUninit;
+    use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use core::time::Duration;
+
+    use cortex_m as _; // its critical-section impl backs defmt-semihosting
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+    use defmt_semihosting as _; // the global defmt logger
+    use static_cell::{ConstStaticCell, StaticCell};
+    use udp_echo_core::{
+        Client, ClientError, ClientEvent, Decision, ExchangeError, Instant, Outcome,
+        ResponderConfig, RetryPolicy, Server, ServerError, Wake,
+    };
+    use udp_echo_firmware_example::clock::{self, WrapCounter};
+    use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
+    use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP, REASSEMBLY_LIMIT};
+    use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
+    use udp_echo_firmware_example::smoltcp::iface::{Config, Interface};
+    use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
+    use udp_echo_firmware_example::smoltcp::wire::{HardwareAddress, IpCidr};
+    use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, NalStack};
+
+    use super::TICK_HZ;
+
+    /// QEMU user networking's guest address, network and gateway (slirp's defaults).
+    const ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+    const PREFIX_LEN: u8 = 24;
+    const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+    const ECHO_PORT: u16 = 6666;
+    /// The core clock of the MPS2 AN386 image (SysTick counts it).
+    const CPU_HZ: u32 = 25_000_000;
+
+    /// One UDP socket: the server's or the client's.
+    const SOCKETS: usize = 1;
+    /// Datagrams queued per direction.
+    const META: usize = 4;
+    /// Receive payload bytes: one request as large as reassembly allows. smoltcp resets an
+    /// empty ring, so the largest one always fits when the server keeps up.
+    const RX: usize = REASSEMBLY_LIMIT;
+    /// Transmit payload bytes: a client message (the command line holds less) or replies.
+    const TX: usize = 1472;
+    const _: () = assert!(RX >= MAX_REASSEMBLED_UDP, "a reassembled request must fit");
+    /// The server reads only a request's head (the stack reports true lengths: `CAPS`).
+    const SERVER_BUF: usize = 32;
+    /// The command line: the kernel's path, a command and a client's message.
+    const CMDLINE: usize = 1024;
+    /// smoltcp holds the fragments of a datagram in its one reassembly slot this long. A
+    /// LAN delivers all fragments within microseconds; a datagram too large for the buffer
+    /// (or missing a fragment) blocks other fragmented requests until then (smoltcp's
+    /// default is 60 s).
+    const REASSEMBLY_TIMEOUT: NetDuration = NetDuration::from_millis(500);
+    /// A client run ends here at the latest whatever happens (its schedule ends at 3.1 s).
+    const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+
+    type Nic = FragmentWatch<Lan9118<Mmio>>;
+    type Stack = NalStack<'static, SOCKETS>;
+
+    // Payload, driver and interface in `.bss`; the slot table in `.data` (not all-zero).
+    static SOCKET_SLOTS: ConstStaticCell<NalSockets<'static, SOCKETS, META>> =
+        ConstStaticCell::new(NalSockets::new());
+    static SOCKET_BYTES: ConstStaticCell<NalBuffers<SOCKETS, RX, TX>> =
+        ConstStaticCell::new(NalBuffers::new());
+    static NIC: StaticCell<Nic> = StaticCell::new();
+    static IFACE: StaticCell<Interface> = StaticCell::new();
+
+    /// Milliseconds since the NIC's reset, for log timestamps.
+    static NOW_MS: AtomicU32 = AtomicU32::new(0);
+    defmt::timestamp!("{=u32:ms}", NOW_MS.load(Ordering::Relaxed));
+
+    // ---------------------------------------------------------------- network and time
+
+    /// The interface, the NIC, the sockets and the clock.
+    struct Net {
+        iface: &'static mut Interface,
+        nic: &'static mut Nic,
+        stack: Stack,
+        clock: WrapCounter,
+        /// The instant of the current round.
+        now: Instant,
+        /// Oversized datagrams already logged.
+        oversized: u32,
+        /// The FREE_RUN count at boot (40 ns ticks since the NIC's reset), the one varying
+        /// input there is: seeds smoltcp, the first ephemeral port and the server's
+        /// per-source table.
+        seed: u64,
+    }
+
+    impl Net {
+        fn new() -> Result<Self, Failure> {
+            let regs = Mmio::take(Board::Mps2An386).ok_or(Failure::AlreadyStarted)?;
+            let lan = Lan9118::new(regs).map_err(Failure::Nic)?;
+            let (mac, id_rev) = (lan.mac(), lan.id_rev());
+            let nic = NIC.init(FragmentWatch::new(lan));
+            let raw = nic.inner_mut().free_run();
+
+            let mut config = Config::new(HardwareAddress::Ethernet(mac));
+            config.random_seed = u64::from(raw);
+            let now = clock::from_ticks(u64::from(raw), lan9118::FREE_RUN_HZ);
+            let iface = IFACE.init(Interface::new(config, &mut *nic, clock::to_net(now)));
+            iface.update_ip_addrs(|addrs| {
+                // The list has room for at least one address.
+                let _ = addrs.push(IpCidr::new(ADDR.into(), PREFIX_LEN));
+            });
+            if iface.routes_mut().add_default_ipv4_route(GATEWAY).is_err() {
+                defmt::warn!("no room for the default route: only 10.0.2.0/24 is reachable");
+            }
+            iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
+            let mut stack = NalStack::from_parts(SOCKET_SLOTS.take(), SOCKET_BYTES.take(), ADDR);
+            stack.set_next_ephemeral_port(49152 + (raw % 16384) as u16);
+            defmt::info!(
+                "LAN9118 (ID_REV {=u32:#010x}) MAC {}, {}/{=u8} via {}, reassembly up to {=usize} B",
+                id_rev,
+                mac,
+                ADDR,
+                PREFIX_LEN,
+                GATEWAY,
+                MAX_REASSEMBLED_UDP
+            );
+            Ok(Net {
+                iface,
+                nic,
+                stack,
+                clock: WrapCounter::new(),
+                now,
+                oversized: 0,
+                seed: u64::from(raw),
+            })
+        }
+
+        /// Reads the clock (one register read).
+        fn read_clock(&mut self) -> Instant {
+            let raw = self.nic.inner_mut().free_run();
+            let now = clock::from_ticks(self.clock.extend(raw), lan9118::FREE_RUN_HZ);
+            NOW_MS.store(ms(now - Instant::ZERO), Ordering::Relaxed);
+            now
+        }
+
+        /// Starts a round: reads the clock and lets smoltcp move frames between the NIC
+        /// and the sockets.
+        fn poll(&mut self) {
+            self.now = self.read_clock();
+            self.iface.poll(
+                clock::to_net(self.now),
+                &mut *self.nic,
+                self.stack.sockets_mut(),
+            );
+            if self.nic.oversized() != self.oversized {
+                self.oversized = self.nic.oversized();
+                if let Some(o) = self.nic.last_oversized() {
+                    defmt::warn!(
+                        "dropped a fragmented datagram from {} (IP id {=u16}): at least {=usize} B of IP payload, more than the {=usize} B reassembly buffer ({=u32} so far)",
+                        o.from,
+                        o.ident,
+                        o.at_least,
+                        REASSEMBLY_LIMIT,
+                        self.oversized
+                    );
+                }
+            }
+        }
+
+        /// Sleeps until a frame waits or `wake` (or the interface's own next timer) is
+        /// due, waking on each SysTick to look.
+        fn sleep(&mut self, wake: Wake) {
+            let wake = wake.min(clock::iface_wake(
+                &mut *self.iface,
+                self.now,
+                self.stack.sockets(),
+            ));
+            let until = wake.deadline(self.now);
+            loop {
+                if self.nic.inner_mut().rx_pending() {
+                    return;
+                }
+                let now = self.read_clock();
+                if until.is_some_and(|at| now >= at) {
+                    return;
+                }
+                cortex_m::asm::wfi();
+            }
+        }
+    }
+
+    fn ms(d: Duration) -> u32 {
+        u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    }
+
+    // ---------------------------------------------------------------- the two roles
+
+    /// Answers every request on UDP 6666; returns only on a stack failure.
+    fn serve(net: &mut Net) -> Failure {
+        let config = ResponderConfig::default();
+        let mut server = match Server::bind(&mut net.stack, ECHO_PORT, config) {
+            // `CAPS`: the NAL reports true lengths, so a 32-byte head counts any request.
+            // The per-source limit's table is keyed with the boot instant (`Net::seed`).
+            Ok(server) => server.with_caps(CAPS).with_seed(net.seed),
+            Err(e) => return e.into(),
+        };
+        defmt::info!("serving on {}:{=u16}", ADDR, ECHO_PORT);
+        let mut buf = [0u8; SERVER_BUF];
+        loop {
+            net.poll();
+            let wake = server.poll(
+                &mut net.stack,
+                &mut buf,
+                net.now,
+                |rx, decision| match decision {
+                    Decision::Reply(_) => defmt::info!(
+                        "{=usize} B from {}: replied \"Your data was {=usize} bytes\"",
+                        rx.len,
+                        rx.from,
+                        rx.len
+                    ),
+                    Decision::Drop(why) => {
+                        defmt::warn!("{=usize} B from {}: dropped ({})", rx.len, rx.from, why)
+                    }
+                },
+            );
+            match wake {
+                Ok(wake) => net.sleep(wake),
+                Err(e) => return e.into(),
+            }
+        }
+    }
+
+    /// Sends `message` to `server` on the default retry schedule.
+    fn client(net: &mut Net, server: SocketAddrV4, message: &[u8]) -> Result<Outcome, Failure> {
+        let server = SocketAddr::V4(server);
+        let mut client = Client::connect(&mut net.stack, server)?.with_caps(CAPS);
+        let mut request = client.start(&RetryPolicy::default(), message)?;
+        net.poll();
+        // The schedule starts at the first poll, in this round.
+        let start = net.now;
+        defmt::info!("sending {=usize} B to {}", message.len(), server);
+        let outcome = loop {
+            match client.poll(&mut net.stack, &mut request, net.now)? {
+                ClientEvent::Done(outcome) => break outcome,
+                ClientEvent::Sent { attempt, at } if attempt > 1 => defmt::info!(
+                    "no reply yet; attempt {=u32} at +{=u32} ms",
+                    attempt,
+                    ms(at - start)
+                ),
+                ClientEvent::Wait(wake) if net.now - start < CLIENT_LIMIT => {
+                    net.sleep(wake);
+                    net.poll();
+                }
+                ClientEvent::Wait(_) => return Err(Failure::Stalled),
+                // The first send, a full transmit buffer, a stray datagram: call again.
+                _ => {}
+            }
+        };
+        client.close(&mut net.stack).map_err(Failure::Stack)?;
+        Ok(outcome)
+    }
+
+    // ---------------------------------------------------------------- run
+
+    /// Why the firmware stopped with exit status 1.
+    #[derive(defmt::Format)]
+    enum Failure {
+        /// The LAN9118 did not come up.
+        Nic(InitError),
+        /// The NIC's registers or the core peripherals were already handed out (a second
+        /// init).
+        AlreadyStarted,
+        /// Semihosting gave no command line (or one longer than `CMDLINE` bytes).
+        NoCmdline,
+        /// The command line is not `serve` or `client HOST:PORT MESSAGE`.
+        Cmdline(CmdlineError),
+        /// The socket failed (in the client or server driver, or closing it).
+        Stack(NalError),
+        /// The client's exchange could not start (the message is too long).
+        Exchange(ExchangeError),
+        /// The client ran past `CLIENT_LIMIT` without an outcome.
+        Stalled,
+        /// The client gave up (not a malfunction: the server did not answer).
+        NoReply,
+    }
+
+    // The drivers' errors, flattened: each wrapper would be one more `Format` impl in flash.
+    impl From<ClientError<NalError>> for Failure {
+        fn from(e: ClientError<NalError>) -> Self {
+            match e {
+                ClientError::Stack(e) => Failure::Stack(e),
+                ClientError::Exchange(e) => Failure::Exchange(e),
+            }
+        }
+    }
+
+    impl From<ServerError<NalError>> for Failure {
+        fn from(e: ServerError<NalError>) -> Self {
+            match e {
+                ServerError::Stack(e) => Failure::Stack(e),
+            }
+        }
+    }
+
+    fn run() -> Result<(), Failure> {
+        let mut line = [MaybeUninit::<u8>::uninit(); CMDLINE];
+        let line = semihosting::sys::arm_compat::sys_get_cmdline_uninit(&mut line)
+            .map_err(|_| Failure::NoCmdline)?;
+        let mode = cmdline::parse(line).map_err(Failure::Cmdline)?;
+
+        let mut core = cortex_m::Peripherals::take().ok_or(Failure::AlreadyStarted)?;
+        core.SYST.set_clock_source(SystClkSource::Core);
+        core.SYST.set_reload(CPU_HZ / TICK_HZ - 1);
+        core.SYST.clear_current();
+        core.SYST.enable_interrupt();
+        core.SYST.enable_counter();
+
+        let mut net = Net::new()?;
+        match mode {
+            Mode::Serve => Err(serve(&mut net)),
+            Mode::Client { server, message } => match client(&mut net, server, message)? {
+                Outcome::Reply(r) => {
+                    defmt::info!(
+                        "reply from {}: \"Your data was {=u16} bytes\", rtt {=u32} us{=str}, attempt {=u32}, {=u32} ms in all",
+                        server,
+                        r.count,
+                        u32::try_from(r.rtt.as_micros()).unwrap_or(u32::MAX),
+                        if r.rtt_ambiguous { " (ambiguous)" } else { "" },
+                        r.attempts,
+                        ms(r.elapsed)
+                    );
+                    Ok(())
+                }
+                Outcome::GaveUp(g) => {
+                    defmt::warn!(
+                        "no reply from {} after {=u32} attempts in {=u32} ms",
+                        server,
+                        g.attempts,
+                        ms(g.elapsed)
+                    );
+                    Err(Failure::NoReply)
+                }
+            },
+        }
+    }
+
+    #[entry]
+    fn main() -> ! {
+        match run() {
+            Ok(()) => exit(EXIT_SUCCESS),
+            Err(Failure::NoReply) => exit(EXIT_FAILURE),
+            Err(failure) => {
+                defmt::error!("failed: {}", failure);
+                if let Failure::Cmdline(_) = failure {
+                    defmt::error!("usage: -append serve, or -append 'client HOST:PORT MESSAGE'");
+                }
+                exit(EXIT_FAILURE)
+            }
+        }
+    }
+
+    /// Only wakes the core from `WFI`: the main loop reads the time from the NIC.
+    #[exception]
+    fn SysTick() {}
+
+    /// A bus fault (no device at an address, say) ends the run instead of hanging it.
+    #[exception]
+    unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+        defmt::error!("hard fault at pc {=u32:#010x}", frame.pc());
+        exit(EXIT_FAILURE)
+    }
+
+    /// No panic-probe: its `udf` leaves QEMU hung instead of exiting non-zero. The message
+    /// is left out: formatting it links `core::fmt` (2.5 KB of flash); the location says
+    /// where to look.
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        match info.location() {
+            Some(at) => defmt::error!("panic at {=str}:{=u32}", at.file(), at.line()),
+            None => defmt::error!("panic"),
+        }
+        exit(EXIT_FAILURE)
+    }
+
+    fn exit(status: debug::ExitStatus) -> ! {
+        debug::exit(status);
+        // Only reached without a semihosting host (e.g. real hardware, no debugger).
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The network firmware (package `udp-echo-net-firmware`: the core on smoltcp on our
+//! LAN9118 driver) under QEMU `mps2-an386`, against the host's `udp-echo`, through QEMU
+//! user networking: no root needed. Each test boots its own QEMU; traffic goes to
+//! 127.0.0.1 only (QEMU forwards a free 127.0.0.1 port to the guest's 6666, and the guest
+//! reaches the host's 127.0.0.1 as 10.0.2.2). Skipped, with `skipped: …`, only where
+//! qemu-system-arm is missing.
+//!
+//! The firmware image is built once, by `scripts/qemu-net.sh build` into this test's target
+//! directory (what `scripts/qemu-net.sh serve` then reuses), and `udp-echo` by a nested
+//! `cargo build` with this test's profile. The defmt log is decoded by `defmt-print` when
+//! it is installed (CI installs it); without it, checks on log lines are left out and say
+//! so. Every wait has a deadline; QEMU and the decoder are killed by PID when a test ends.
+//!
+//! The TAP variant (`--tap`, no slirp) runs as root only, inside a throwaway namespace.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use udp_echo_tests::netns::{self, Netns};
+use udp_echo_tests::process::{BuildDirs, Lines, Reaped, run_bounded};
+
+/// The package of the host's `udp-echo` binary.
+const HOST_PACKAGE: &str = "udp-echo";
+/// Bound for the builds (both are usually up to date).
+const BUILD_DEADLINE: Duration = Duration::from_secs(900);
+/// Bound for the firmware to say it serves (it takes milliseconds).
+const BOOT_DEADLINE: Duration = Duration::from_secs(20);
+/// Bound for one `udp-echo send` (its own schedule ends at 3.1 s).
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(10);
+/// Bound for a whole client run of the firmware: boot, the 3.1 s schedule, exit.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------
+// Preconditions and images
+
+fn qemu_missing() -> Option<String> {
+    match Command::new("qemu-system-arm").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some(
+            "qemu-system-arm is not installed (Debian: apt-get install qemu-system-arm)".into(),
+        ),
+    }
+}
+
+/// Returns early from the test with `skipped: …` when QEMU is missing.
+macro_rules! require_qemu {
+    () => {
+        if let Some(why) = qemu_missing() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+struct Images {
+    udp_echo: PathBuf,
+    firmware: PathBuf,
+    /// Where `scripts/qemu-net.sh` builds into (this test's target directory).
+    target_dir: PathBuf,
+    decoder: bool,
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Builds `udp-echo` and the firmware image once.
+fn images() -> &'static Images {
+    static IMAGES: OnceLock<Images> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let dirs = BuildDirs::of_this_test();
+        let udp_echo = dirs.build_bin(HOST_PACKAGE, "udp-echo", BUILD_DEADLINE);
+        let mut script = Command::new("bash");
+        script
+            .current_dir(workspace())
+            .args(["scripts/qemu-net.sh", "build"])
+            .env("CARGO_TARGET_DIR", &dirs.target_dir);
+        let started = Instant::now();
+        let out = run_bounded(script, BUILD_DEADLINE);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "qemu-net.sh build failed (the target: rustup target add thumbv7em-none-eabihf):\n{stderr}"
+        );
+        let firmware = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        assert!(firmware.exists(), "no image at {}", firmware.display());
+        let sizes = stderr.lines().find(|l| l.starts_with("footprint:"));
+        eprintln!(
+            "built {} in {:.1} s; {}",
+            firmware.display(),
+            started.elapsed().as_secs_f64(),
+            sizes.unwrap_or("(no sizes)")
+        );
+        let decoder = Command::new("defmt-print")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !decoder {
+            eprintln!("note: defmt-print is missing: the firmware's log is not checked");
+        }
+        Images {
+            udp_echo,
+            firmware,
+            target_dir: dirs.target_dir,
+            decoder,
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The firmware in QEMU
+
+/// QEMU running the image, with its decoded log (and the decoder), killed on drop.
+struct Firmware {
+    log: Lines,
+    qemu_err: Lines,
+    qemu: Reaped,
+    _decoder: Option<Reaped>,
+    booted: Instant,
+}
+
+impl Firmware {
+    /// Boots the image with `-nic NIC` (and `-append APPEND`), in `ns` if given.
+    fn boot(nic: &str, append: Option<&str>, ns: Option<&Netns>) -> Self {
+        let images = images();
+        let firmware = images.firmware.to_string_lossy().into_owned();
+        let mut args = vec![
+            "-machine",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-nic",
+            nic,
+            "-kernel",
+            &firmware,
+        ];
+        if let Some(append) = append {
+            args.extend(["-append", append]);
+        }
+        let mut command = match ns {
+            Some(ns) => ns.command("qemu-system-arm", &args),
+            None => {
+                let mut command = Command::new("qemu-system-arm");
+                command.args(&args);
+                command
+            }
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let booted = Instant::now();
+        let mut qemu = Reaped::start(command, "qemu-system-arm");
+        let stdout = qemu.child.stdout.take().unwrap();
+        let qemu_err = Lines::new(qemu.child.stderr.take().unwrap());
+        let (log, decoder) = if images.decoder {
+            let mut decode = Command::new("defmt-print");
+            decode
+                .args(["-e", &firmware])
+                .stdin(Stdio::from(stdout))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let mut decoder = Reaped::start(decode, "defmt-print");
+            (
+                Lines::new(decoder.child.stdout.take().unwrap()),
+                Some(decoder),
+            )
+        } else {
+            (Lines::new(stdout), None)
+        };
+        Firmware {
+            log,
+            qemu_err,
+            qemu,
+            _decoder: decoder,
+            booted,
+        }
+    }
+
+    /// Waits for the log line containing `needle` (`true` without a decoder: unchecked).
+    fn logged(&mut self, needle: &str, deadline: Duration) -> bool {
+        !images().decoder || self.log.wait_for(needle, deadline).is_some()
+    }
+
+    /// The log so far, for failure messages.
+    fn log_text(&mut self) -> String {
+        self.log.drain(Duration::from_millis(300))
+    }
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// The firmware serving, with a free 127.0.0.1 port forwarded to its 6666 (QEMU exits if
+/// another process took the port in between: then another port is tried).
+fn serving_firmware() -> (Firmware, u16) {
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let nic = format!("user,model=lan9118,hostfwd=udp:127.0.0.1:{port}-:6666");
+        let mut firmware = Firmware::boot(&nic, None, None);
+        if images().decoder {
+            if firmware.logged("serving on 10.0.2.15:6666", BOOT_DEADLINE) {
+                return (firmware, port);
+            }
+        } else if firmware.qemu.wait_at_most(Duration::from_secs(1)).is_none() {
+            return (firmware, port);
+        }
+        let err = firmware.qemu_err.drain(Duration::from_millis(500));
+        assert!(
+            err.contains("Could not set up host forwarding rule"),
+            "the firmware did not start serving: {err}\n{}",
+            firmware.log_text()
+        );
+    }
+    panic!("no free port could be forwarded in 5 tries");
+}
+
+/// `n` printable bytes.
+fn message(n: usize) -> String {
+    (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
+}
+
+/// `udp-echo send MESSAGE --server 127.0.0.1:PORT extra…`, bounded.
+fn udp_echo_send(port: u16, message: &str, extra: &[&str]) -> Output {
+    let mut command = Command::new(&images().udp_echo);
+    command
+        .args(["send", message, "--server", &format!("127.0.0.1:{port}")])
+        .args(extra);
+    run_bounded(command, EXCHANGE_DEADLINE)
+}
+
+/// Asserts a reply with the exact count for `n` bytes; returns `send`'s stderr.
+#[track_caller]
+fn assert_count(out: &Output, n: usize) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{n} bytes: {:?}: {stderr}",
+        out.status
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Your data was {n} bytes\n"),
+        "{n} bytes"
+    );
+    stderr
+}
+
+// ---------------------------------------------------------------------------------------
+// Server
+
+#[test]
+fn udp_echo_send_gets_exact_counts_from_the_firmware() {
+    require_qemu!();
+    let (mut firmware, port) = serving_firmware();
+    for n in [12, 1000, 1472, 4000, 4088] {
+        let out = udp_echo_send(port, &message(n), &[]);
+        let stderr = assert_count(&out, n);
+        if n == 12 {
+            eprintln!(
+                "first answer {:.0} ms after QEMU started",
+                firmware.booted.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        eprintln!("{n} bytes: {}", stderr.trim());
+        assert!(
+            firmware.logged(
+                &format!("replied \"Your data was {n} bytes\""),
+                BOOT_DEADLINE
+            ),
+            "{}",
+            firmware.log_text()
+        );
+    }
+}
+
+#[test]
+fn requests_beyond_the_reassembly_buffer_get_no_answer_and_are_counted() {
+    require_qemu!();
+    let (mut firmware, port) = serving_firmware();
+    let out = udp_echo_send(
+        port,
+        &message(4089),
+        &["--attempts", "1", "--initial-timeout", "1s"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "4089 bytes were answered: {stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(
+        firmware.logged(
+            "more than the 4096 B reassembly buffer (1 so far)",
+            BOOT_DEADLINE
+        ),
+        "{}",
+        firmware.log_text()
+    );
+    // The reassembly slot comes free again (after 500 ms): the default schedule gets there.
+    assert_count(&udp_echo_send(port, &message(4000), &[]), 4000);
+}
+
+#[test]
+fn qemu_net_script_serves_until_sigterm_and_leaves_no_qemu_behind() {
+    require_qemu!();
+    let images = images();
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let mut script = Command::new("bash");
+        script
+            .current_dir(workspace())
+            .args(["scripts/qemu-net.sh", "serve", &port.to_string()])
+            .env("CARGO_TARGET_DIR", &images.target_dir);
+        let mut script = Reaped::spawn(script, "qemu-net.sh serve");
+        let mut log = Lines::new(script.child.stdout.take().unwrap());
+        let mut err = Lines::new(script.child.stderr.take().unwrap());
+        let Some(pid_line) = err.wait_for("QEMU pid", BUILD_DEADLINE) else {
+            panic!("no QEMU pid from the script: {}", err.drain(Duration::ZERO));
+        };
+        let qemu_pid: u32 = pid_line.rsplit(' ').next().unwrap().parse().unwrap();
+        if images.decoder && log.wait_for("serving on", BOOT_DEADLINE).is_none() {
+            let text = err.drain(Duration::from_secs(1));
+            assert!(
+                text.contains("Could not set up host forwarding rule"),
+                "{text}"
+            );
+            continue; // the port was taken meanwhile
+        }
+        assert_count(&udp_echo_send(port, "via the script", &[]), 14);
+
+        script.terminate();
+        let status = script.wait(Duration::from_secs(10));
+        assert!(status.success(), "qemu-net.sh on SIGTERM: {status:?}");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{qemu_pid}")).exists(),
+            "QEMU (pid {qemu_pid}) outlived the script"
+        );
+        assert!(
+            err.drain(Duration::from_millis(200))
+                .contains("stopped by SIGTERM")
+        );
+        return;
+    }
+    panic!("no free port could be forwarded in 5 tries");
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+/// Boots the firmware as a client of `server` (as the guest sees it) and waits for it.
+fn run_client(server: &str, message: &str) -> (Option<i32>, String, Duration) {
+    let append = format!("client {server} {message}");
+    let mut firmware = Firmware::boot("user,model=lan9118", Some(&append), None);
+    let status = firmware.qemu.wait(CLIENT_DEADLINE);
+    let took = firmware.booted.elapsed();
+    (status.code(), firmware.log_text(), took)
+}
+
+#[test]
+fn firmware_client_gets_its_count_from_udp_echo_serve() {
+    require_qemu!();
+    let images = images();
+    let mut serve = Command::new(&images.udp_echo);
+    serve.args(["serve", "--bind", "127.0.0.1:0"]);
+    let mut serve = Reaped::spawn(serve, "udp-echo serve");
+    let mut served = Lines::new(serve.child.stdout.take().unwrap());
+    let mut serve_err = Lines::new(serve.child.stderr.take().unwrap());
+    let listening = serve_err
+        .wait_for("listening on 127.0.0.1:", BOOT_DEADLINE)
+        .expect("udp-echo serve did not start");
+    let port = listening.rsplit(':').next().unwrap();
+
+    // Slirp delays the first reply of a flow the guest starts by up to a second: the
+    // attempt that gets it is not checked.
+    let text = "hello from the firmware";
+    let (status, log, took) = run_client(&format!("10.0.2.2:{port}"), text);
+    assert_eq!(status, Some(0), "{log}");
+    if images.decoder {
+        assert!(
+            log.contains(&format!(
+                "reply from 10.0.2.2:{port}: \"Your data was {} bytes\"",
+                text.len()
+            )),
+            "{log}"
+        );
+    }
+    // The host saw it from 127.0.0.1 (slirp's side of the flow).
+    let line = served.wait_for("127.0.0.1:", BOOT_DEADLINE);
+    serve.terminate();
+    serve.wait(Duration::from_secs(5));
+    let line = line.expect("udp-echo serve printed no request");
+    assert!(
+        line.contains(&format!("sent {} bytes", text.len())),
+        "{line}"
+    );
+    eprintln!("firmware client run: {took:?} from boot to exit");
+}
+
+#[test]
+fn firmware_client_gives_up_with_exit_status_1() {
+    require_qemu!();
+    // Nothing listens there: the host's ICMP "port unreachable" never reaches the guest's
+    // UDP socket (slirp and smoltcp drop it), so the client runs its whole schedule.
+    let port = free_udp_port();
+    let (status, log, took) = run_client(&format!("10.0.2.2:{port}"), "anyone?");
+    assert_eq!(status, Some(1), "{log}");
+    if images().decoder {
+        assert!(log.contains("after 5 attempts in 310"), "{log}");
+    }
+    assert!(
+        took >= Duration::from_millis(3100),
+        "gave up after {took:?}"
+    );
+}
+
+#[test]
+fn a_bad_command_line_is_refused_with_exit_status_1() {
+    require_qemu!();
+    let (status, log, _) = run_client("10.0.2.2", "no port");
+    assert_eq!(status, Some(1), "{log}");
+    if images().decoder {
+        assert!(log.contains("Cmdline(BadServer)"), "{log}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TAP (root)
+
+#[test]
+fn over_a_tap_device_without_slirp() {
+    require_qemu!();
+    if let Some(why) = netns::skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let images = images();
+    // The namespace's Linux plays slirp's host: 10.0.2.2/24 on tap0.
+    let ns = Netns::create("udpecho-qemu", "tap", "10.0.2.2/24");
+    let nic = "tap,model=lan9118,ifname=tap0,script=no,downscript=no";
+    let mut firmware = Firmware::boot(nic, None, Some(&ns));
+    assert!(
+        firmware.logged("serving on", BOOT_DEADLINE),
+        "{}",
+        firmware.log_text()
+    );
+    for n in [12, 1472, 4000] {
+        let text = message(n);
+        // The first request may go while the firmware still resolves 10.0.2.2 (ARP).
+        let command = ns.command(
+            &images.udp_echo,
+            &["send", &text, "--server", "10.0.2.15:6666"],
+        );
+        let out = run_bounded(command, EXCHANGE_DEADLINE);
+        let stderr = assert_count(&out, n);
+        eprintln!("over TAP, {n} bytes: {}", stderr.trim());
+    }
+    let ping = ns.command(
+        &images.udp_echo,
+        &[
+            "ping",
+            "--server",
+            "10.0.2.15:6666",
+            "--count",
+            "20",
+            "--interval",
+            "50ms",
+        ],
+    );
+    let out = run_bounded(ping, EXCHANGE_DEADLINE);
+    assert!(out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", summary.lines().last().unwrap_or_default());
+    drop(firmware);
+
+    // And the firmware as a client of udp-echo serve in the namespace.
+    let mut serve = Reaped::spawn(
+        ns.command(&images.udp_echo, &["serve", "--bind", "10.0.2.2:6666"]),
+        "udp-echo serve",
+    );
+    let mut serve_err = Lines::new(serve.child.stderr.take().unwrap());
+    assert!(serve_err.wait_for("listening on", BOOT_DEADLINE).is_some());
+    let mut client = Firmware::boot(nic, Some("client 10.0.2.2:6666 over tap"), Some(&ns));
+    let status = client.qemu.wait(CLIENT_DEADLINE);
+    let log = client.log_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    if images.decoder {
+        assert!(log.contains("\"Your data was 8 bytes\""), "{log}");
+        eprintln!(
+            "{}",
+            log.lines()
+                .find(|l| l.contains("reply from"))
+                .unwrap_or_default()
+        );
+    }
+    serve.terminate();
+    serve.wait(Duration::from_secs(5));
+}
