@@ -45,10 +45,6 @@ impl Factor {
         self.milli
     }
 
-    fn apply(self, d: Duration) -> Duration {
-        Duration::from_micros(self.apply_us(micros(d)))
-    }
-
     /// `us × factor` in whole microseconds, saturating (the arithmetic of the schedule).
     pub(crate) fn apply_us(self, us: u64) -> u64 {
         us.saturating_mul(u64::from(self.milli)) / 1000
@@ -234,8 +230,11 @@ impl RetryPolicy {
     ///
     /// The first [`PolicyError`] that applies.
     pub fn validate(&self) -> Result<(), PolicyError> {
+        // In whole microseconds, as the exchange runs the schedule (and in u64: far less
+        // code on a Cortex-M than `Duration` arithmetic).
+        let initial = micros(self.initial_wait);
         let bounded = self.max_attempts.is_some() || self.deadline.is_some();
-        if self.initial_wait < Duration::from_micros(1) {
+        if initial == 0 {
             Err(PolicyError::ZeroInitialWait)
         } else if self.initial_wait > self.max_wait {
             Err(PolicyError::InitialExceedsMax)
@@ -243,11 +242,11 @@ impl RetryPolicy {
             Err(PolicyError::FactorBelowOne)
         } else if self.max_attempts == Some(0) {
             Err(PolicyError::ZeroAttempts)
-        } else if self.deadline.is_some_and(|d| d < Duration::from_micros(1)) {
+        } else if self.deadline.is_some_and(|d| micros(d) == 0) {
             Err(PolicyError::ZeroDeadline)
         } else if self.factor.as_milli() == 1000 && !bounded {
             Err(PolicyError::Unbounded)
-        } else if self.factor.apply(self.initial_wait) <= self.initial_wait && !bounded {
+        } else if self.factor.apply_us(initial) <= initial && !bounded {
             // Growth is floor(w × (factor − 1)) µs, which never shrinks as w grows: if the
             // first wait grows, every later one does too, and the schedule ends.
             Err(PolicyError::NoGrowth)

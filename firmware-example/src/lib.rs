@@ -21,6 +21,7 @@
 //! - [`cmdline`]: the network firmware's boot command line (`serve`, `client HOST:PORT MSG`).
 //! - [`lan9118`] (feature `ethernet`): a polled `phy::Device` driver for the LAN9118
 //!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`).
+//! - [`show`]: addresses for defmt logs, by their octets (no `core::fmt` on the target).
 //! - `tap` (feature `std`): the drivers over a Linux TAP device.
 //!
 //! Features: `std` (default) enables the `tap` module; `ethernet` (on with `std`) adds
@@ -41,6 +42,7 @@ pub mod lan9118;
 pub mod loopback;
 pub mod nal;
 pub mod selftest;
+pub mod show;
 pub mod sim;
 #[cfg(feature = "std")]
 pub mod tap;

@@ -70,6 +70,7 @@ mod firmware {
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
     use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP, REASSEMBLY_LIMIT};
     use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
+    use udp_echo_firmware_example::show::{Ip, Sock};
     use udp_echo_firmware_example::smoltcp::iface::{Config, Interface};
     use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
     use udp_echo_firmware_example::smoltcp::wire::{HardwareAddress, IpCidr};
@@ -166,9 +167,9 @@ mod firmware {
                 "LAN9118 (ID_REV {=u32:#010x}) MAC {}, {}/{=u8} via {}, reassembly up to {=usize} B",
                 id_rev,
                 mac,
-                ADDR,
+                Ip::from(ADDR),
                 PREFIX_LEN,
-                GATEWAY,
+                Ip::from(GATEWAY),
                 MAX_REASSEMBLED_UDP
             );
             Ok(Net {
@@ -204,7 +205,7 @@ mod firmware {
                 if let Some(o) = self.nic.last_oversized() {
                     defmt::warn!(
                         "dropped a fragmented datagram from {} (IP id {=u16}): at least {=usize} B of IP payload, more than the {=usize} B reassembly buffer ({=u32} so far)",
-                        o.from,
+                        Ip::from(o.from),
                         o.ident,
                         o.at_least,
                         REASSEMBLY_LIMIT,
@@ -251,7 +252,7 @@ mod firmware {
             Ok(server) => server.with_caps(CAPS).with_seed(net.seed),
             Err(e) => return e.into(),
         };
-        defmt::info!("serving on {}:{=u16}", ADDR, ECHO_PORT);
+        defmt::info!("serving on {}:{=u16}", Ip::from(ADDR), ECHO_PORT);
         let mut buf = [0u8; SERVER_BUF];
         loop {
             net.poll();
@@ -263,11 +264,16 @@ mod firmware {
                     Decision::Reply(_) => defmt::info!(
                         "{=usize} B from {}: replied \"Your data was {=usize} bytes\"",
                         rx.len,
-                        rx.from,
+                        Sock(rx.from),
                         rx.len
                     ),
                     Decision::Drop(why) => {
-                        defmt::warn!("{=usize} B from {}: dropped ({})", rx.len, rx.from, why)
+                        defmt::warn!(
+                            "{=usize} B from {}: dropped ({})",
+                            rx.len,
+                            Sock(rx.from),
+                            why
+                        )
                     }
                 },
             );
@@ -286,7 +292,7 @@ mod firmware {
         net.poll();
         // The schedule starts at the first poll, in this round.
         let start = net.now;
-        defmt::info!("sending {=usize} B to {}", message.len(), server);
+        defmt::info!("sending {=usize} B to {}", message.len(), Sock(server));
         let outcome = loop {
             match client.poll(&mut net.stack, &mut request, net.now)? {
                 ClientEvent::Done(outcome) => break outcome,
@@ -370,7 +376,7 @@ mod firmware {
                 Outcome::Reply(r) => {
                     defmt::info!(
                         "reply from {}: \"Your data was {=u16} bytes\", rtt {=u32} us{=str}, attempt {=u32}, {=u32} ms in all",
-                        server,
+                        Sock(server.into()),
                         r.count,
                         u32::try_from(r.rtt.as_micros()).unwrap_or(u32::MAX),
                         if r.rtt_ambiguous { " (ambiguous)" } else { "" },
@@ -382,7 +388,7 @@ mod firmware {
                 Outcome::GaveUp(g) => {
                     defmt::warn!(
                         "no reply from {} after {=u32} attempts in {=u32} ms",
-                        server,
+                        Sock(server.into()),
                         g.attempts,
                         ms(g.elapsed)
                     );
