@@ -220,6 +220,7 @@ impl Exchange {
     /// [`ExchangeError::Policy`] if `policy` fails [`RetryPolicy::validate`];
     /// [`ExchangeError::RequestTooLarge`] if the request does not fit one datagram to
     /// `server`'s address family.
+    #[inline] // a firmware's constant policy then validates at compile time
     pub fn new(
         policy: &RetryPolicy,
         server: SocketAddr,

@@ -229,6 +229,7 @@ impl RetryPolicy {
     /// # Errors
     ///
     /// The first [`PolicyError`] that applies.
+    #[inline]
     pub fn validate(&self) -> Result<(), PolicyError> {
         // In whole microseconds, as the exchange runs the schedule (and in u64: far less
         // code on a Cortex-M than `Duration` arithmetic).

@@ -216,6 +216,7 @@ mod firmware {
 
     /// Runs `request` through `client` on the default retry policy, driving the server
     /// and the network in the same loop.
+    #[inline(never)] // one copy of the client loop, however many cases call it
     fn exchange(
         net: &mut Net,
         server: &mut Server<Stack>,
