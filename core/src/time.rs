@@ -41,6 +41,9 @@ impl Instant {
     }
 
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
+    // Not inlined: `Duration::from_micros` divides a u64, a library call on 32-bit targets
+    // that would otherwise be set up again at every subtraction.
+    #[inline(never)]
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.micros.saturating_sub(earlier.micros))
     }
