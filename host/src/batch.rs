@@ -1,4 +1,4 @@
-//! The host's fast server: up to [`BATCH`] datagrams per `recvmmsg(2)`, the core's
+//! The host's fast server: up to [`BATCH`](mmsg::BATCH) datagrams per `recvmmsg(2)`, the core's
 //! [`Responder`] on every one of them (the same guards, counters and decisions as the
 //! core's `Server` driver), and the replies in one `sendmmsg(2)`.
 //!
@@ -26,7 +26,7 @@ use udp_echo_core::{
 };
 
 use crate::interfaces::Interfaces;
-use crate::mmsg::{self, BATCH, RecvBatch, SendBatch};
+use crate::mmsg::{self, RecvBatch, SendBatch};
 use crate::stack::{StdSocket, StdStack};
 
 /// The batched byte-count server on one socket. See the [module docs](self).
@@ -119,7 +119,7 @@ impl<const N: usize> BatchServer<N> {
         self.responder.counters()
     }
 
-    /// Answers one batch of waiting datagrams (up to [`BATCH`]) and tells `on_datagram`
+    /// Answers one batch of waiting datagrams (up to [`BATCH`](mmsg::BATCH)) and tells `on_datagram`
     /// about each with the decision taken. Returns [`Wake::Now`] if the batch was full
     /// (more may be waiting), else [`Wake::OnDatagram`].
     ///
@@ -179,7 +179,7 @@ impl<const N: usize> BatchServer<N> {
         if sent.failed > 0 {
             log::warn!("server: {} replies could not be sent", sent.failed);
         }
-        Ok(if n == BATCH {
+        Ok(if self.recv.was_full() {
             Wake::Now
         } else {
             Wake::OnDatagram

@@ -134,7 +134,16 @@ pub struct RecvBatch {
     /// Per received message: true length, name length, control length.
     got: [(usize, usize, usize); BATCH],
     count: usize,
+    /// Whether the last call got all it asked for.
+    full: bool,
+    /// How many messages the next call asks for: it doubles while calls come back full
+    /// and falls back to twice the last count, so that setting up the headers costs in
+    /// proportion to what arrives, not a full batch per datagram under light load.
+    want: usize,
 }
+
+/// The fewest messages one call asks for.
+const MIN_WANT: usize = 4;
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +171,8 @@ impl RecvBatch {
             controls: [Control([0; CONTROL]); BATCH],
             got: [(0, 0, 0); BATCH],
             count: 0,
+            full: false,
+            want: BATCH,
         }
     }
 
@@ -174,34 +185,46 @@ impl RecvBatch {
     /// The kernel's, except `EAGAIN` (0 datagrams) and `EINTR` (tried again).
     pub fn recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
         self.count = 0;
-        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
-            iov_base: self.heads[i].as_mut_ptr().cast(),
-            iov_len: HEAD,
-        });
-        let mut msgs: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| libc::mmsghdr {
-            msg_hdr: libc::msghdr {
-                msg_name: self.names[i].0.as_mut_ptr().cast(),
-                msg_namelen: NAME as libc::socklen_t,
-                msg_iov: &mut iovs[i],
-                msg_iovlen: 1,
-                msg_control: self.controls[i].0.as_mut_ptr().cast(),
-                msg_controllen: CONTROL,
-                msg_flags: 0,
-            },
-            msg_len: 0,
-        });
+        let want = self.want;
+        // Only `want` headers are built (heapless: no initialisation of the rest).
+        let mut iovs: heapless::Vec<libc::iovec, BATCH> = heapless::Vec::new();
+        for head in self.heads.iter_mut().take(want) {
+            let _ = iovs.push(libc::iovec {
+                iov_base: head.as_mut_ptr().cast(),
+                iov_len: HEAD,
+            });
+        }
+        let mut msgs: heapless::Vec<libc::mmsghdr, BATCH> = heapless::Vec::new();
+        for (i, (name, control)) in self.names.iter_mut().zip(&mut self.controls).enumerate() {
+            if i == want {
+                break;
+            }
+            let _ = msgs.push(libc::mmsghdr {
+                msg_hdr: libc::msghdr {
+                    msg_name: name.0.as_mut_ptr().cast(),
+                    msg_namelen: NAME as libc::socklen_t,
+                    msg_iov: iovs.as_mut_ptr().wrapping_add(i),
+                    msg_iovlen: 1,
+                    msg_control: control.0.as_mut_ptr().cast(),
+                    msg_controllen: CONTROL,
+                    msg_flags: 0,
+                },
+                msg_len: 0,
+            });
+        }
         let fd = socket.as_fd().as_raw_fd();
         let n = loop {
-            // SAFETY: `msgs` holds BATCH headers, each pointing at its own name (NAME
+            // SAFETY: `msgs` holds `msgs.len()` headers, each pointing at its own name (NAME
             // bytes), control (CONTROL bytes) and iovec, whose buffer is HEAD bytes long, as
-            // the lengths say; all are owned by `self` or this frame and outlive the call.
+            // the lengths say; all are owned by `self` or this frame and outlive the call
+            // (the heapless vectors never move their elements).
             // The kernel writes only within those lengths. A null timeout never blocks
             // longer than the non-blocking flag allows.
             let r = unsafe {
                 libc::recvmmsg(
                     fd,
                     msgs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
+                    msgs.len() as libc::c_uint,
                     libc::MSG_TRUNC | libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                 )
@@ -224,7 +247,18 @@ impl RecvBatch {
             );
         }
         self.count = n;
+        self.want = if n == want {
+            (want * 2).min(BATCH)
+        } else {
+            (n * 2).clamp(MIN_WANT, BATCH)
+        };
+        self.full = n == want;
         Ok(n)
+    }
+
+    /// Whether the last [`recv`](Self::recv) filled what it asked for: more may be waiting.
+    pub fn was_full(&self) -> bool {
+        self.full
     }
 
     /// How many datagrams the last [`recv`](Self::recv) got.
