@@ -24,7 +24,7 @@ use core::time::Duration;
 
 use embedded_nal::{UdpClientStack, UdpFullStack};
 
-use crate::exchange::{Action, Exchange, ExchangeError, Outcome, Verdict};
+use crate::exchange::{Action, Exchange, ExchangeError, Outcome, Verdict, next_blocked_pause_us};
 use crate::responder::{Counters, DEFAULT_SOURCES, Decision, Responder, ResponderConfig};
 use crate::retry::RetryPolicy;
 use crate::stack::{StackCaps, StackErrorKind};
@@ -859,7 +859,7 @@ pub struct Discovery<'r, S: UdpFullStack, const N: usize> {
     sent_at: Option<Instant>,
     /// When the send is (re)tried, and the pause after the last `WouldBlock`.
     send_due: Option<Instant>,
-    blocked_pause: Duration,
+    blocked_pause_us: u64,
     reads_left: usize,
     found: heapless::Vec<Found, N>,
     overflow: u32,
@@ -897,7 +897,7 @@ where
             started: None,
             sent_at: None,
             send_due: None,
-            blocked_pause: Duration::ZERO,
+            blocked_pause_us: 0,
             reads_left: BATCH,
             found: heapless::Vec::new(),
             overflow: 0,
@@ -975,12 +975,9 @@ where
                 Ok(DiscoveryEvent::Sent(now))
             }
             Err(nb::Error::WouldBlock) => {
-                self.blocked_pause = if self.blocked_pause.is_zero() {
-                    crate::exchange::BLOCKED_FIRST_PAUSE
-                } else {
-                    self.blocked_pause.saturating_mul(2)
-                };
-                let retry = now + self.blocked_pause;
+                self.blocked_pause_us = next_blocked_pause_us(self.blocked_pause_us);
+                let retry =
+                    Instant::from_micros(now.as_micros().saturating_add(self.blocked_pause_us));
                 self.send_due = Some(retry);
                 Ok(DiscoveryEvent::Wait(Wake::At(retry.min(deadline))))
             }

@@ -170,6 +170,15 @@ const DEFAULT_SEED: u32 = 0x9E37_79B9;
 /// slot, not one per millisecond.
 pub const BLOCKED_FIRST_PAUSE: Duration = Duration::from_millis(1);
 
+/// The pause after a refused send, in µs, given the last one (0: none yet): the rule of
+/// [`BLOCKED_FIRST_PAUSE`], shared by every driver that retries a blocked send.
+pub(crate) fn next_blocked_pause_us(last_us: u64) -> u64 {
+    match last_us {
+        0 => micros(BLOCKED_FIRST_PAUSE),
+        us => us.saturating_mul(2),
+    }
+}
+
 /// One request/reply exchange with retries. See the [module docs](self) for the call order.
 ///
 /// The schedule is anchored to the first [`poll`](Self::poll): slot `k` starts at the sum
@@ -372,10 +381,7 @@ impl Exchange {
         if self.send_due.is_none() {
             return;
         }
-        self.blocked_pause_us = match self.blocked_pause_us {
-            0 => micros(BLOCKED_FIRST_PAUSE),
-            us => us.saturating_mul(2),
-        };
+        self.blocked_pause_us = next_blocked_pause_us(self.blocked_pause_us);
         self.send_due = Some(Instant::from_micros(
             now.as_micros().saturating_add(self.blocked_pause_us),
         ));

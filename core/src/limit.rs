@@ -32,10 +32,15 @@ pub(crate) struct Bucket {
 
 const ONE: u64 = 1_000_000;
 
+/// A full bucket, in micro-tokens (a burst of 0 holds one token, as 1 does).
+fn capacity(limit: RateLimit) -> u64 {
+    u64::from(limit.burst.max(1)).saturating_mul(ONE)
+}
+
 impl Bucket {
     /// Takes one token at `now` if there is one; a fresh bucket starts full.
     pub(crate) fn take(&mut self, now: Instant, limit: RateLimit) -> bool {
-        let cap = u64::from(limit.burst.max(1)).saturating_mul(ONE);
+        let cap = capacity(limit);
         let refill = match self.refilled_at {
             None => cap,
             // per_second tokens per 1e6 µs = per_second micro-tokens per µs.
@@ -59,8 +64,7 @@ impl Bucket {
         match self.refilled_at {
             None => true,
             Some(at) => {
-                let cap = u64::from(limit.burst.max(1)).saturating_mul(ONE);
-                let missing = cap.saturating_sub(self.tokens);
+                let missing = capacity(limit).saturating_sub(self.tokens);
                 let micros = now.as_micros().saturating_sub(at.as_micros());
                 micros.saturating_mul(u64::from(limit.per_second)) >= missing
             }

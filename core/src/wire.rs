@@ -10,7 +10,7 @@
 //! ```
 
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 /// The protocol's port: servers listen on it unless told otherwise.
 pub const DEFAULT_PORT: u16 = 6666;
@@ -38,11 +38,20 @@ pub fn max_request(to: SocketAddr) -> usize {
 /// the mapped form, other stacks in the plain one.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
+        // Only a mapped address changes: an IPv6 one keeps its scope id and flow info.
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(v4.into(), v6.port()),
             None => addr,
         },
         SocketAddr::V4(_) => addr,
+    }
+}
+
+/// [`canonical`] for an address without a port.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
     }
 }
 

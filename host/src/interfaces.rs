@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use udp_echo_core::Destination;
+use udp_echo_core::wire::canonical_ip;
 
 /// One address of an interface and its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +86,7 @@ impl Interfaces {
     /// Whether `ip` lies in one of the interfaces' prefixes (IPv6 link-local addresses
     /// always do).
     pub fn on_link(&self, ip: IpAddr) -> bool {
-        if let IpAddr::V6(v6) = ip
-            && v6.to_ipv4_mapped().is_none()
+        if let IpAddr::V6(v6) = canonical_ip(ip)
             && v6.is_unicast_link_local()
         {
             return true;
@@ -99,12 +99,9 @@ impl Interfaces {
     /// address or a connected IPv4 subnet's all-ones address, or a multicast group (the
     /// same amplification risk).
     pub fn is_broadcast(&self, ip: IpAddr) -> bool {
-        let v4 = match ip {
+        let v4 = match canonical_ip(ip) {
             IpAddr::V4(v4) => v4,
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4,
-                None => return v6.is_multicast(),
-            },
+            IpAddr::V6(v6) => return v6.is_multicast(),
         };
         v4.is_broadcast()
             || v4.is_multicast()
@@ -126,14 +123,9 @@ impl Interfaces {
         let Some(dst) = dst else {
             return Destination::Unknown;
         };
-        let multicast = match dst {
+        let multicast = match canonical_ip(dst) {
             IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
-            IpAddr::V6(v6) => {
-                v6.is_multicast()
-                    || v6
-                        .to_ipv4_mapped()
-                        .is_some_and(|v4| v4.is_broadcast() || v4.is_multicast())
-            }
+            IpAddr::V6(v6) => v6.is_multicast(),
         };
         // Only a datagram that may be a broadcast needs the interface list.
         let broadcast = multicast || kernel_says_broadcast || {

@@ -72,14 +72,10 @@ impl PacketInfo {
         if let Some(local) = self.local {
             return Some(IpAddr::V4(local));
         }
-        match self.dst {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) if v4.is_broadcast() || v4.is_multicast() => None,
-                _ if v6.is_multicast() || v6.is_unspecified() => None,
-                _ => Some(self.dst),
-            },
+        match udp_echo_core::wire::canonical_ip(self.dst) {
             IpAddr::V4(v4) if v4.is_broadcast() || v4.is_multicast() => None,
-            IpAddr::V4(_) => Some(self.dst),
+            IpAddr::V6(v6) if v6.is_multicast() || v6.is_unspecified() => None,
+            _ => Some(self.dst),
         }
     }
 }

@@ -18,41 +18,24 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use udp_echo_core::wire::Reply;
 use udp_echo_host::mmsg::{RecvBatch, SendBatch};
 
-/// The longest it runs, signal or not: a stray benchmark server must not live forever.
-const LIFETIME: Duration = Duration::from_secs(120);
-/// How long an idle wait lasts before it checks for a signal and the lifetime.
-const TICK: Duration = Duration::from_millis(100);
+mod common;
+
+use common::{LIFETIME, TICK};
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mmsg_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main_of("mmsg_echo", run)
 }
 
 fn run() -> io::Result<()> {
-    let addr: SocketAddr = match std::env::args().nth(1) {
-        Some(arg) => arg
-            .parse()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("`{arg}`: {e}")))?,
-        None => SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [SIGTERM, SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    let addr: SocketAddr = common::arg(1, SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let stop = common::stop_on_signals()?;
     let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
     eprintln!("listening on {}", socket.local_addr()?);

@@ -22,35 +22,23 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use udp_echo_core::Reply;
 use udp_echo_host::mmsg::{BATCH, RecvBatch, SendBatch};
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("plain_load: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
+mod common;
 
-fn arg<T: std::str::FromStr>(i: usize, default: T) -> io::Result<T> {
-    match std::env::args().nth(i) {
-        Some(a) => a
-            .parse()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("`{a}`"))),
-        None => Ok(default),
-    }
+fn main() -> ExitCode {
+    common::main_of("plain_load", run)
 }
 
 fn run() -> io::Result<()> {
-    let server: SocketAddr = arg(1, SocketAddr::from(([127, 0, 0, 1], 6666)))?;
-    let duration = std::env::args().nth(2).unwrap_or_else(|| "2s".into());
-    let duration = match duration.strip_suffix("ms") {
-        Some(ms) => Duration::from_millis(ms.parse().unwrap_or(2000)),
-        None => Duration::from_secs_f64(duration.trim_end_matches('s').parse().unwrap_or(2.0)),
+    let server: SocketAddr = common::arg(1, SocketAddr::from(([127, 0, 0, 1], 6666)))?;
+    // The CLI's own duration parser: `2s`, `500ms`, a number alone is seconds.
+    let duration = match std::env::args().nth(2) {
+        Some(d) => udp_echo::parse::parse_duration(&d)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        None => Duration::from_secs(2),
     }
     .min(Duration::from_secs(60));
-    let window: usize = arg(3, 64)?;
-    let sockets: usize = arg(4, 4)?.clamp(1, window.max(1));
+    let window: usize = common::arg(3, 64)?;
+    let sockets: usize = common::arg(4, 4)?.clamp(1, window.max(1));
     let request = b"hello world!";
 
     let mut flows = Vec::new();

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use serde_json::json;
 use udp_echo_core::embedded_nal::UdpClientStack;
-use udp_echo_core::wire::{self, MAX_REPLY_LEN, max_request};
+use udp_echo_core::wire::{self, MAX_REPLY_LEN};
 use udp_echo_core::{Reply, StackErrorKind};
 use udp_echo_host::mmsg::{BATCH, RecvBatch, SendBatch};
 use udp_echo_host::stack::{StdSocket, StdStack};
 
+use super::filler;
 use crate::cli::{BenchArgs, Failure};
 use crate::output::{Stdout, ms};
 
@@ -87,13 +88,7 @@ fn bits_per_second(bytes: u64, secs: f64) -> String {
 /// Runs the load; exit 0 if any reply came.
 pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let server = args.server();
-    let max = max_request(server);
-    if args.size > max {
-        return Err(Failure::usage(format!(
-            "-s {} is too large: one UDP datagram to {server} carries at most {max} bytes",
-            args.size
-        )));
-    }
+    let request = filler(server, args.size)?;
     if args.duration > MAX_DURATION {
         return Err(Failure::usage(format!(
             "--duration {:?} is longer than the cap of {}s: bench runs are bounded",
@@ -102,7 +97,6 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         )));
     }
     let duration = args.duration;
-    let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let window = args.window as usize;
     let sockets = (args.sockets as usize).min(window);
     let limit = args.requests.unwrap_or(MAX_REQUESTS).min(MAX_REQUESTS);

@@ -68,6 +68,18 @@ pub fn socket_error(e: &std::io::Error, addr: std::net::SocketAddr) -> String {
     }
 }
 
+/// A `-s SIZE` request of letters (`abc…`), refused if one datagram to `server` cannot
+/// carry it.
+fn filler(server: std::net::SocketAddr, size: usize) -> Result<Vec<u8>, Failure> {
+    let max = udp_echo_core::wire::max_request(server);
+    if size > max {
+        return Err(Failure::usage(format!(
+            "-s {size} is too large: one UDP datagram to {server} carries at most {max} bytes"
+        )));
+    }
+    Ok((0..size).map(|i| b'a' + (i % 26) as u8).collect())
+}
+
 /// A client driver's error as a failure: bad input is usage (2), the rest network (1).
 fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
     match e {

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use udp_echo_core::wire::max_request;
 use udp_echo_core::{ClientEvent, Outcome, Reply};
 use udp_echo_host::client::{self, Ended};
 use udp_echo_host::stack::StdStack;
 
-use super::{client_failure, install_shutdown};
+use super::{client_failure, filler, install_shutdown};
 use crate::cli::{Failure, PingArgs};
 use crate::diag;
 use crate::output::{Stdout, human, ms};
@@ -65,18 +64,11 @@ impl Stats {
 pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
     let mut policy = args.policy()?;
     let server = args.server();
-    let max = max_request(server);
-    if args.size > max {
-        return Err(Failure::usage(format!(
-            "-s {} is too large: one UDP datagram to {server} carries at most {max} bytes",
-            args.size
-        )));
-    }
+    let request = filler(server, args.size)?;
     // ping(8): -w without -c runs until the deadline.
     let count = args
         .count
         .unwrap_or(if args.deadline.is_some() { 0 } else { 4 });
-    let request: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let shutdown = install_shutdown()?;
     let mut stack = StdStack::new();
     let mut out = Stdout::default();
