@@ -9,11 +9,13 @@
 //!   with [`stack::CAPS`] for the drivers), with the readiness wait the shells sleep in;
 //! - [`clock`]: monotonic time as the core's [`udp_echo_core::Instant`];
 //! - [`client`]: one request/reply exchange (the core's `Client`), waiting in `poll(2)`;
-//! - [`server`]: the server and listener loops (the core's `Server` and `Listener`, and
-//!   the batched [`batch::BatchServer`]);
-//! - [`batch`]: the fast server path: `recvmmsg`/`sendmmsg` around the core's responder,
-//!   replies from the address each request was sent to; [`mmsg`] holds its system calls
-//!   (the crate's only `unsafe`) and [`interfaces`] the directly connected networks;
+//! - [`server`]: the server (and listener): every decision above the datagram layer
+//!   (reply source, broadcast classification, the core's responder per datagram, replies
+//!   coalesced into trains) and the loop that waits;
+//! - [`udp`]: the system-call layer, datagrams in and out with their metadata: quinn-udp
+//!   on every system, and on Linux our own `recvmmsg`/`sendmmsg` with GRO/GSO (the crate's
+//!   only `unsafe`); [`interfaces`] lists the directly connected networks;
+//! - [`wait`]: sleeping until a socket is readable, a signal, or a deadline;
 //! - [`shutdown`]: SIGINT/SIGTERM as a flag and a file descriptor the loops wait on.
 //!
 //! ```no_run
@@ -32,14 +34,14 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-pub mod batch;
 pub mod client;
 pub mod clock;
 pub mod interfaces;
-pub mod mmsg;
 pub mod server;
 pub mod shutdown;
 pub mod stack;
+pub mod udp;
+pub mod wait;
 
 pub use clock::Clock;
 pub use stack::{StdError, StdSocket, StdStack};

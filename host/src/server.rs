@@ -1,26 +1,46 @@
-//! The server and listener loops: the core's [`Server`] and [`Listener`] drivers, with the
-//! shell's only job, waiting, done by `poll(2)`.
+//! The host's server: every decision between the datagram layer ([`crate::udp`]) and the
+//! core's [`Responder`], and the loop that waits for datagrams.
 //!
-//! Each turn hands every waiting datagram (up to the core's batch) to the driver, which
-//! decides and replies through the core's responder, then tells the [`Observer`]. Then the
-//! loop sleeps until a datagram arrives, the observer's next deadline (e.g. a per-second
-//! summary), a signal (through [`Shutdown::fd`]), or [`MAX_WAIT`] — whichever is first.
+//! For each received buffer it decides, once:
+//! - the **source** to answer from: the address the request was sent to, unless that was a
+//!   broadcast, multicast or unspecified address (then the kernel picks);
+//! - the **destination class** for the responder's broadcast guard: unicast, or a
+//!   broadcast/multicast from a directly connected network or not ([`Interfaces`]);
+//!
+//! and for each datagram in it (a buffer holds several of one source when the kernel
+//! coalesced them, GRO), the core's responder decides reply-or-drop, with its per-source
+//! limits and counters charged per datagram exactly as on any other path. The replies
+//! go to an [`Outbox`], which sends equal-length replies to one destination as one train
+//! (GSO) where the kernel can.
+//!
+//! A [`Server`] built with [`Server::listen`] never replies: it only tells the
+//! [`Observer`] what arrives (the `udp-echo listen` command).
+//!
+//! Each turn handles one batch, then the loop sleeps until a datagram arrives, the
+//! observer's next deadline (e.g. a per-second summary), a signal (through
+//! [`Shutdown::fd`]), or [`MAX_WAIT`], whichever is first.
 
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use udp_echo_core::{Decision, Instant, Listener, Received, Server, ServerError, Wake};
+use rustix::fd::AsFd;
+use udp_echo_core::responder::DEFAULT_SOURCES;
+use udp_echo_core::wire::{canonical, canonical_ip};
+use udp_echo_core::{
+    Counters, Decision, Destination, Instant, Received, Responder, ResponderConfig, Wake,
+};
 
-use crate::batch::BatchServer;
 use crate::clock::Clock;
+use crate::interfaces::Interfaces;
 use crate::shutdown::Shutdown;
-use crate::stack::{StdError, StdSocket, StdStack};
+use crate::udp::{self, BindOptions, Datagrams, Offload, Outbox, Path};
 
 /// The longest a loop sleeps before it checks [`Observer::stop`] again.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 
-/// The receive buffer: the stack reports true lengths (see [`crate::stack::CAPS`]), so
-/// only a datagram's head is kept, enough to print a line and to spot a reply-shaped one.
-pub const RECV_BUFFER: usize = 2048;
+/// Bytes of each datagram shown to the [`Observer`]: enough for a line.
+pub const HEAD: usize = 2048;
 
 /// What a loop tells about the datagrams it handles; the shell's presentation.
 pub trait Observer {
@@ -40,6 +60,11 @@ pub trait Observer {
     }
 }
 
+/// An observer that looks at nothing.
+impl Observer for () {
+    fn datagram(&mut self, _: &Received<'_>, _: Option<&Decision>) {}
+}
+
 /// Why a loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -49,136 +74,289 @@ pub enum Stopped {
     Observer,
 }
 
-/// Runs `server` until a signal arrives through `shutdown` or the observer says stop.
-pub fn run_server<const N: usize>(
-    stack: &mut StdStack,
-    server: &mut Server<StdStack, N>,
-    clock: &Clock,
-    shutdown: Option<&Shutdown>,
-    observer: &mut impl Observer,
-) -> Result<Stopped, ServerError<StdError>> {
-    run(stack, server, clock, shutdown, observer)
+/// How to open a [`Server`].
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The address to bind; a wildcard (`0.0.0.0`, `[::]`) answers on every address, each
+    /// reply from the address its request was sent to.
+    pub bind: SocketAddr,
+    /// How datagrams move; [`Path::Batched`] falls back to [`Path::Portable`] where the
+    /// system lacks it (see [`Server::fallback`]).
+    pub path: Path,
+    /// The offloads to ask for.
+    pub offload: Offload,
+    /// Socket options (`SO_REUSEPORT` for several threads on one port).
+    pub socket: BindOptions,
+    /// The core's guards.
+    pub config: ResponderConfig,
+    /// A random key for the per-source table (see [`Responder::with_seed`]).
+    pub seed: u64,
 }
 
-/// Runs the batched `server` ([`BatchServer`]) until a signal arrives through `shutdown`
-/// or the observer says stop; the same loop, waits and observer as [`run_server`].
-pub fn run_batched<const N: usize>(
-    stack: &mut StdStack,
-    server: &mut BatchServer<N>,
-    clock: &Clock,
-    shutdown: Option<&Shutdown>,
-    observer: &mut impl Observer,
-) -> Result<Stopped, ServerError<StdError>> {
-    run(stack, server, clock, shutdown, observer)
-}
-
-/// Runs `listener` (never replies) until a signal arrives or the observer says stop.
-pub fn run_listener(
-    stack: &mut StdStack,
-    listener: &mut Listener<StdStack>,
-    clock: &Clock,
-    shutdown: Option<&Shutdown>,
-    observer: &mut impl Observer,
-) -> Result<Stopped, ServerError<StdError>> {
-    run(stack, listener, clock, shutdown, observer)
-}
-
-/// A driver the loop can turn: the server or the listener.
-trait Driver {
-    fn socket(&self) -> &StdSocket;
-    fn turn(
-        &mut self,
-        stack: &mut StdStack,
-        buf: &mut [u8],
-        now: Instant,
-        observer: &mut impl Observer,
-    ) -> Result<Wake, ServerError<StdError>>;
-}
-
-impl<const N: usize> Driver for Server<StdStack, N> {
-    fn socket(&self) -> &StdSocket {
-        Server::socket(self)
-    }
-    fn turn(
-        &mut self,
-        stack: &mut StdStack,
-        buf: &mut [u8],
-        now: Instant,
-        observer: &mut impl Observer,
-    ) -> Result<Wake, ServerError<StdError>> {
-        self.poll(stack, buf, now, |r, d| observer.datagram(r, Some(d)))
-    }
-}
-
-impl<const N: usize> Driver for BatchServer<N> {
-    fn socket(&self) -> &StdSocket {
-        BatchServer::socket(self)
-    }
-    fn turn(
-        &mut self,
-        _stack: &mut StdStack,
-        _buf: &mut [u8],
-        now: Instant,
-        observer: &mut impl Observer,
-    ) -> Result<Wake, ServerError<StdError>> {
-        self.poll(now, |r, d| observer.datagram(r, Some(d)))
-            .map_err(|e| ServerError::Stack(e.into()))
-    }
-}
-
-impl Driver for Listener<StdStack> {
-    fn socket(&self) -> &StdSocket {
-        Listener::socket(self)
-    }
-    fn turn(
-        &mut self,
-        stack: &mut StdStack,
-        buf: &mut [u8],
-        now: Instant,
-        observer: &mut impl Observer,
-    ) -> Result<Wake, ServerError<StdError>> {
-        self.poll(stack, buf, now, |r| observer.datagram(r, None))
-    }
-}
-
-/// The shell: turn the driver, then sleep in `poll(2)` until a datagram, a deadline or a
-/// signal.
-fn run(
-    stack: &mut StdStack,
-    driver: &mut impl Driver,
-    clock: &Clock,
-    shutdown: Option<&Shutdown>,
-    observer: &mut impl Observer,
-) -> Result<Stopped, ServerError<StdError>> {
-    let mut buf = vec![0u8; RECV_BUFFER];
-    loop {
-        if let Some(stopped) = should_stop(shutdown, observer) {
-            return Ok(stopped);
+impl Options {
+    /// Defaults: the best path, every offload, no socket options, the core's default
+    /// guards.
+    pub fn new(bind: SocketAddr) -> Self {
+        Options {
+            bind,
+            path: Path::best(),
+            offload: Offload::ALL,
+            socket: BindOptions::default(),
+            config: ResponderConfig::default(),
+            seed: 0,
         }
-        let now = clock.now();
-        let wake = driver
-            .turn(stack, &mut buf, now, observer)?
-            .min(observer.tick(now))
-            .min(Wake::At(now + MAX_WAIT));
-        let Some(at) = wake.deadline(now).filter(|at| *at > now) else {
-            continue;
-        };
-        stack
-            .wait_readable_or(
-                driver.socket(),
-                shutdown.map(Shutdown::fd),
-                Some(clock.to_std(at)),
-            )
-            .map_err(|e| ServerError::Stack(e.into()))?;
     }
 }
 
-fn should_stop(shutdown: Option<&Shutdown>, observer: &impl Observer) -> Option<Stopped> {
-    if shutdown.is_some_and(Shutdown::requested) {
-        Some(Stopped::Signal)
-    } else if observer.stop() {
-        Some(Stopped::Observer)
-    } else {
-        None
+/// The byte-count server (or a listener) on one socket. See the [module docs](self).
+///
+/// `N` is the number of per-source buckets of the core's responder.
+#[derive(Debug)]
+pub struct Server<const N: usize = DEFAULT_SOURCES> {
+    io: Datagrams,
+    local: SocketAddr,
+    /// `None`: a listener.
+    responder: Option<Responder<N>>,
+    /// Datagrams a listener saw.
+    listened: u64,
+    interfaces: Interfaces,
+    outbox: Outbox,
+    fallback: Option<io::Error>,
+}
+
+impl<const N: usize> Server<N> {
+    /// Binds `options.bind` and answers with the guards of `options.config`.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be opened, bound or set up.
+    pub fn bind(options: &Options) -> io::Result<Self> {
+        let responder = Responder::with_sources(options.config).with_seed(options.seed);
+        Self::open(options, Some(responder))
+    }
+
+    /// Binds `options.bind` to listen: every datagram goes to the observer, none is
+    /// answered (the guards of `options.config` do not apply).
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    pub fn listen(options: &Options) -> io::Result<Self> {
+        Self::open(options, None)
+    }
+
+    fn open(options: &Options, responder: Option<Responder<N>>) -> io::Result<Self> {
+        let socket = udp::bind(options.bind, options.socket)?;
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("socket has no IP address"))?;
+        let (io, fallback) = match Datagrams::new(socket, options.path, options.offload) {
+            Ok(io) => (io, None),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                // The socket went with the refusal: open the port again.
+                let socket = udp::bind(local, options.socket)?;
+                (
+                    Datagrams::new(socket, Path::Portable, options.offload)?,
+                    Some(e),
+                )
+            }
+            Err(e) => return Err(e),
+        };
+        let outbox = Outbox::new(io.max_segments());
+        Ok(Server {
+            io,
+            local,
+            responder,
+            listened: 0,
+            interfaces: Interfaces::read(),
+            outbox,
+            fallback,
+        })
+    }
+
+    /// The bound address (with the port the system picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The path datagrams take.
+    pub fn path(&self) -> Path {
+        self.io.path()
+    }
+
+    /// Why the path asked for was not taken, if it was not.
+    pub fn fallback(&self) -> Option<&io::Error> {
+        self.fallback.as_ref()
+    }
+
+    /// The offloads in force.
+    pub fn offload(&self) -> Offload {
+        self.io.offload()
+    }
+
+    /// Whether replies come from the address each request was sent to (the system
+    /// reports destinations, and the socket is bound to a wildcard or non-local address;
+    /// a socket bound to one address answers from it anyway).
+    pub fn replies_from_destination(&self) -> bool {
+        self.io.reports_destinations()
+    }
+
+    /// What the server has seen and done (all zero for a listener but `received`).
+    pub fn counters(&self) -> Counters {
+        match &self.responder {
+            Some(r) => *r.counters(),
+            None => Counters {
+                received: self.listened,
+                ..Counters::default()
+            },
+        }
+    }
+
+    /// Handles one batch of waiting datagrams and sends the replies; tells `observer`
+    /// about each datagram with the decision taken. Returns [`Wake::Now`] if the batch
+    /// was full (more may be waiting), else [`Wake::OnDatagram`].
+    ///
+    /// # Errors
+    ///
+    /// If receiving fails with anything but an ICMP report for an earlier reply.
+    pub fn poll(&mut self, now: Instant, observer: &mut impl Observer) -> io::Result<Wake> {
+        let n = match self.io.recv() {
+            Ok(n) => n,
+            // An ICMP report for an earlier reply (Windows reports it as a reset).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Ok(Wake::Now);
+            }
+            Err(e) => return Err(e),
+        };
+        for i in 0..n {
+            let Some((meta, buf)) = self.io.get(i) else {
+                continue; // not an IP source: nothing to answer
+            };
+            let from = canonical(meta.from);
+            let Some(responder) = &mut self.responder else {
+                for seg in meta.segments() {
+                    self.listened += 1;
+                    observer.datagram(&received(from, &buf[seg], now), None);
+                }
+                continue;
+            };
+            let to = self.interfaces.destination(from.ip(), meta.dst, false);
+            // A broadcast's reply goes from the address the kernel picks: a subnet's
+            // broadcast address, known only from the interface list, cannot be a source.
+            let src = match to {
+                Destination::Broadcast { .. } => None,
+                _ => meta.dst.and_then(reply_source),
+            };
+            for seg in meta.segments() {
+                let bytes = &buf[seg];
+                let head = &bytes[..bytes.len().min(HEAD)];
+                let decision = responder.handle_to(now, from, to, bytes.len(), head);
+                if let Decision::Reply(reply) = decision {
+                    // To the source as the socket reported it (a dual-stack socket's IPv4
+                    // peers as `::ffff:a.b.c.d`, which it takes back as they came).
+                    self.outbox.push(meta.from, src, reply.as_bytes());
+                }
+                observer.datagram(&received(from, bytes, now), Some(&decision));
+            }
+        }
+        if !self.outbox.is_empty() {
+            let sent = self.io.send(&mut self.outbox);
+            if sent.failed > 0 {
+                log::warn!("server: {} replies could not be sent", sent.failed);
+                if let Some(r) = &mut self.responder {
+                    for _ in 0..sent.failed {
+                        r.note_send_failed();
+                    }
+                }
+            }
+        }
+        Ok(if self.io.was_full() {
+            Wake::Now
+        } else {
+            Wake::OnDatagram
+        })
+    }
+
+    /// Runs until a signal arrives through `shutdown` or the observer says stop.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll`](Self::poll), or if waiting fails.
+    pub fn run(
+        &mut self,
+        clock: &Clock,
+        shutdown: Option<&Shutdown>,
+        observer: &mut impl Observer,
+    ) -> io::Result<Stopped> {
+        loop {
+            if shutdown.is_some_and(Shutdown::requested) {
+                return Ok(Stopped::Signal);
+            }
+            if observer.stop() {
+                return Ok(Stopped::Observer);
+            }
+            let now = clock.now();
+            let wake = self
+                .poll(now, observer)?
+                .min(observer.tick(now))
+                .min(Wake::At(now + MAX_WAIT));
+            let Some(at) = wake.deadline(now).filter(|at| *at > now) else {
+                continue;
+            };
+            crate::wait::readable(
+                self.io.socket().as_fd(),
+                shutdown.and_then(Shutdown::fd),
+                Some(clock.to_std(at)),
+            )?;
+        }
+    }
+}
+
+fn received(from: SocketAddr, bytes: &[u8], at: Instant) -> Received<'_> {
+    Received {
+        from,
+        len: bytes.len(),
+        head: &bytes[..bytes.len().min(HEAD)],
+        at,
+    }
+}
+
+/// The source a reply should carry so that the client sees it come from the address it
+/// sent to: that address, unless it cannot be a source (broadcast, multicast,
+/// unspecified), and then the kernel picks.
+pub fn reply_source(dst: IpAddr) -> Option<IpAddr> {
+    match canonical_ip(dst) {
+        IpAddr::V4(v4) if v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified() => None,
+        IpAddr::V6(v6) if v6.is_multicast() || v6.is_unspecified() => None,
+        _ => Some(dst),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_multicast_and_unspecified_destinations_leave_the_source_to_the_kernel() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for none in [
+            "255.255.255.255",
+            "::ffff:255.255.255.255",
+            "224.0.0.1",
+            "ff02::1",
+            "::",
+            "0.0.0.0",
+        ] {
+            assert_eq!(reply_source(ip(none)), None, "{none}");
+        }
+        for same in ["10.0.0.1", "::ffff:10.0.0.1", "fd00::2", "fe80::1"] {
+            assert_eq!(reply_source(ip(same)), Some(ip(same)), "{same}");
+        }
     }
 }

@@ -86,8 +86,8 @@ impl Shutdown {
     }
 
     /// Readable once a signal has arrived (it stays readable: the pipe is never drained).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.pipe.as_fd()
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.pipe.as_fd())
     }
 
     /// Sleeps for `timeout` or until a signal arrives; returns whether one did.
@@ -101,7 +101,7 @@ impl Shutdown {
             let Ok(ts) = Timespec::try_from(left) else {
                 break;
             };
-            let mut fds = [PollFd::from_borrowed_fd(self.fd(), PollFlags::IN)];
+            let mut fds = [PollFd::from_borrowed_fd(self.pipe.as_fd(), PollFlags::IN)];
             match rustix::event::poll(&mut fds, Some(&ts)) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => std::thread::sleep(left),

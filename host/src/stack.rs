@@ -27,7 +27,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use embedded_nal::{UdpClientStack, UdpFullStack};
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -120,29 +119,7 @@ impl StdStack {
         other: Option<BorrowedFd<'_>>,
         deadline: Option<Instant>,
     ) -> io::Result<Readiness> {
-        let fd = socket.get()?.as_fd();
-        loop {
-            // ppoll takes nanoseconds: a sub-millisecond wait does not round down to a
-            // zero timeout that would make the caller spin.
-            let timespec = deadline.and_then(|deadline| {
-                Timespec::try_from(deadline.saturating_duration_since(Instant::now())).ok()
-            });
-            let mut fds = [
-                PollFd::from_borrowed_fd(fd, PollFlags::IN),
-                PollFd::from_borrowed_fd(other.unwrap_or(fd), PollFlags::IN),
-            ];
-            let n = if other.is_some() { 2 } else { 1 };
-            match rustix::event::poll(&mut fds[..n], timespec.as_ref()) {
-                Ok(_) => {
-                    return Ok(Readiness {
-                        socket: !fds[0].revents().is_empty(),
-                        other: other.is_some() && !fds[1].revents().is_empty(),
-                    });
-                }
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        crate::wait::readable(socket.get()?.as_fd(), other, deadline)
     }
 
     /// A new OS socket of `addr`'s family with the stack-wide options.
@@ -162,14 +139,7 @@ impl StdStack {
     }
 }
 
-/// What [`StdStack::wait_readable_or`] found ready (both false: the timeout passed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Readiness {
-    /// The socket has a datagram or a pending error.
-    pub socket: bool,
-    /// The other file descriptor is readable.
-    pub other: bool,
-}
+pub use crate::wait::Readiness;
 
 /// The stack's socket: a non-blocking UDP socket, opened on first connect, bind or send_to.
 #[derive(Debug)]

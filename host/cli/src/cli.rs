@@ -197,11 +197,16 @@ pub struct ServeArgs {
     /// Set SO_REUSEPORT, so several servers can share the port.
     #[arg(long)]
     pub reuse_port: bool,
-    /// How datagrams are read and answered: `batched` (recvmmsg/sendmmsg, replies from the
-    /// address each request was sent to) or `simple` (the core's embedded-nal driver, one
-    /// datagram per system call: the reference path, as on firmware).
+    /// How datagrams move: `batched` (recvmmsg/sendmmsg, a batch of replies to many
+    /// clients per system call; Linux only, elsewhere `simple` is taken) or `simple`
+    /// (quinn-udp, one sendmsg per reply train: the path every system takes). Both decide
+    /// alike and reply from the address each request was sent to.
     #[arg(long, value_enum, default_value_t = crate::commands::serve::Io::Batched)]
     pub io: crate::commands::serve::Io,
+    /// Ask for no GRO (trains of datagrams received as one buffer) and no GSO (replies to
+    /// one client sent as one train). By default both are used where the kernel has them.
+    #[arg(long)]
+    pub no_offload: bool,
     /// Server threads, each with its own SO_REUSEPORT socket, loop and counters (summed at
     /// exit); 0 = one per CPU.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
@@ -417,9 +422,14 @@ pub struct BenchArgs {
     /// Requests in flight at once (1..=1024), spread over the sockets.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub window: u32,
-    /// Connected sockets to spread the window over (1..=64; at most --window are used).
+    /// Sockets to spread the window over (1..=64; at most --window are used).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sockets: u32,
+    /// Send each socket's requests as trains of up to K datagrams per system call (GSO,
+    /// Linux), and take replies with GRO; 1 (the default) sends datagrams one by one.
+    /// Every datagram of a train is a request of its own and is counted as one.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub gso: u8,
     /// Stop sending after this many requests (or at --duration, whichever comes first;
     /// 1..=20000000). Default: only --duration limits the run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=commands::bench::MAX_REQUESTS))]

@@ -11,17 +11,16 @@
 //! request without a reply after [`LOSS_TIMEOUT`] counts as lost.
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fd::AsFd;
 use serde_json::json;
-use udp_echo_core::embedded_nal::UdpClientStack;
-use udp_echo_core::wire::{self, MAX_REPLY_LEN};
-use udp_echo_core::{Reply, StackErrorKind};
-use udp_echo_host::mmsg::{BATCH, RecvBatch, SendBatch};
-use udp_echo_host::stack::{StdSocket, StdStack};
+use udp_echo_core::StackErrorKind;
+use udp_echo_core::wire::{self, MAX_REPLY_LEN, canonical};
+use udp_echo_host::udp::{self, BATCH, BindOptions, Datagrams, Offload, Outbox, Path};
 
 use super::filler;
 use crate::cli::{BenchArgs, Failure};
@@ -41,9 +40,9 @@ pub const INTERRUPT_DRAIN: Duration = Duration::from_millis(200);
 /// How often a progress line goes to stderr.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// One connected socket and the send times of its requests in flight.
+/// One socket (its own port) and the send times of its requests in flight.
 struct Flow {
-    socket: StdSocket,
+    io: Datagrams,
     window: usize,
     in_flight: VecDeque<Instant>,
 }
@@ -104,15 +103,23 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let net = |e: &dyn std::fmt::Display| Failure::network(format!("bench to {server}: {e}"));
     let shutdown = super::install_shutdown()?;
 
-    let mut stack = StdStack::new().with_recv_buffer_size(4 << 20);
+    let gso = usize::from(args.gso);
+    let offload = if gso > 1 { Offload::ALL } else { Offload::NONE };
     let mut flows = Vec::with_capacity(sockets);
     for i in 0..sockets {
-        let mut socket = stack.socket().map_err(|e| net(&e))?;
-        stack.connect(&mut socket, server).map_err(|e| net(&e))?;
+        let local = match server {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        // Unconnected (a destination on every send works on every system); replies are
+        // told from other datagrams by their source.
+        let socket = udp::bind(local, BindOptions::default()).map_err(|e| net(&e))?;
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        let io = Datagrams::new(socket, Path::best(), offload).map_err(|e| net(&e))?;
         // The window spread over the sockets, the first ones taking the remainder.
         let share = window / sockets + usize::from(i < window % sockets);
         flows.push(Flow {
-            socket,
+            io,
             window: share,
             in_flight: VecDeque::with_capacity(share),
         });
@@ -120,8 +127,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
 
     let mut t = Tally::default();
     let mut interval = Tally::default();
-    let mut recv = RecvBatch::new();
-    let mut send = SendBatch::new();
+    let mut outbox = Outbox::new(gso);
     let start = Instant::now();
     let mut end = start + duration;
     let mut drain = DRAIN;
@@ -141,15 +147,16 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         for flow in &mut flows {
             // Fill this socket's window, a batch at a time.
             while now < end && t.sent < limit && flow.in_flight.len() < flow.window {
+                let per_call = BATCH * gso;
                 let room = (flow.window - flow.in_flight.len())
-                    .min(BATCH)
-                    .min(usize::try_from(limit - t.sent).unwrap_or(BATCH));
+                    .min(per_call)
+                    .min(usize::try_from(limit - t.sent).unwrap_or(per_call));
                 for _ in 0..room {
-                    let _ = send.push(None, Reply::new(0), None, false);
+                    outbox.push(server, None, &request);
                 }
                 // The RTT runs from before the send: a send that blocks counts.
                 let at = Instant::now();
-                let done = send.flush_same(&flow.socket, &request);
+                let done = flow.io.send(&mut outbox);
                 for _ in 0..done.sent {
                     flow.in_flight.push_back(at);
                 }
@@ -167,7 +174,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
             }
             // Read what came back on it.
             loop {
-                let n = match recv.recv(&flow.socket) {
+                let n = match flow.io.recv() {
                     Ok(n) => n,
                     Err(e)
                         if udp_echo_core::stack::classify_io_error(&e)
@@ -179,16 +186,19 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                     Err(e) => return Err(net(&crate::output::plain(&e))),
                 };
                 let at = Instant::now();
-                for i in 0..n {
-                    let Some(d) = recv.get(i) else { continue };
-                    let ok = d.len <= MAX_REPLY_LEN
-                        && wire::parse_reply(d.head).is_ok_and(|n| usize::from(n) == args.size);
+                let replies = (0..n)
+                    .filter_map(|i| flow.io.get(i))
+                    .flat_map(|(meta, buf)| meta.segments().map(move |r| (meta.from, &buf[r])));
+                for (from, d) in replies {
+                    let ok = canonical(from) == canonical(server)
+                        && d.len() <= MAX_REPLY_LEN
+                        && wire::parse_reply(d).is_ok_and(|n| usize::from(n) == args.size);
                     match (ok, ok.then(|| flow.in_flight.pop_front()).flatten()) {
                         (true, Some(sent_at)) => {
                             let us = u32::try_from((at - sent_at).as_micros()).unwrap_or(u32::MAX);
                             for tally in [&mut t, &mut interval] {
                                 tally.replies += 1;
-                                tally.reply_bytes += d.len as u64;
+                                tally.reply_bytes += d.len() as u64;
                                 tally.rtts.push(us);
                             }
                             last_activity = at;
@@ -198,7 +208,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                     }
                 }
                 progress |= n > 0;
-                if n < BATCH {
+                if !flow.io.was_full() {
                     break;
                 }
             }
@@ -247,12 +257,10 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         if progress_lines {
             until = until.min(next_progress);
         }
-        let signal = (!interrupted).then(|| shutdown.fd());
+        let signal = (!interrupted).then(|| shutdown.fd()).flatten();
         wait_any(&flows, signal, until).map_err(|e| net(&e))?;
     }
-    for flow in flows {
-        let _ = stack.close(flow.socket);
-    }
+    drop(flows);
     let Tally {
         sent,
         replies,
@@ -350,12 +358,12 @@ fn progress_line(interval: &mut Tally, from: Instant, to: Instant, start: Instan
 /// `until` passes.
 fn wait_any(
     flows: &[Flow],
-    signal: Option<std::os::fd::BorrowedFd<'_>>,
+    signal: Option<rustix::fd::BorrowedFd<'_>>,
     until: Instant,
 ) -> std::io::Result<()> {
     let mut fds: Vec<PollFd<'_>> = flows
         .iter()
-        .map(|f| PollFd::from_borrowed_fd(f.socket.as_fd(), PollFlags::IN))
+        .map(|f| PollFd::from_borrowed_fd(f.io.socket().as_fd(), PollFlags::IN))
         .chain(signal.map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN)))
         .collect();
     let left = until.saturating_duration_since(Instant::now());

@@ -14,10 +14,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use serde_json::json;
-use udp_echo_core::{BroadcastError, ClientError, ServerError};
+use udp_echo_core::{BroadcastError, ClientError};
 use udp_echo_host::server::Stopped;
 use udp_echo_host::shutdown::Shutdown;
-use udp_echo_host::stack::{StdError, StdSocket};
+use udp_echo_host::stack::StdError;
 
 use crate::cli::Failure;
 use crate::diag;
@@ -88,11 +88,9 @@ fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
     }
 }
 
-/// A server driver's error as a failure.
-fn server_failure(e: ServerError<StdError>, what: &str) -> Failure {
-    match e {
-        ServerError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
-    }
+/// A server loop's error as a failure.
+fn server_failure(e: &std::io::Error, what: &str) -> Failure {
+    Failure::network(format!("{what}: {}", crate::output::plain(e)))
 }
 
 /// A broadcast driver's error as a failure.
@@ -121,14 +119,11 @@ fn install_shutdown() -> Result<Shutdown, Failure> {
 /// Announces a bound server or listener (`listening on ADDR` on stderr, and a JSON event)
 /// and returns the presenter for its datagrams.
 fn announce(
-    socket: &StdSocket,
+    local: std::net::SocketAddr,
     json: bool,
     quiet: bool,
     max_lines: u32,
 ) -> Result<Presenter, Failure> {
-    let local = socket
-        .local_addr()
-        .map_err(|e| Failure::network(format!("cannot read the bound address: {e}")))?;
     let mut presenter = Presenter::new(json, quiet, max_lines);
     diag!("listening on {local}");
     if json {
@@ -138,10 +133,10 @@ fn announce(
 }
 
 /// Why a server or listener loop ended, for its last line.
-fn stop_reason(result: &Result<Stopped, ServerError<StdError>>, shutdown: &Shutdown) -> String {
+fn stop_reason(result: &Result<Stopped, std::io::Error>, shutdown: &Shutdown) -> String {
     match result {
         Ok(Stopped::Signal) => shutdown.signal_name().unwrap_or("a signal").to_string(),
         Ok(Stopped::Observer) => "stdout closed".to_string(),
-        Err(e) => format!("error: {e}"),
+        Err(e) => format!("error: {}", crate::output::plain(e)),
     }
 }

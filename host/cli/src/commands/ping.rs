@@ -102,7 +102,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             server,
             &request,
             &policy,
-            Some(shutdown.fd()),
+            shutdown.fd(),
             |event, at| {
                 if let ClientEvent::Sent { attempt, .. } = *event
                     && attempt > 1

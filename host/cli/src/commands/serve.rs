@@ -1,6 +1,5 @@
-//! `udp-echo serve`: the core's responder in the host's loop, on the batched path
-//! (`recvmmsg`/`sendmmsg`, [`BatchServer`]) or the simple one (the core's `Server` driver),
-//! on one thread or several (`SO_REUSEPORT`).
+//! `udp-echo serve`: the host's [`Server`] (the core's responder on every datagram) on
+//! one thread or several (`SO_REUSEPORT`), on the path `--io` picks.
 
 use std::hash::{BuildHasher, RandomState};
 use std::process::ExitCode;
@@ -9,116 +8,40 @@ use std::thread;
 use serde_json::json;
 
 use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
-use udp_echo_core::{Counters, RateLimit, ResponderConfig, Server, ServerError};
-use udp_echo_host::batch::BatchServer;
+use udp_echo_core::{Counters, RateLimit, ResponderConfig};
 use udp_echo_host::clock::Clock;
-use udp_echo_host::server::{Stopped, run_batched, run_server};
-use udp_echo_host::shutdown::Shutdown;
-use udp_echo_host::stack::{CAPS, StdError, StdSocket, StdStack};
+use udp_echo_host::server::{Options, Server, Stopped};
+use udp_echo_host::udp::{BindOptions, Offload, Path};
 
 use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
 use crate::cli::{Failure, ServeArgs};
 use crate::diag;
-use crate::output::Presenter;
 
-/// `--io`: how datagrams are read and answered.
+/// `--io`: how datagrams move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Io {
-    /// recvmmsg/sendmmsg, replies from each request's destination address.
+    /// recvmmsg/sendmmsg, a batch per system call each way (Linux; elsewhere `simple`).
     Batched,
-    /// The core's embedded-nal `Server` driver: one datagram per system call.
+    /// quinn-udp, one reply train per sendmsg: the path every system takes.
     Simple,
 }
 
-/// One thread's server: either path, behind one face.
-#[derive(Debug)]
-enum Engine {
-    // Boxed: each holds a 32 KiB table of per-source buckets.
-    Batched(Box<BatchServer<SOURCES>>),
-    Simple(Box<Server<StdStack, SOURCES>>),
-}
-
-impl Engine {
-    fn bind(
-        stack: &mut StdStack,
-        port: u16,
-        config: ResponderConfig,
-        io: Io,
-        seed: u64,
-    ) -> Result<Engine, std::io::Error> {
-        if io == Io::Batched {
-            match BatchServer::bind(stack, port, config) {
-                Ok(server) => {
-                    return Ok(Engine::Batched(Box::new(
-                        server.with_sources::<SOURCES>().with_seed(seed),
-                    )));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                    diag!("udp-echo: {e}: answering one datagram per system call");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let server = Server::bind(stack, port, config).map_err(|e| match e {
-            ServerError::Stack(e) => e.into_io_error(),
-        })?;
-        Ok(Engine::Simple(Box::new(
-            server
-                .with_caps(CAPS)
-                .with_sources::<SOURCES>()
-                .with_seed(seed),
-        )))
-    }
-
-    fn socket(&self) -> &StdSocket {
+impl Io {
+    fn path(self) -> Path {
         match self {
-            Engine::Batched(s) => s.socket(),
-            Engine::Simple(s) => s.socket(),
-        }
-    }
-
-    fn counters(&self) -> Counters {
-        match self {
-            Engine::Batched(s) => *s.counters(),
-            Engine::Simple(s) => *s.counters(),
-        }
-    }
-
-    fn run(
-        &mut self,
-        stack: &mut StdStack,
-        shutdown: &Shutdown,
-        presenter: &mut Presenter,
-    ) -> Result<Stopped, ServerError<StdError>> {
-        let clock = Clock::new();
-        match self {
-            Engine::Batched(s) => run_batched(stack, s, &clock, Some(shutdown), presenter),
-            Engine::Simple(s) => run_server(stack, s, &clock, Some(shutdown), presenter),
-        }
-    }
-
-    fn close(self, stack: &mut StdStack) {
-        if let Engine::Simple(s) = self {
-            let _ = (*s).close(stack);
+            Io::Batched => Path::Batched,
+            Io::Simple => Path::Portable,
         }
     }
 }
 
 /// Runs the server until SIGINT/SIGTERM; exit 0 with a summary.
 pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
-    if args.io == Io::Simple && args.no_broadcast {
-        return Err(Failure::usage(
-            "--no-broadcast needs --io batched: the simple path cannot see where a datagram was sent",
-        ));
-    }
     let shutdown = install_shutdown()?;
     let threads = match args.threads {
         0 => thread::available_parallelism().map_or(1, usize::from),
         n => usize::from(n),
     };
-    let mut stack = StdStack::new()
-        .with_bind_ip(args.bind.ip())
-        .with_reuse_port(args.reuse_port || threads > 1);
     let mut config = ResponderConfig::default();
     config.block_reflection_ports = !args.allow_reflection_ports;
     // Loopback is where benchmarks run and only this machine can reach: no default limit.
@@ -138,52 +61,53 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
             super::socket_error(&e, args.bind)
         ))
     };
-    let first = Engine::bind(
-        &mut stack,
-        args.bind.port(),
-        per_thread,
-        args.io,
-        hasher.hash_one(0usize),
-    )
-    .map_err(cannot_bind)?;
-    // Port 0: the others join the port the first one got.
-    let port = first
-        .socket()
-        .local_addr()
-        .map_err(|e| Failure::network(format!("cannot read the bound address: {e}")))?
-        .port();
-    let mut engines = vec![first];
-    for i in 1..threads {
-        let engine = Engine::bind(&mut stack, port, per_thread, args.io, hasher.hash_one(i))
-            .map_err(cannot_bind)?;
-        engines.push(engine);
+    let mut options = Options {
+        bind: args.bind,
+        path: args.io.path(),
+        offload: if args.no_offload {
+            Offload::NONE
+        } else {
+            Offload::ALL
+        },
+        socket: BindOptions {
+            reuse_port: args.reuse_port || threads > 1,
+            ..BindOptions::default()
+        },
+        config: per_thread,
+        seed: hasher.hash_one(0usize),
+    };
+    let first = Server::<SOURCES>::bind(&options).map_err(cannot_bind)?;
+    if let Some(why) = first.fallback() {
+        diag!("udp-echo: {why}: taking the portable path (quinn-udp)");
     }
-    let mut presenter = announce(engines[0].socket(), json, args.quiet, args.max_lines)?;
+    // Port 0: the others join the port the first one got.
+    options.bind = first.local_addr();
+    let mut servers = vec![first];
+    for i in 1..threads {
+        options.seed = hasher.hash_one(i);
+        servers.push(Server::bind(&options).map_err(cannot_bind)?);
+    }
+    let mut presenter = announce(servers[0].local_addr(), json, args.quiet, args.max_lines)?;
     diag!("limits: {}", limits(&config, threads));
-    diag!("{}", io_line(&engines, args.bind.ip().is_unspecified()));
+    diag!("{}", io_line(&servers[0], threads, args.no_offload));
 
     let (result, each) = if threads == 1 {
-        let mut engine = engines.pop().expect("one engine");
-        let result = engine.run(&mut stack, &shutdown, &mut presenter);
-        let counters = engine.counters();
-        engine.close(&mut stack);
-        (result, vec![counters])
+        let mut server = servers.pop().expect("one server");
+        let result = server.run(&Clock::new(), Some(&shutdown), &mut presenter);
+        (result, vec![server.counters()])
     } else {
         // Each thread shows its share of the lines, so the total stays within --max-lines.
         let lines = u32::try_from(threads).map_or(1, |n| (args.max_lines / n).max(1));
         let shutdown = &shutdown;
         thread::scope(|scope| {
-            let handles: Vec<_> = engines
+            let handles: Vec<_> = servers
                 .into_iter()
-                .map(|mut engine| {
-                    let mut stack = stack.clone();
+                .map(|mut server| {
                     let mut presenter = presenter.sibling(lines);
                     scope.spawn(move || {
-                        let result = engine.run(&mut stack, shutdown, &mut presenter);
-                        let counters = engine.counters();
-                        engine.close(&mut stack);
+                        let result = server.run(&Clock::new(), Some(shutdown), &mut presenter);
                         presenter.finish(None, STOP_PATIENCE);
-                        (result, counters)
+                        (result, server.counters())
                     })
                 })
                 .collect();
@@ -222,7 +146,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     }
     match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(server_failure(e, "receive failed")),
+        Err(e) => Err(server_failure(&e, "receive failed")),
     }
 }
 
@@ -235,25 +159,36 @@ fn share(l: RateLimit, threads: usize) -> RateLimit {
     }
 }
 
-/// `io: batched (recvmmsg/sendmmsg), 2 threads (SO_REUSEPORT), replies from each request's
-/// destination address`.
-fn io_line(engines: &[Engine], wildcard: bool) -> String {
-    let threads = match engines.len() {
+/// The start-up `io:` line: the path, the offloads in force, the threads, and where
+/// replies come from, e.g. `io: batched (recvmmsg/sendmmsg), GRO and GSO, 2 threads
+/// (SO_REUSEPORT); replies from each request's destination address`.
+fn io_line(server: &Server<SOURCES>, threads: usize, offload_off: bool) -> String {
+    let path = match server.path() {
+        Path::Batched => "batched (recvmmsg/sendmmsg)",
+        Path::Portable => "simple (quinn-udp, one sendmsg per reply train)",
+    };
+    let offload = server.offload();
+    let offload = match (offload.gro, offload.gso) {
+        _ if offload_off => "GRO and GSO off (--no-offload)".to_string(),
+        (true, true) => "GRO and GSO".to_string(),
+        (false, false) => "no GRO or GSO (the kernel refused them)".to_string(),
+        (gro, _) => format!(
+            "{}; the kernel refused {}",
+            if gro { "GRO" } else { "GSO" },
+            if gro { "GSO" } else { "GRO" }
+        ),
+    };
+    let threads = match threads {
         1 => String::new(),
         n => format!(", {n} threads (SO_REUSEPORT)"),
     };
-    match &engines[0] {
-        Engine::Batched(s) if s.knows_destinations() => format!(
-            "io: batched (recvmmsg/sendmmsg){threads}, replies from each request's destination address"
-        ),
-        Engine::Batched(_) => format!("io: batched (recvmmsg/sendmmsg){threads}"),
-        Engine::Simple(_) if wildcard => format!(
-            "io: simple (one datagram per system call){threads}; bound to a wildcard, replies \
-             come from the address the kernel prefers, which on a host with several \
-             addresses may not be the one a request was sent to"
-        ),
-        Engine::Simple(_) => format!("io: simple (one datagram per system call){threads}"),
-    }
+    let source = if server.replies_from_destination() {
+        "replies from each request's destination address"
+    } else {
+        "replies from the address the system prefers, which on a host with several \
+         addresses may not be the one a request was sent to"
+    };
+    format!("io: {path}, {offload}{threads}; {source}")
 }
 
 /// Per-source buckets: 32 KiB, enough to tell a LAN's sources apart under a flood.

@@ -1,0 +1,631 @@
+//! The system-call layer: datagrams in and out with their metadata, and no decision.
+//!
+//! In: each receive buffer's source, destination address, length and segment size (a
+//! buffer holds several datagrams of one source when the kernel coalesced them, `UDP_GRO`).
+//! Out: a [`Transmit`] per destination and source address, whose bytes may be several
+//! datagrams of one segment size (`UDP_SEGMENT`, GSO), queued in an [`Outbox`].
+//!
+//! Two paths, one face ([`Datagrams`]):
+//! - [`Path::Portable`]: quinn-udp, on every system the host runs on (Linux, macOS,
+//!   Windows, FreeBSD). It reports each datagram's destination and sets each reply's
+//!   source where the system can, and does GRO/GSO where the system has them (on Linux it
+//!   also receives with `recvmmsg`). It sends one `sendmsg` per [`Transmit`].
+//! - [`Path::Batched`] (Linux only): our own `recvmmsg`/`sendmmsg`, which sends a whole
+//!   batch of transmits to many destinations in one system call, each with its own source
+//!   address and segment size.
+//!
+//! What to do with a datagram, and whom to answer from which address, is decided above
+//! this layer (the [`server`](crate::server) module).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+#[cfg(target_os = "linux")]
+mod mmsg;
+mod portable;
+
+/// Buffers per receive call: the core's [`BATCH`](udp_echo_core::BATCH), so a loop looks
+/// at its signals and timers as often on every path.
+pub const BATCH: usize = udp_echo_core::BATCH;
+
+/// Bytes per receive buffer: room for the largest datagram (65,527 bytes over IPv6) and
+/// for the largest train the kernel coalesces (64 KiB), so no datagram is ever cut and a
+/// buffer's length is its true length.
+pub const BUFFER: usize = 1 << 16;
+
+/// The largest payload one send may carry (IPv4's limit; IPv6's is 20 bytes more).
+pub const MAX_SEND: usize = 65_507;
+
+/// The most datagrams one GSO send carries (the kernel's `UDP_MAX_SEGMENTS` is 64 on
+/// older kernels, 128 on newer ones).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// How datagrams move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// quinn-udp: every system; one `sendmsg` per transmit.
+    Portable,
+    /// `recvmmsg`/`sendmmsg` (Linux): one system call per batch each way.
+    Batched,
+}
+
+impl Path {
+    /// The fastest path this system has.
+    pub const fn best() -> Path {
+        if cfg!(target_os = "linux") {
+            Path::Batched
+        } else {
+            Path::Portable
+        }
+    }
+}
+
+/// Which offloads to ask the kernel for; each one it refuses is left off (see
+/// [`Datagrams::offload`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offload {
+    /// Receive trains of datagrams as one buffer (`UDP_GRO`).
+    pub gro: bool,
+    /// Send trains of datagrams in one call (`UDP_SEGMENT`).
+    pub gso: bool,
+}
+
+impl Offload {
+    /// Both on: the default.
+    pub const ALL: Offload = Offload {
+        gro: true,
+        gso: true,
+    };
+    /// Both off: one datagram per buffer and per send.
+    pub const NONE: Offload = Offload {
+        gro: false,
+        gso: false,
+    };
+}
+
+impl Default for Offload {
+    fn default() -> Self {
+        Offload::ALL
+    }
+}
+
+/// One receive buffer's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// The source, as the socket reports it (a dual-stack socket's IPv4 peers as
+    /// `::ffff:a.b.c.d`; it takes them back as they came).
+    pub from: SocketAddr,
+    /// The destination address in the IP header, where the system reports it (a
+    /// broadcast or multicast address, or one of this host's).
+    pub dst: Option<IpAddr>,
+    /// Bytes in the buffer: all its datagrams together, each at its true length.
+    pub len: usize,
+    /// The size of each datagram but the last, which may be shorter; `len` if the buffer
+    /// holds one datagram.
+    pub stride: usize,
+}
+
+impl Meta {
+    /// The buffer's datagrams, as ranges of it: `stride` bytes each, the last one
+    /// shorter; one empty range for a 0-byte datagram.
+    pub fn segments(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let (len, stride) = (self.len, self.stride.max(1));
+        let count = if len == 0 { 1 } else { len.div_ceil(stride) };
+        (0..count).map(move |i| (i * stride).min(len)..((i + 1) * stride).min(len))
+    }
+}
+
+/// Bytes to send to one destination from one source address: one datagram, or a train
+/// of `segment_size`-byte datagrams whose last may be shorter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The source address to send from (`None`: the kernel picks).
+    pub src: Option<IpAddr>,
+    /// The size of each datagram (`None`: `contents` is one datagram).
+    pub segment_size: Option<usize>,
+    /// The bytes.
+    pub contents: &'a [u8],
+}
+
+impl Transmit<'_> {
+    /// How many datagrams it carries.
+    pub fn datagrams(&self) -> usize {
+        match self.segment_size {
+            Some(size) if size > 0 => self.contents.len().div_ceil(size).max(1),
+            _ => 1,
+        }
+    }
+
+    /// The same bytes, one transmit per datagram.
+    pub fn split(&self) -> impl Iterator<Item = Transmit<'_>> + '_ {
+        let size = self.segment_size.unwrap_or(self.contents.len());
+        let meta = Meta {
+            from: self.to,
+            dst: None,
+            len: self.contents.len(),
+            stride: size,
+        };
+        meta.segments().map(move |r| Transmit {
+            segment_size: None,
+            contents: &self.contents[r],
+            ..*self
+        })
+    }
+}
+
+/// Transmits waiting to go out. Datagrams are [`push`](Self::push)ed one by one; when
+/// GSO is on, [`seal`](Self::seal) groups them by destination and source address (in
+/// the order each was first seen; one destination's datagrams keep their order) and cuts
+/// each group into trains: every datagram of a train has the train's first length but
+/// the last, which may be shorter.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Datagrams as pushed: destination, source, range of `raw`.
+    pushed: Vec<(SocketAddr, Option<IpAddr>, usize, usize)>,
+    raw: Vec<u8>,
+    /// Sealed: trains, their bytes contiguous in `bytes`.
+    items: Vec<Item>,
+    bytes: Vec<u8>,
+    max_segments: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    to: SocketAddr,
+    src: Option<IpAddr>,
+    start: usize,
+    end: usize,
+    /// The train's segment size (its first datagram's length).
+    segment: usize,
+    segments: usize,
+}
+
+impl Outbox {
+    /// An empty outbox whose trains carry at most `max_segments` datagrams (1: no trains).
+    pub fn new(max_segments: usize) -> Self {
+        Outbox {
+            max_segments: max_segments.clamp(1, MAX_SEGMENTS),
+            ..Outbox::default()
+        }
+    }
+
+    /// Trains carry at most `max_segments` datagrams from now on (1: none).
+    pub fn set_max_segments(&mut self, max_segments: usize) {
+        self.max_segments = max_segments.clamp(1, MAX_SEGMENTS);
+    }
+
+    /// Queues one datagram of `bytes` to `to` from `src` (`None`: the kernel picks).
+    pub fn push(&mut self, to: SocketAddr, src: Option<IpAddr>, bytes: &[u8]) {
+        let start = self.raw.len();
+        self.raw.extend_from_slice(bytes);
+        self.pushed.push((to, src, start, self.raw.len()));
+    }
+
+    /// Cuts what was pushed into transmits (see the type's docs); pushing again after
+    /// this starts the next set.
+    pub fn seal(&mut self) {
+        if self.pushed.is_empty() {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.pushed.len()).collect();
+        if self.max_segments > 1 {
+            // Group by destination and source, groups in order of first appearance: a
+            // stable sort on the index of each key's first datagram.
+            let mut first: Vec<(SocketAddr, Option<IpAddr>, usize)> = Vec::new();
+            let mut rank = Vec::with_capacity(self.pushed.len());
+            for (i, &(to, src, ..)) in self.pushed.iter().enumerate() {
+                let r = match first.iter().find(|k| k.0 == to && k.1 == src) {
+                    Some(k) => k.2,
+                    None => {
+                        first.push((to, src, i));
+                        i
+                    }
+                };
+                rank.push(r);
+            }
+            order.sort_by_key(|&i| rank[i]);
+        }
+        for i in order {
+            let (to, src, start, end) = self.pushed[i];
+            let len = end - start;
+            let grows = self.items.last().is_some_and(|t| {
+                t.to == to
+                    && t.src == src
+                    && t.segments < self.max_segments
+                    && len > 0
+                    && len <= t.segment
+                    // A shorter datagram ends its train: none may follow it.
+                    && (t.end - t.start) == t.segment * t.segments
+                    && t.end - t.start + len <= MAX_SEND
+            });
+            let at = self.bytes.len();
+            self.bytes.extend_from_slice(&self.raw[start..end]);
+            match self.items.last_mut() {
+                Some(t) if grows => {
+                    t.end += len;
+                    t.segments += 1;
+                }
+                _ => self.items.push(Item {
+                    to,
+                    src,
+                    start: at,
+                    end: at + len,
+                    segment: len,
+                    segments: 1,
+                }),
+            }
+        }
+        self.pushed.clear();
+        self.raw.clear();
+    }
+
+    /// The transmits sealed, in order.
+    pub fn transmits(&self) -> impl Iterator<Item = Transmit<'_>> + '_ {
+        self.items.iter().map(|i| Transmit {
+            to: i.to,
+            src: i.src,
+            segment_size: (i.segments > 1).then_some(i.segment),
+            contents: &self.bytes[i.start..i.end],
+        })
+    }
+
+    /// Transmits sealed.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued, sealed or not.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.pushed.is_empty()
+    }
+
+    /// Datagrams queued, sealed or not.
+    pub fn datagrams(&self) -> usize {
+        self.items.iter().map(|i| i.segments).sum::<usize>() + self.pushed.len()
+    }
+
+    /// Empties it.
+    pub fn clear(&mut self) {
+        self.pushed.clear();
+        self.raw.clear();
+        self.items.clear();
+        self.bytes.clear();
+    }
+}
+
+/// What a send did, counted in datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sent {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// Datagrams it refused (the rest still went out).
+    pub failed: usize,
+    /// Send calls made.
+    pub calls: usize,
+}
+
+/// Options for a socket that [`bind`] opens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BindOptions {
+    /// `SO_REUSEADDR`: several listeners share a port and all get its broadcasts.
+    pub reuse_addr: bool,
+    /// `SO_REUSEPORT` (not on Windows): the kernel spreads datagrams over the sockets.
+    pub reuse_port: bool,
+    /// `SO_BROADCAST`.
+    pub broadcast: bool,
+}
+
+/// A non-blocking UDP socket bound to `addr`; `[::]` makes a dual-stack socket.
+///
+/// # Errors
+///
+/// The system's, e.g. the port in use or an address that is not this host's.
+pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    if addr.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
+        socket.set_only_v6(false)?;
+    }
+    if options.reuse_addr {
+        socket.set_reuse_address(true)?;
+    }
+    if options.reuse_port {
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+        socket.set_reuse_port(true)?;
+        #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not available on this system",
+        ));
+    }
+    if options.broadcast {
+        socket.set_broadcast(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// One socket's datagrams, on either [`Path`]. See the [module docs](self).
+#[derive(Debug)]
+pub struct Datagrams {
+    imp: Imp,
+    /// Trains carry at most this many datagrams (1: GSO off).
+    gso: usize,
+    gro: bool,
+}
+
+#[derive(Debug)]
+enum Imp {
+    Portable(Box<portable::Io>),
+    #[cfg(target_os = "linux")]
+    Batched(Box<mmsg::Io>),
+}
+
+impl Datagrams {
+    /// Takes `socket` (bound, non-blocking) onto `path`, asking for `offload`; asks the
+    /// system to report each datagram's destination where it can.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be set up, or `path` is [`Path::Batched`] on a system without
+    /// `recvmmsg(2)` (`ErrorKind::Unsupported`: take [`Path::Portable`]).
+    pub fn new(socket: Socket, path: Path, offload: Offload) -> io::Result<Self> {
+        let (imp, gro, gso) = match path {
+            Path::Portable => {
+                let io = portable::Io::new(socket, offload)?;
+                let (gro, gso) = (io.gro(), io.max_segments());
+                (Imp::Portable(Box::new(io)), gro, gso)
+            }
+            #[cfg(target_os = "linux")]
+            Path::Batched => {
+                let io = mmsg::Io::new(socket, offload)?;
+                let (gro, gso) = (io.gro(), io.max_segments());
+                (Imp::Batched(Box::new(io)), gro, gso)
+            }
+            #[cfg(not(target_os = "linux"))]
+            Path::Batched => {
+                drop(socket);
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "recvmmsg/sendmmsg are Linux's",
+                ));
+            }
+        };
+        Ok(Datagrams { imp, gso, gro })
+    }
+
+    /// The path datagrams take.
+    pub fn path(&self) -> Path {
+        match self.imp {
+            Imp::Portable(_) => Path::Portable,
+            #[cfg(target_os = "linux")]
+            Imp::Batched(_) => Path::Batched,
+        }
+    }
+
+    /// The offloads in force: what was asked for and the kernel took (GSO goes off for
+    /// good if the kernel refuses a train at send time).
+    pub fn offload(&self) -> Offload {
+        Offload {
+            gro: self.gro,
+            gso: self.gso > 1,
+        }
+    }
+
+    /// The most datagrams a train may carry now (1: GSO off).
+    pub fn max_segments(&self) -> usize {
+        self.gso
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &Socket {
+        match &self.imp {
+            Imp::Portable(io) => io.socket(),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.socket(),
+        }
+    }
+
+    /// Whether each datagram's destination address is reported on this system.
+    pub fn reports_destinations(&self) -> bool {
+        // quinn-udp and the batched path ask for it on every system the host runs on.
+        true
+    }
+
+    /// Receives what is waiting, up to [`BATCH`] buffers, without blocking; returns how
+    /// many (0: nothing was waiting).
+    ///
+    /// # Errors
+    ///
+    /// The system's, except "would block" (0) and interruptions (tried again). An ICMP
+    /// report for an earlier send (`ConnectionRefused`, `ConnectionReset` on Windows)
+    /// comes back as an error: the caller decides to ignore it.
+    pub fn recv(&mut self) -> io::Result<usize> {
+        match &mut self.imp {
+            Imp::Portable(io) => io.recv(),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.recv(),
+        }
+    }
+
+    /// Whether the last [`recv`](Self::recv) filled every buffer: more may be waiting.
+    pub fn was_full(&self) -> bool {
+        match &self.imp {
+            Imp::Portable(io) => io.was_full(),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.was_full(),
+        }
+    }
+
+    /// The `i`th buffer of the last [`recv`](Self::recv) and its metadata; `None` past
+    /// the end, or if its source is not an IP address.
+    pub fn get(&self, i: usize) -> Option<(Meta, &[u8])> {
+        match &self.imp {
+            Imp::Portable(io) => io.get(i),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.get(i),
+        }
+    }
+
+    /// Sends everything in `outbox` and empties it. A transmit the kernel refuses is
+    /// counted as failed, datagram by datagram, and the rest still go out; a train the
+    /// kernel refuses for its segmentation (`EIO`, `EINVAL`) is sent again datagram by
+    /// datagram, and GSO is off from then on.
+    pub fn send(&mut self, outbox: &mut Outbox) -> Sent {
+        let sent = match &mut self.imp {
+            Imp::Portable(io) => io.send(outbox),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.send(outbox),
+        };
+        self.gso = match &self.imp {
+            Imp::Portable(io) => io.max_segments(),
+            #[cfg(target_os = "linux")]
+            Imp::Batched(io) => io.max_segments(),
+        };
+        outbox.set_max_segments(outbox.max_segments.min(self.gso));
+        outbox.clear();
+        sent
+    }
+}
+
+/// Whether a send error says the kernel cannot segment this train (GSO unsupported by
+/// the device or the kernel).
+fn is_gso_refusal(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        e.kind() == io::ErrorKind::InvalidInput
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn shape(o: &mut Outbox) -> Vec<(u16, Option<usize>, usize)> {
+        o.seal();
+        o.transmits()
+            .map(|t| (t.to.port(), t.segment_size, t.contents.len()))
+            .collect()
+    }
+
+    #[test]
+    fn equal_datagrams_to_one_destination_make_one_train() {
+        let mut o = Outbox::new(64);
+        for _ in 0..3 {
+            o.push(to(1), None, &[b'a'; 22]);
+        }
+        o.push(to(1), None, &[b'a'; 21]); // shorter: ends the train
+        o.push(to(1), None, &[b'a'; 21]);
+        assert_eq!(shape(&mut o), [(1, Some(22), 88), (1, None, 21)]);
+        assert_eq!(o.datagrams(), 5);
+    }
+
+    #[test]
+    fn interleaved_destinations_each_get_one_train_in_their_own_order() {
+        let mut o = Outbox::new(64);
+        for i in 0..6u8 {
+            o.push(to(1 + u16::from(i % 2)), None, &[i; 3]);
+        }
+        assert_eq!(shape(&mut o), [(1, Some(3), 9), (2, Some(3), 9)]);
+        let first: Vec<u8> = o.transmits().next().unwrap().contents.to_vec();
+        assert_eq!(first, [0, 0, 0, 2, 2, 2, 4, 4, 4]);
+    }
+
+    #[test]
+    fn a_longer_datagram_starts_a_new_train() {
+        let mut o = Outbox::new(64);
+        o.push(to(1), None, &[0; 21]);
+        o.push(to(1), None, &[0; 21]);
+        o.push(to(1), None, &[0; 22]);
+        assert_eq!(shape(&mut o), [(1, Some(21), 42), (1, None, 22)]);
+    }
+
+    #[test]
+    fn other_destinations_and_sources_are_other_trains() {
+        let mut o = Outbox::new(64);
+        let src: IpAddr = "127.0.0.2".parse().unwrap();
+        o.push(to(1), None, &[0; 5]);
+        o.push(to(2), None, &[0; 5]);
+        o.push(to(1), Some(src), &[0; 5]);
+        o.push(to(2), None, &[0; 5]);
+        assert_eq!(
+            shape(&mut o),
+            [(1, None, 5), (2, Some(5), 10), (1, None, 5)],
+            "grouped by destination and source, in order of first appearance"
+        );
+    }
+
+    #[test]
+    fn gso_off_or_the_segment_cap_bounds_trains() {
+        let mut o = Outbox::new(1);
+        o.push(to(1), None, &[0; 5]);
+        o.push(to(1), None, &[0; 5]);
+        assert_eq!(shape(&mut o), [(1, None, 5), (1, None, 5)]);
+        let mut o = Outbox::new(2);
+        for _ in 0..5 {
+            o.push(to(1), None, &[0; 5]);
+        }
+        assert_eq!(
+            shape(&mut o),
+            [(1, Some(5), 10), (1, Some(5), 10), (1, None, 5)]
+        );
+    }
+
+    #[test]
+    fn zero_byte_datagrams_and_the_size_cap_are_never_coalesced() {
+        let mut o = Outbox::new(64);
+        o.push(to(1), None, &[]);
+        o.push(to(1), None, &[]);
+        o.push(to(1), None, &vec![0; 40_000]);
+        o.push(to(1), None, &vec![0; 40_000]);
+        assert_eq!(
+            shape(&mut o),
+            [
+                (1, None, 0),
+                (1, None, 0),
+                (1, None, 40_000),
+                (1, None, 40_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn segments_cover_the_buffer_with_a_shorter_last() {
+        let meta = |len, stride| Meta {
+            from: to(1),
+            dst: None,
+            len,
+            stride,
+        };
+        let v: Vec<_> = meta(25, 10).segments().collect();
+        assert_eq!(v, [0..10, 10..20, 20..25]);
+        let one = |m: Meta| m.segments().collect::<Vec<_>>();
+        assert_eq!(one(meta(0, 0)), vec![(0..0)], "a 0-byte datagram");
+        assert_eq!(one(meta(7, 7)), vec![(0..7)]);
+    }
+
+    #[test]
+    fn a_train_splits_back_into_its_datagrams() {
+        let t = Transmit {
+            to: to(1),
+            src: None,
+            segment_size: Some(4),
+            contents: b"aaaabbbbcc",
+        };
+        assert_eq!(t.datagrams(), 3);
+        let parts: Vec<&[u8]> = t.split().map(|t| t.contents).collect();
+        assert_eq!(parts, [&b"aaaa"[..], b"bbbb", b"cc"]);
+    }
+}
