@@ -122,6 +122,18 @@ pub struct Server<const N: usize = DEFAULT_SOURCES> {
     interfaces: Interfaces,
     outbox: Outbox,
     fallback: Option<io::Error>,
+    stats: IoStats,
+}
+
+/// What moved through a server's system calls (its datagrams are in its [`Counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoStats {
+    /// Receive buffers: fewer than datagrams received when the kernel coalesced (GRO).
+    pub buffers: u64,
+    /// Send calls: fewer than transmits when batched (`sendmmsg`).
+    pub send_calls: u64,
+    /// Transmits sent: fewer than replies when replies went out as trains (GSO).
+    pub transmits: u64,
 }
 
 impl<const N: usize> Server<N> {
@@ -172,6 +184,7 @@ impl<const N: usize> Server<N> {
             interfaces: Interfaces::read(),
             outbox,
             fallback,
+            stats: IoStats::default(),
         })
     }
 
@@ -200,6 +213,11 @@ impl<const N: usize> Server<N> {
     /// a socket bound to one address answers from it anyway).
     pub fn replies_from_destination(&self) -> bool {
         self.io.reports_destinations()
+    }
+
+    /// What moved through the system calls so far.
+    pub fn io_stats(&self) -> IoStats {
+        self.stats
     }
 
     /// What the server has seen and done (all zero for a listener but `received`).
@@ -234,6 +252,7 @@ impl<const N: usize> Server<N> {
             }
             Err(e) => return Err(e),
         };
+        self.stats.buffers += n as u64;
         for i in 0..n {
             let Some((meta, buf)) = self.io.get(i) else {
                 continue; // not an IP source: nothing to answer
@@ -266,7 +285,10 @@ impl<const N: usize> Server<N> {
             }
         }
         if !self.outbox.is_empty() {
+            self.outbox.seal();
+            self.stats.transmits += self.outbox.len() as u64;
             let sent = self.io.send(&mut self.outbox);
+            self.stats.send_calls += sent.calls as u64;
             if sent.failed > 0 {
                 log::warn!("server: {} replies could not be sent", sent.failed);
                 if let Some(r) = &mut self.responder {

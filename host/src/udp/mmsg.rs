@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use nix::sys::socket::{SockaddrStorage, getsockname, setsockopt, sockopt};
 use socket2::Socket;
 
-use super::{BATCH, BUFFER, Meta, Offload, Outbox, Sent, Transmit, is_gso_refusal};
+use super::{BATCH, BUFFER, Meta, Offload, Sent, Transmit, is_gso_refusal};
 
 /// Room for a `sockaddr_in6` (28 bytes), the larger of the two address families.
 const NAME: usize = 28;
@@ -244,11 +244,9 @@ impl Io {
         ))
     }
 
-    /// Sends the outbox's transmits in as few `sendmmsg(2)` calls as the kernel allows.
-    pub(super) fn send(&mut self, outbox: &mut Outbox) -> Sent {
-        outbox.seal();
+    /// Sends `transmits` in as few `sendmmsg(2)` calls as the kernel allows.
+    pub(super) fn send(&mut self, transmits: &[Transmit<'_>]) -> Sent {
         let mut done = Sent::default();
-        let transmits: Vec<Transmit<'_>> = outbox.transmits().collect();
         for chunk in transmits.chunks(BATCH) {
             self.send_chunk(chunk, &mut done);
         }

@@ -476,18 +476,27 @@ impl Datagrams {
     /// kernel refuses for its segmentation (`EIO`, `EINVAL`) is sent again datagram by
     /// datagram, and GSO is off from then on.
     pub fn send(&mut self, outbox: &mut Outbox) -> Sent {
+        outbox.seal();
+        let transmits: Vec<Transmit<'_>> = outbox.transmits().collect();
+        let sent = self.send_transmits(&transmits);
+        outbox.set_max_segments(outbox.max_segments.min(self.gso));
+        outbox.clear();
+        sent
+    }
+
+    /// Sends `transmits` as they are (an [`Outbox`] builds them), with the same handling
+    /// of refusals as [`send`](Self::send).
+    pub fn send_transmits(&mut self, transmits: &[Transmit<'_>]) -> Sent {
         let sent = match &mut self.imp {
-            Imp::Portable(io) => io.send(outbox),
+            Imp::Portable(io) => io.send(transmits),
             #[cfg(target_os = "linux")]
-            Imp::Batched(io) => io.send(outbox),
+            Imp::Batched(io) => io.send(transmits),
         };
         self.gso = match &self.imp {
             Imp::Portable(io) => io.max_segments(),
             #[cfg(target_os = "linux")]
             Imp::Batched(io) => io.max_segments(),
         };
-        outbox.set_max_segments(outbox.max_segments.min(self.gso));
-        outbox.clear();
         sent
     }
 }

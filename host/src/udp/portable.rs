@@ -12,7 +12,7 @@ use std::io::{self, IoSliceMut};
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use socket2::Socket;
 
-use super::{BATCH, BUFFER, Meta, Offload, Outbox, Sent, Transmit, is_gso_refusal};
+use super::{BATCH, BUFFER, Meta, Offload, Sent, Transmit, is_gso_refusal};
 
 /// Buffers per call: quinn-udp's batch (32 where it has `recvmmsg`, else 1).
 const BUFFERS: usize = if quinn_udp::BATCH_SIZE < BATCH {
@@ -117,11 +117,10 @@ impl Io {
         ))
     }
 
-    pub(super) fn send(&mut self, outbox: &mut Outbox) -> Sent {
-        outbox.seal();
+    pub(super) fn send(&mut self, transmits: &[Transmit<'_>]) -> Sent {
         let mut done = Sent::default();
-        for t in outbox.transmits() {
-            self.send_one(&t, &mut done);
+        for t in transmits {
+            self.send_one(t, &mut done);
         }
         done
     }
