@@ -112,28 +112,19 @@ impl Interfaces {
     }
 
     /// The responder's view of a datagram from `from` sent to `dst` (`None`: unknown).
-    /// `kernel_says_broadcast` is the kernel's own verdict where it gives one (on an IPv4
-    /// socket, a reply source other than the destination).
-    pub fn destination(
-        &mut self,
-        from: IpAddr,
-        dst: Option<IpAddr>,
-        kernel_says_broadcast: bool,
-    ) -> Destination {
+    pub fn destination(&mut self, from: IpAddr, dst: Option<IpAddr>) -> Destination {
         let Some(dst) = dst else {
             return Destination::Unknown;
         };
-        let multicast = match canonical_ip(dst) {
-            IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
-            IpAddr::V6(v6) => v6.is_multicast(),
-        };
-        // Only a datagram that may be a broadcast needs the interface list.
-        let broadcast = multicast || kernel_says_broadcast || {
-            let mapped_v4 = matches!(dst, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
-            mapped_v4 && {
-                self.refresh();
-                self.is_broadcast(dst)
+        let broadcast = match canonical_ip(dst) {
+            IpAddr::V4(v4) => {
+                v4.is_broadcast() || v4.is_multicast() || {
+                    // A subnet's broadcast address is known only from the interface list.
+                    self.refresh();
+                    self.is_broadcast(dst)
+                }
             }
+            IpAddr::V6(v6) => v6.is_multicast(),
         };
         if !broadcast {
             return Destination::Unicast;
@@ -229,19 +220,19 @@ mod tests {
     fn destinations_for_the_responder() {
         let mut t = table();
         let src = ip("10.7.0.9");
-        assert_eq!(t.destination(src, None, false), Destination::Unknown);
+        assert_eq!(t.destination(src, None), Destination::Unknown);
         assert_eq!(
-            t.destination(src, Some(ip("10.7.0.1")), false),
+            t.destination(src, Some(ip("10.7.0.1"))),
             Destination::Unicast
         );
         assert_eq!(
-            t.destination(src, Some(ip("10.7.0.255")), true),
+            t.destination(src, Some(ip("10.7.0.255"))),
             Destination::Broadcast {
                 source_on_link: true
             }
         );
         assert_eq!(
-            t.destination(ip("10.9.0.2"), Some(ip("255.255.255.255")), false),
+            t.destination(ip("10.9.0.2"), Some(ip("255.255.255.255"))),
             Destination::Broadcast {
                 source_on_link: false
             }

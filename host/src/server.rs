@@ -265,7 +265,7 @@ impl<const N: usize> Server<N> {
                 }
                 continue;
             };
-            let to = self.interfaces.destination(from.ip(), meta.dst, false);
+            let to = self.interfaces.destination(from.ip(), meta.dst);
             // A broadcast's reply goes from the address the kernel picks: a subnet's
             // broadcast address, known only from the interface list, cannot be a source.
             let src = match to {

@@ -537,7 +537,7 @@ mod tests {
         }
         o.push(to(1), None, &[b'a'; 21]); // shorter: ends the train
         o.push(to(1), None, &[b'a'; 21]);
-        assert_eq!(shape(&mut o), [(1, Some(22), 88), (1, None, 21)]);
+        assert_eq!(shape(&mut o), [(1, Some(22), 87), (1, None, 21)]);
         assert_eq!(o.datagrams(), 5);
     }
 
