@@ -1402,6 +1402,56 @@ fn both_io_paths_answer_and_say_which_they_are() {
 }
 
 #[test]
+fn gso_trains_are_answered_datagram_by_datagram_on_every_path_family_and_thread_count() {
+    // bench --gso sends trains of 16 (UDP_SEGMENT); the server takes each as one GRO
+    // buffer, answers each datagram and sends the replies back as trains.
+    for (bind, extra) in [
+        ("127.0.0.1:0", &["--io", "batched"][..]),
+        ("127.0.0.1:0", &["--io", "simple"][..]),
+        ("[::1]:0", &["--io", "batched"][..]),
+        ("[::1]:0", &["--io", "simple"][..]),
+        ("127.0.0.1:0", &["--threads", "2"][..]),
+        ("127.0.0.1:0", &["--no-offload"][..]),
+    ] {
+        let mut args = vec!["--quiet", "--json"];
+        args.extend_from_slice(extra);
+        let server = serve(bind, &args);
+        let to = server.addr.to_string();
+        let ran = run(
+            &[
+                "bench",
+                &to,
+                "--gso",
+                "16",
+                "--window",
+                "128",
+                "--requests",
+                "4000",
+                "--json",
+            ],
+            b"",
+            PATIENCE,
+        );
+        assert_eq!(ran.code(), 0, "{extra:?}: {}", ran.stderr);
+        let bench: Value = serde_json::from_str(ran.stdout().lines().last().unwrap()).unwrap();
+        assert_eq!(bench["sent"], 4000, "{extra:?}: {bench}");
+        assert_eq!(bench["replies"], 4000, "{extra:?}: {bench}");
+        let stopped = stopped_event(server.proc);
+        assert_eq!(stopped["received"], 4000, "{bind} {extra:?}: {stopped}");
+        assert_eq!(stopped["replied"], 4000, "{bind} {extra:?}: {stopped}");
+        assert_eq!(stopped["send_failed"], 0, "{bind} {extra:?}: {stopped}");
+    }
+}
+
+#[test]
+fn the_io_line_says_which_offloads_are_in_force() {
+    let on = serve("127.0.0.1:0", &["--quiet"]);
+    on.proc.stderr_line("GRO and GSO");
+    let off = serve("127.0.0.1:0", &["--quiet", "--no-offload"]);
+    off.proc.stderr_line("GRO and GSO off (--no-offload)");
+}
+
+#[test]
 fn two_threads_answer_from_both_sockets_and_sum_their_counters() {
     let server = serve("127.0.0.1:0", &["--threads", "2", "--quiet", "--json"]);
     server.proc.stderr_line("2 threads (SO_REUSEPORT)");
