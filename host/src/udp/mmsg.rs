@@ -245,10 +245,18 @@ impl Io {
     }
 
     /// Sends `transmits` in as few `sendmmsg(2)` calls as the kernel allows.
-    pub(super) fn send(&mut self, transmits: &[Transmit<'_>]) -> Sent {
+    pub(super) fn send<'a>(&mut self, transmits: impl Iterator<Item = Transmit<'a>>) -> Sent {
         let mut done = Sent::default();
-        for chunk in transmits.chunks(BATCH) {
-            self.send_chunk(chunk, &mut done);
+        let mut chunk: heapless::Vec<Transmit<'a>, BATCH> = heapless::Vec::new();
+        for t in transmits {
+            if chunk.is_full() {
+                self.send_chunk(&chunk, &mut done);
+                chunk.clear();
+            }
+            let _ = chunk.push(t);
+        }
+        if !chunk.is_empty() {
+            self.send_chunk(&chunk, &mut done);
         }
         done
     }

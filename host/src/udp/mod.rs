@@ -171,6 +171,10 @@ pub struct Outbox {
     items: Vec<Item>,
     bytes: Vec<u8>,
     max_segments: usize,
+    /// Scratch for [`seal`](Self::seal), kept to spare an allocation per batch: the
+    /// order datagrams go out in, and each destination's first datagram.
+    order: Vec<usize>,
+    first: Vec<(SocketAddr, Option<IpAddr>, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -211,25 +215,32 @@ impl Outbox {
         if self.pushed.is_empty() {
             return;
         }
-        let mut order: Vec<usize> = (0..self.pushed.len()).collect();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
         if self.max_segments > 1 {
             // Group by destination and source, groups in order of first appearance: a
-            // stable sort on the index of each key's first datagram.
-            let mut first: Vec<(SocketAddr, Option<IpAddr>, usize)> = Vec::new();
-            let mut rank = Vec::with_capacity(self.pushed.len());
+            // stable sort on the index of each key's first datagram, packed above the
+            // datagram's own index.
+            let first = &mut self.first;
+            first.clear();
             for (i, &(to, src, ..)) in self.pushed.iter().enumerate() {
-                let r = match first.iter().find(|k| k.0 == to && k.1 == src) {
+                let rank = match first.iter().find(|k| k.0 == to && k.1 == src) {
                     Some(k) => k.2,
                     None => {
                         first.push((to, src, i));
                         i
                     }
                 };
-                rank.push(r);
+                order.push(rank << 32 | i);
             }
-            order.sort_by_key(|&i| rank[i]);
+            order.sort_unstable();
+            for o in &mut order {
+                *o &= 0xffff_ffff;
+            }
+        } else {
+            order.extend(0..self.pushed.len());
         }
-        for i in order {
+        for &i in &order {
             let (to, src, start, end) = self.pushed[i];
             let len = end - start;
             let grows = self.items.last().is_some_and(|t| {
@@ -259,6 +270,7 @@ impl Outbox {
                 }),
             }
         }
+        self.order = order;
         self.pushed.clear();
         self.raw.clear();
     }
@@ -477,8 +489,7 @@ impl Datagrams {
     /// datagram, and GSO is off from then on.
     pub fn send(&mut self, outbox: &mut Outbox) -> Sent {
         outbox.seal();
-        let transmits: Vec<Transmit<'_>> = outbox.transmits().collect();
-        let sent = self.send_transmits(&transmits);
+        let sent = self.send_iter(outbox.transmits());
         outbox.set_max_segments(outbox.max_segments.min(self.gso));
         outbox.clear();
         sent
@@ -487,6 +498,10 @@ impl Datagrams {
     /// Sends `transmits` as they are (an [`Outbox`] builds them), with the same handling
     /// of refusals as [`send`](Self::send).
     pub fn send_transmits(&mut self, transmits: &[Transmit<'_>]) -> Sent {
+        self.send_iter(transmits.iter().copied())
+    }
+
+    fn send_iter<'a>(&mut self, transmits: impl Iterator<Item = Transmit<'a>>) -> Sent {
         let sent = match &mut self.imp {
             Imp::Portable(io) => io.send(transmits),
             #[cfg(target_os = "linux")]

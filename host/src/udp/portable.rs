@@ -81,8 +81,10 @@ impl Io {
 
     pub(super) fn recv(&mut self) -> io::Result<usize> {
         self.count = 0;
-        let mut slices: Vec<IoSliceMut<'_>> =
-            self.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        let mut slices: heapless::Vec<IoSliceMut<'_>, BUFFERS> = heapless::Vec::new();
+        for b in &mut self.bufs {
+            let _ = slices.push(IoSliceMut::new(b));
+        }
         match self
             .state
             .recv(UdpSockRef::from(&self.socket), &mut slices, &mut self.meta)
@@ -117,10 +119,10 @@ impl Io {
         ))
     }
 
-    pub(super) fn send(&mut self, transmits: &[Transmit<'_>]) -> Sent {
+    pub(super) fn send<'a>(&mut self, transmits: impl Iterator<Item = Transmit<'a>>) -> Sent {
         let mut done = Sent::default();
         for t in transmits {
-            self.send_one(t, &mut done);
+            self.send_one(&t, &mut done);
         }
         done
     }
