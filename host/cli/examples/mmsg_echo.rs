@@ -2,10 +2,12 @@
 //!
 //! `scripts/bench.sh` runs it next to `udp-echo serve` (batched) to show what the core's
 //! responder and the server loop cost on top of the same system calls. It uses the host's
-//! `recvmmsg`/`sendmmsg` wrappers ([`RecvBatch`], [`SendBatch`]) and nothing else: no guards
-//! (it answers source port 0, reflection ports and other echo servers' replies alike, so
-//! never expose it), no rate limits, no counters by reason, no observer, no reply source
-//! address. Only the reply text comes from the core ([`Reply::new`]).
+//! system-call layer ([`udp_echo_host::udp`]) on its batched path (`recvmmsg`/`sendmmsg`)
+//! with both offloads off, so every buffer is one datagram and every reply goes out on
+//! its own (one `sendmmsg` for the batch), and nothing else: no guards (it answers source
+//! port 0, reflection ports and other echo servers' replies alike, so never expose it),
+//! no rate limits, no counters by reason, no observer, no reply source address. Only the
+//! reply text comes from the core ([`Reply::new`]). Its GRO/GSO twin is `gro_echo`.
 //!
 //! ```text
 //! cargo run --release -p udp-echo --example mmsg_echo -- 127.0.0.1:0
@@ -13,58 +15,42 @@
 //!
 //! Binds the address in the first argument (default `127.0.0.1:0`), prints
 //! `listening on ADDR` on stderr, then answers until SIGTERM or SIGINT, or for at most
-//! [`LIFETIME`]; on exit prints `mmsg_echo: received N, replied M` on stderr.
+//! [`LIFETIME`](common::LIFETIME); on exit prints `mmsg_echo: received N, replied M` on
+//! stderr.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use rustix::event::{PollFd, PollFlags, Timespec};
 use udp_echo_core::wire::Reply;
-use udp_echo_host::mmsg::{RecvBatch, SendBatch};
+use udp_echo_host::udp::{Offload, Outbox};
 
 mod common;
-
-use common::{LIFETIME, TICK};
 
 fn main() -> ExitCode {
     common::main_of("mmsg_echo", run)
 }
 
 fn run() -> io::Result<()> {
-    let addr: SocketAddr = common::arg(1, SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    let stop = common::stop_on_signals()?;
-    let socket = UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    eprintln!("listening on {}", socket.local_addr()?);
-
-    let deadline = Instant::now() + LIFETIME;
-    let (mut recv, mut send) = (RecvBatch::new(), SendBatch::new());
-    let (mut received, mut replied) = (0u64, 0u64);
-    let tick = Timespec::try_from(TICK).expect("a small timeout");
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let n = match recv.recv(&socket) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            let mut fds = [PollFd::new(&socket, PollFlags::IN)];
-            let _ = rustix::event::poll(&mut fds, Some(&tick));
-            continue;
-        }
+    let mut echo = common::Echo::bind(Offload::NONE)?;
+    let mut outbox = Outbox::new(1);
+    let (mut received, mut replied, mut failed) = (0u64, 0u64, 0u64);
+    while echo.running() {
+        let n = echo.recv()?;
         received += n as u64;
         for i in 0..n {
-            if let Some(d) = recv.get(i)
-                && let Ok(len) = u16::try_from(d.len)
+            // Without GRO a buffer is one datagram, its length at most 65,527.
+            if let Some((meta, _)) = echo.io.get(i)
+                && let Ok(len) = u16::try_from(meta.len)
             {
-                send.push(Some(d.from), Reply::new(len), None, false);
+                outbox.push(meta.from, None, Reply::new(len).as_bytes());
             }
         }
-        replied += send.flush(&socket).sent as u64;
+        if n > 0 {
+            let sent = echo.io.send(&mut outbox);
+            replied += sent.sent as u64;
+            failed += sent.failed as u64;
+        }
     }
-    eprintln!("mmsg_echo: received {received}, replied {replied}");
+    eprintln!("mmsg_echo: received {received}, replied {replied}, send failed {failed}");
     Ok(())
 }

@@ -1,31 +1,43 @@
 //! The reference load generator: what `udp-echo bench` is measured against.
 //!
 //! The same shape of load as `udp-echo bench` (a window of requests spread over several
-//! connected sockets, sent and received by the batch with the host's `sendmmsg`/`recvmmsg`
-//! wrappers) with none of its bookkeeping: replies are counted, not parsed, not matched
-//! and not timed; nothing is counted lost. `scripts/bench.sh` runs both against the same
-//! server to check that `bench` loads it as hard (≥ 0.9× these replies/s).
+//! unconnected sockets, sent and received by the batch through the host's system-call
+//! layer, [`udp_echo_host::udp`], on its batched path `sendmmsg`/`recvmmsg`; with a GSO
+//! argument above 1, sent as trains of up to that many datagrams per message and received
+//! with GRO, as `bench --gso`) with none of its bookkeeping: replies are counted, not
+//! parsed, not matched and not timed; nothing is counted lost. `scripts/bench.sh` runs
+//! both against the same server to check that `bench` loads it as hard (≥ 0.9× these
+//! replies/s).
 //!
 //! ```text
-//! cargo run --release -p udp-echo --example plain_load -- 127.0.0.1:6666 2s 64 4
+//! cargo run --release -p udp-echo --example plain_load -- 127.0.0.1:6666 2s 64 4 [GSO]
 //! ```
 //!
-//! Arguments: server, duration (`2s`, `500ms`; at most 60 s), window, sockets. Sends only
-//! to the server given; prints `{"replies": N, "replies_per_s": R}` on stdout.
+//! Arguments: server, duration (`2s`, `500ms`; at most 60 s), window, sockets, GSO
+//! (datagrams per train, 1..=64, default 1: none). Sends only to the server given; prints
+//! `{"replies": N, "replies_per_s": R}` on stdout.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
-use udp_echo_core::Reply;
-use udp_echo_host::mmsg::{BATCH, RecvBatch, SendBatch};
+use udp_echo_host::udp::{
+    self, BATCH, BindOptions, Datagrams, MAX_SEGMENTS, Offload, Outbox, Path,
+};
 
 mod common;
 
 fn main() -> ExitCode {
     common::main_of("plain_load", run)
+}
+
+/// One socket, its share of the window and its requests in flight.
+struct Flow {
+    io: Datagrams,
+    share: usize,
+    in_flight: usize,
 }
 
 fn run() -> io::Result<()> {
@@ -37,49 +49,55 @@ fn run() -> io::Result<()> {
         None => Duration::from_secs(2),
     }
     .min(Duration::from_secs(60));
-    let window: usize = common::arg(3, 64)?;
-    let sockets: usize = common::arg(4, 4)?.clamp(1, window.max(1));
+    let window: usize = common::arg::<usize>(3, 64)?.max(1);
+    let sockets: usize = common::arg(4, 4)?.clamp(1, window);
+    let gso: usize = common::arg(5, 1)?.clamp(1, MAX_SEGMENTS);
+    let offload = if gso > 1 { Offload::ALL } else { Offload::NONE };
     let request = b"hello world!";
 
+    let local = if server.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
     let mut flows = Vec::new();
     for i in 0..sockets {
-        let s = UdpSocket::bind(if server.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        })?;
-        s.connect(server)?;
-        s.set_nonblocking(true)?;
-        flows.push((
-            s,
-            window / sockets + usize::from(i < window % sockets),
-            0usize,
-        ));
+        let socket = udp::bind(local, BindOptions::default())?;
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        flows.push(Flow {
+            io: Datagrams::new(socket, Path::Batched, offload)?,
+            share: window / sockets + usize::from(i < window % sockets),
+            in_flight: 0,
+        });
     }
-    let (mut recv, mut send) = (RecvBatch::new(), SendBatch::new());
+    let mut outbox = Outbox::new(gso);
     let mut replies = 0u64;
     let start = Instant::now();
     let end = start + duration;
     let mut last = start;
     while Instant::now() < end {
         let mut progress = false;
-        for (s, share, in_flight) in &mut flows {
-            while *in_flight < *share {
-                for _ in 0..(*share - *in_flight).min(BATCH) {
-                    send.push(None, Reply::new(0), None, false);
+        for f in &mut flows {
+            while f.in_flight < f.share {
+                for _ in 0..(f.share - f.in_flight).min(BATCH * gso) {
+                    outbox.push(server, None, request);
                 }
-                let done = send.flush_same(s, request);
-                *in_flight += done.sent;
-                if done.sent == 0 {
+                let done = f.io.send(&mut outbox);
+                f.in_flight += done.sent;
+                if done.sent == 0 || done.failed > 0 {
                     break;
                 }
             }
             loop {
-                let n = recv.recv(s).unwrap_or(0);
-                *in_flight = in_flight.saturating_sub(n);
-                replies += n as u64;
-                progress |= n > 0;
-                if n < BATCH {
+                let n = f.io.recv().unwrap_or(0);
+                let got: usize = (0..n)
+                    .filter_map(|i| f.io.get(i))
+                    .map(|(meta, _)| meta.segments().count())
+                    .sum();
+                f.in_flight = f.in_flight.saturating_sub(got);
+                replies += got as u64;
+                progress |= got > 0;
+                if !f.io.was_full() {
                     break;
                 }
             }
@@ -91,12 +109,12 @@ fn run() -> io::Result<()> {
             // socket for good, so the window is refilled after 100 ms of silence).
             let mut fds: Vec<_> = flows
                 .iter()
-                .map(|f| PollFd::new(&f.0, PollFlags::IN))
+                .map(|f| PollFd::new(f.io.socket(), PollFlags::IN))
                 .collect();
             let ts = Timespec::try_from(Duration::from_millis(100)).expect("small");
             if rustix::event::poll(&mut fds, Some(&ts)).unwrap_or(0) == 0 {
                 for f in &mut flows {
-                    f.2 = 0;
+                    f.in_flight = 0;
                 }
             }
         }
