@@ -1,17 +1,17 @@
 //! One request/reply exchange over host sockets: the core's [`Client`], with the shell's
-//! only job, waiting, done by `poll(2)`.
+//! only job, waiting, done by `poll(2)` (`WSAPoll` on Windows).
 //!
 //! Each call opens a fresh connected socket (a new ephemeral port), so a late reply to an
 //! earlier exchange can never be taken for this one's.
 
 use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use udp_echo_core::exchange::Ignored;
 use udp_echo_core::{Client, ClientError, ClientEvent, Outcome, RetryPolicy};
 
 use crate::clock::Clock;
+use crate::shutdown::Shutdown;
 use crate::stack::{CAPS, StdError, StdStack};
 
 /// How an exchange ended.
@@ -19,7 +19,7 @@ use crate::stack::{CAPS, StdError, StdStack};
 pub enum Ended {
     /// The core's outcome: a reply or a give-up.
     Done(Outcome),
-    /// The `interrupt` descriptor became readable (e.g. SIGINT) before the end.
+    /// The `interrupt` shutdown was asked for (SIGINT, SIGTERM) before the end.
     Interrupted,
 }
 
@@ -39,7 +39,10 @@ pub struct Report {
 /// `on_event(event, since_start)` hears every step of the core's client but the waits
 /// and the end (which the report carries): sends, blocked sends, ignored datagrams,
 /// ICMP reports. Between steps the thread sleeps in `poll(2)` on the socket (and on
-/// `interrupt`, if given) until the driver's deadline: no spinning, almost no CPU.
+/// `interrupt`'s descriptor, if given) until the driver's deadline: no spinning, almost
+/// no CPU. With `interrupt`, the exchange ends as [`Ended::Interrupted`] once a stop is
+/// asked for: at once on Unix, within [`CHECK_EVERY`](crate::shutdown::CHECK_EVERY) on
+/// Windows (where no descriptor wakes the wait).
 ///
 /// # Errors
 ///
@@ -50,7 +53,7 @@ pub fn exchange(
     server: SocketAddr,
     request: &[u8],
     policy: &RetryPolicy,
-    interrupt: Option<BorrowedFd<'_>>,
+    interrupt: Option<&Shutdown>,
     mut on_event: impl FnMut(&ClientEvent, Duration),
 ) -> Result<Report, ClientError<StdError>> {
     let clock = Clock::new();
@@ -69,9 +72,15 @@ pub fn exchange(
             Err(e) => break Err(e),
             Ok(ClientEvent::Done(outcome)) => break Ok(Ended::Done(outcome)),
             Ok(ClientEvent::Wait(wake)) => {
-                let deadline = wake.deadline(now).map(|at| clock.to_std(at));
-                match stack.wait_readable_or(client.socket(), interrupt, deadline) {
-                    Ok(ready) if ready.other => break Ok(Ended::Interrupted),
+                let mut deadline = wake.deadline(now).map(|at| clock.to_std(at));
+                if let Some(shutdown) = interrupt {
+                    deadline = shutdown.wait_deadline(deadline);
+                }
+                let fd = interrupt.and_then(Shutdown::fd);
+                match stack.wait_readable_or(client.socket(), fd, deadline) {
+                    Ok(ready) if ready.other || interrupt.is_some_and(Shutdown::requested) => {
+                        break Ok(Ended::Interrupted);
+                    }
                     Ok(_) => {}
                     Err(e) => break Err(ClientError::Stack(e.into())),
                 }

@@ -1,8 +1,9 @@
 //! This host's directly connected networks, for the responder's broadcast guard: is a
 //! destination a broadcast address, and is a source on one of our prefixes?
 //!
-//! Read with `getifaddrs(3)` (nix), kept for [`Interfaces::MAX_AGE`] and read again when
-//! asked after that, so addresses added or removed while a server runs are seen.
+//! Read with the `if-addrs` crate (`getifaddrs(3)` on Unix, `GetAdaptersAddresses` on
+//! Windows), kept for [`Interfaces::MAX_AGE`] and read again when asked after that, so
+//! addresses added or removed while a server runs are seen.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -36,34 +37,9 @@ impl Interfaces {
     /// Reads the interfaces now; on failure knows none (every source is then off-link:
     /// broadcasts go unanswered, the safe side).
     pub fn read() -> Self {
-        let mut prefixes = Vec::new();
-        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-            for ifa in addrs {
-                let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
-                    continue;
-                };
-                let brd = ifa
-                    .broadcast
-                    .and_then(|b| b.as_sockaddr_in().map(|s| s.ip()));
-                if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-                    let (a, m) = (a.ip(), m.ip());
-                    let bits = u32::from(m).count_ones();
-                    let subnet = (bits < 31).then(|| Ipv4Addr::from(u32::from(a) | !u32::from(m)));
-                    prefixes.push(Prefix {
-                        addr: mapped(a),
-                        mask: (!0u128 << 32) | u128::from(u32::from(m)),
-                        broadcast: [subnet, brd],
-                    });
-                } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6())
-                {
-                    prefixes.push(Prefix {
-                        addr: a.ip().to_bits(),
-                        mask: m.ip().to_bits(),
-                        broadcast: [None, None],
-                    });
-                }
-            }
-        }
+        let prefixes = if_addrs::get_if_addrs()
+            .map(|list| list.iter().map(|ifa| prefix(&ifa.addr)).collect())
+            .unwrap_or_default();
         Interfaces {
             prefixes,
             read_at: Instant::now(),
@@ -136,6 +112,32 @@ impl Interfaces {
     }
 }
 
+/// One interface address as a prefix. A zero netmask is one the system did not give
+/// (`if-addrs` reports a missing one as zeros): the prefix is then the address alone, never
+/// "every address" (which would make every source on-link).
+fn prefix(addr: &if_addrs::IfAddr) -> Prefix {
+    match addr {
+        if_addrs::IfAddr::V4(v4) => {
+            let (a, m) = (v4.ip, u32::from(v4.netmask));
+            let m = if m == 0 { u32::MAX } else { m };
+            let subnet = (m.count_ones() < 31).then(|| Ipv4Addr::from(u32::from(a) | !m));
+            Prefix {
+                addr: mapped(a),
+                mask: (!0u128 << 32) | u128::from(m),
+                broadcast: [subnet, v4.broadcast],
+            }
+        }
+        if_addrs::IfAddr::V6(v6) => {
+            let m = v6.netmask.to_bits();
+            Prefix {
+                addr: v6.ip.to_bits(),
+                mask: if m == 0 { u128::MAX } else { m },
+                broadcast: [None, None],
+            }
+        }
+    }
+}
+
 fn mapped(v4: Ipv4Addr) -> u128 {
     v4.to_ipv6_mapped().to_bits()
 }
@@ -180,6 +182,51 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn interface_addresses_become_prefixes() {
+        let v4 = |ip: [u8; 4], mask: [u8; 4], broadcast: Option<[u8; 4]>| {
+            prefix(&if_addrs::IfAddr::V4(if_addrs::Ifv4Addr {
+                ip: ip.into(),
+                netmask: mask.into(),
+                prefixlen: u32::from_be_bytes(mask).count_ones() as u8,
+                broadcast: broadcast.map(Into::into),
+            }))
+        };
+        let lan = v4([10, 7, 0, 1], [255, 255, 255, 0], Some([10, 7, 0, 255]));
+        assert_eq!(lan.addr, mapped([10, 7, 0, 1].into()));
+        assert_eq!(lan.mask, (!0u128 << 32) | 0xffff_ff00);
+        assert_eq!(
+            lan.broadcast,
+            [Some([10, 7, 0, 255].into()), Some([10, 7, 0, 255].into())]
+        );
+        // /31 and /32: no subnet broadcast address.
+        let p2p = v4([10, 8, 0, 0], [255, 255, 255, 254], None);
+        assert_eq!(p2p.broadcast, [None, None]);
+        // No netmask given: the address alone.
+        let bare = v4([192, 0, 2, 7], [0, 0, 0, 0], None);
+        assert_eq!(bare.mask, !0u128);
+        assert_eq!(bare.broadcast, [None, None]);
+        let v6 = |ip: &str, mask: &str| {
+            prefix(&if_addrs::IfAddr::V6(if_addrs::Ifv6Addr {
+                ip: ip.parse().unwrap(),
+                netmask: mask.parse().unwrap(),
+                prefixlen: 0,
+                broadcast: None,
+            }))
+        };
+        let p = v6("fd00:7::10", "ffff:ffff:ffff:ffff::");
+        assert_eq!(p.mask, !0u128 << 64);
+        assert_eq!(v6("fd00:7::10", "::").mask, u128::MAX);
+    }
+
+    #[test]
+    fn this_hosts_loopback_is_read() {
+        let t = Interfaces::read();
+        assert!(t.is_local(ip("127.0.0.1")), "{t:?}");
+        assert!(t.on_link(ip("127.0.0.2")), "{t:?}");
+        assert!(!t.is_broadcast(ip("127.0.0.1")), "{t:?}");
     }
 
     #[test]

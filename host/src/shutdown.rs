@@ -1,39 +1,55 @@
-//! Stopping cleanly on SIGINT and SIGTERM.
+//! Stopping cleanly on SIGINT and SIGTERM (Ctrl-C).
 //!
-//! [`Shutdown::install`] registers both signals with `signal-hook`: each sets a flag and
-//! writes one byte to a self-pipe. A shell passes [`Shutdown::fd`] to
-//! [`StdStack::wait_readable_or`](crate::stack::StdStack::wait_readable_or), so its wait
-//! ends the moment a signal arrives, then checks [`Shutdown::signal`] and stops. A second
-//! SIGINT while the first is being handled ends the process at once (exit status 130), as
-//! an impatient user expects.
+//! [`Shutdown::install`] registers both signals with `signal-hook`: each sets a flag and,
+//! on Unix, writes one byte to a self-pipe. A shell passes the shutdown to its waits
+//! ([`Shutdown::fd`] to
+//! [`StdStack::wait_readable_or`](crate::stack::StdStack::wait_readable_or), or the whole
+//! value to [`client::exchange`](crate::client::exchange)), so on Unix a wait ends the
+//! moment a signal arrives; the shell then checks [`Shutdown::requested`] and stops. A
+//! second SIGINT while the first is being handled ends the process at once (exit status
+//! 130), as an impatient user expects.
+//!
+//! On Windows there is no descriptor to wake a wait ([`Shutdown::fd`] is `None`: Ctrl-C
+//! runs its handler on a thread of its own and only sets the flag), so a wait that should
+//! stop on Ctrl-C ends at least every [`CHECK_EVERY`] to look at the flag; see
+//! [`Shutdown::wait_deadline`].
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::io::Errno;
+use rustix::fd::BorrowedFd;
 use signal_hook::SigId;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-/// SIGINT and SIGTERM, turned into a flag and a readable file descriptor.
+/// Where no descriptor wakes a wait on a signal (Windows), the longest a wait that
+/// should stop on one may last before it looks at the flag: the server loops'
+/// [`MAX_WAIT`](crate::server::MAX_WAIT).
+pub const CHECK_EVERY: Duration = crate::server::MAX_WAIT;
+
+/// SIGINT and SIGTERM, turned into a flag and (on Unix) a readable file descriptor.
 #[derive(Debug)]
 pub struct Shutdown {
     signal: Arc<AtomicUsize>,
-    pipe: UnixStream,
+    /// The self-pipe's read end.
+    #[cfg(unix)]
+    pipe: std::os::unix::net::UnixStream,
     ids: Vec<SigId>,
 }
 
 impl Shutdown {
-    /// Installs the handlers. Until this value is dropped, SIGINT and SIGTERM no longer
-    /// kill the process: they only make [`signal`](Self::signal) return `Some`.
+    /// Installs the handlers. Until this value is dropped, SIGINT and SIGTERM (on Windows:
+    /// Ctrl-C) no longer kill the process: they only make [`signal`](Self::signal) return
+    /// `Some`.
     pub fn install() -> io::Result<Self> {
-        let (read, write) = UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
+        #[cfg(unix)]
+        let (pipe, write) = {
+            let (read, write) = std::os::unix::net::UnixStream::pair()?;
+            read.set_nonblocking(true)?;
+            write.set_nonblocking(true)?;
+            (read, write)
+        };
         let signal = Arc::new(AtomicUsize::new(0));
         let twice = Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();
@@ -51,6 +67,8 @@ impl Shutdown {
                 Arc::clone(&signal),
                 sig as usize,
             )?);
+            // After the flag: a wait the pipe wakes finds the flag set.
+            #[cfg(unix)]
             ids.push(signal_hook::low_level::pipe::register(
                 sig,
                 write.try_clone()?,
@@ -58,7 +76,8 @@ impl Shutdown {
         }
         Ok(Shutdown {
             signal,
-            pipe: read,
+            #[cfg(unix)]
+            pipe,
             ids,
         })
     }
@@ -85,30 +104,80 @@ impl Shutdown {
         })
     }
 
-    /// Readable once a signal has arrived (it stays readable: the pipe is never drained).
+    /// On Unix: readable once a signal has arrived (it stays readable: the pipe is never
+    /// drained). On Windows: `None`; wait until [`wait_deadline`](Self::wait_deadline)
+    /// at the latest, then check [`requested`](Self::requested).
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.pipe.as_fd())
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            Some(self.pipe.as_fd())
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    /// The deadline for a wait that should end when a stop is asked for, in place of
+    /// `deadline` (`None`: none): the same where [`fd`](Self::fd) wakes the wait (Unix),
+    /// else no later than [`CHECK_EVERY`] from now (Windows).
+    pub fn wait_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
+        wait_deadline(self.fd().is_some(), deadline, Instant::now())
     }
 
     /// Sleeps for `timeout` or until a signal arrives; returns whether one did.
     pub fn sleep(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         while !self.requested() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
+            let now = Instant::now();
+            if now >= deadline {
                 break;
             }
-            let Ok(ts) = Timespec::try_from(left) else {
-                break;
-            };
-            let mut fds = [PollFd::from_borrowed_fd(self.pipe.as_fd(), PollFlags::IN)];
-            match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(_) => std::thread::sleep(left),
-            }
+            self.sleep_once(deadline, now);
         }
         self.requested()
     }
+
+    /// One wait on the self-pipe until `deadline`.
+    #[cfg(unix)]
+    fn sleep_once(&self, deadline: Instant, now: Instant) {
+        use std::os::fd::AsFd;
+
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        use rustix::io::Errno;
+
+        // Within what poll takes on every system (see crate::wait).
+        let left = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_secs(24 * 3600));
+        let Ok(ts) = Timespec::try_from(left) else {
+            std::thread::sleep(left);
+            return;
+        };
+        let mut fds = [PollFd::from_borrowed_fd(self.pipe.as_fd(), PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => std::thread::sleep(left),
+        }
+    }
+
+    /// One nap of at most [`CHECK_EVERY`]: nothing wakes it early.
+    #[cfg(not(unix))]
+    fn sleep_once(&self, deadline: Instant, now: Instant) {
+        if let Some(until) = self.wait_deadline(Some(deadline)) {
+            std::thread::sleep(until.saturating_duration_since(now));
+        }
+    }
+}
+
+/// [`Shutdown::wait_deadline`] at `now`, for a shutdown with a descriptor or without.
+fn wait_deadline(has_fd: bool, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
+    if has_fd {
+        return deadline;
+    }
+    let check = now + CHECK_EVERY;
+    Some(deadline.map_or(check, |deadline| deadline.min(check)))
 }
 
 impl Drop for Shutdown {
@@ -116,5 +185,40 @@ impl Drop for Shutdown {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_descriptor_waits_end_every_check_interval() {
+        let now = Instant::now();
+        let soon = now + Duration::from_millis(50);
+        let late = now + Duration::from_secs(60);
+        // With a descriptor (Unix): the wait keeps its deadline.
+        assert_eq!(wait_deadline(true, None, now), None);
+        assert_eq!(wait_deadline(true, Some(late), now), Some(late));
+        // Without (Windows): no later than CHECK_EVERY from now.
+        assert_eq!(wait_deadline(false, None, now), Some(now + CHECK_EVERY));
+        assert_eq!(
+            wait_deadline(false, Some(late), now),
+            Some(now + CHECK_EVERY)
+        );
+        assert_eq!(wait_deadline(false, Some(soon), now), Some(soon));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_descriptor_is_there_on_unix() {
+        let shutdown = Shutdown::install().unwrap();
+        assert!(shutdown.fd().is_some());
+        assert!(!shutdown.requested());
+        let deadline = Some(Instant::now() + Duration::from_secs(60));
+        assert_eq!(shutdown.wait_deadline(deadline), deadline);
+        let t0 = Instant::now();
+        assert!(!shutdown.sleep(Duration::from_millis(20)));
+        assert!(t0.elapsed() >= Duration::from_millis(20));
     }
 }

@@ -1,13 +1,17 @@
 //! The one thing a shell does: sleep until a socket is readable, another descriptor is
 //! (a signal's self-pipe), or a deadline passes. `poll(2)` on Unix, `WSAPoll` on Windows
-//! (both through rustix).
+//! (both through rustix, whose [`BorrowedFd`] is a `BorrowedSocket` on Windows).
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
+
+/// The longest one `poll` call waits: a longer wait is several calls. Where `poll` takes
+/// milliseconds in a C `int` (macOS, Windows), about 24.8 days is the most it can take.
+const LONGEST_POLL: Duration = Duration::from_secs(24 * 3600);
 
 /// What [`readable`] found ready (both false: the deadline passed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,17 +35,20 @@ pub fn readable(
     deadline: Option<Instant>,
 ) -> io::Result<Readiness> {
     loop {
-        // poll takes nanoseconds here: a sub-millisecond wait does not round down to a
-        // zero timeout that would make the caller spin.
-        let timespec = deadline.and_then(|deadline| {
-            Timespec::try_from(deadline.saturating_duration_since(Instant::now())).ok()
-        });
+        // poll takes nanoseconds here (milliseconds, rounded up, on macOS and Windows): a
+        // sub-millisecond wait does not round down to a zero timeout that would make the
+        // caller spin.
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let clamped = left.is_some_and(|left| left > LONGEST_POLL);
+        let timespec = left.and_then(|left| Timespec::try_from(left.min(LONGEST_POLL)).ok());
         let mut fds = [
             PollFd::from_borrowed_fd(socket, PollFlags::IN),
             PollFd::from_borrowed_fd(other.unwrap_or(socket), PollFlags::IN),
         ];
         let n = if other.is_some() { 2 } else { 1 };
         match rustix::event::poll(&mut fds[..n], timespec.as_ref()) {
+            // A clamped wait that timed out has not reached its deadline yet.
+            Ok(0) if clamped => continue,
             Ok(_) => {
                 return Ok(Readiness {
                     socket: !fds[0].revents().is_empty(),

@@ -2,6 +2,9 @@
 //! plain datagrams, GSO trains (one `sendmsg` with `UDP_SEGMENT` from the client, one
 //! GRO buffer at the server), the guards charged per datagram, and exact counters.
 
+// GSO/GRO control messages (nix) and the batched path: Linux only.
+#![cfg(target_os = "linux")]
+
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;

@@ -1,5 +1,8 @@
 //! `StdStack` over real sockets: 127.0.0.1 and ::1 only, ports picked by the OS.
 
+// Thread CPU time (rustix::time): not on Windows.
+#![cfg(unix)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};

@@ -63,6 +63,10 @@ pub const CLOSED_STDOUT: u8 = 141;
 /// reader has gone (`| head -1`), even while the command waits for the network: the
 /// results could not reach anyone. A watcher thread sleeps in `poll(2)` on stdout; for a
 /// file or a terminal it never wakes.
+///
+/// On Windows there is no watcher (`WSAPoll` takes sockets only): a closed stdout is
+/// noticed at the next write to it, which fails and ends the command as usual.
+#[cfg(unix)]
 pub fn exit_when_stdout_closes() {
     let _ = thread::Builder::new()
         .name("stdout-watch".into())
@@ -91,6 +95,12 @@ pub fn exit_when_stdout_closes() {
             }
         });
 }
+
+/// Ends the process with [`CLOSED_STDOUT`] as soon as stdout's reader has gone: on Unix.
+/// On Windows nothing watches stdout (`WSAPoll` takes sockets only): a closed stdout is
+/// noticed at the next write to it, which fails and ends the command as usual.
+#[cfg(not(unix))]
+pub fn exit_when_stdout_closes() {}
 
 /// An `io::Error` for people: the text without its ` (os error N)` tail.
 pub fn plain(e: &io::Error) -> String {

@@ -3,6 +3,9 @@
 //! prints `listening on ADDR`). Every wait is bounded; every child process is killed and
 //! reaped by its guard, even when an assertion fails.
 
+// Signals to child processes (rustix::process): Unix only.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;

@@ -25,9 +25,9 @@ use crate::output::Presenter;
 
 /// A MESSAGE argument's bytes: `-` reads stdin, up to one byte more than `max` (the largest
 /// request to the destination), so that a longer input shows as too long instead of being
-/// silently cut; anything else is taken as is. The caller checks the length against `max`.
+/// silently cut; anything else is taken as is (its bytes on Unix; on Windows, where
+/// arguments are UTF-16, its UTF-8 encoding). The caller checks the length against `max`.
 fn message_bytes(message: &std::ffi::OsStr, max: usize) -> Result<Vec<u8>, Failure> {
-    use std::os::unix::ffi::OsStrExt;
     if message == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -47,7 +47,8 @@ fn message_bytes(message: &std::ffi::OsStr, max: usize) -> Result<Vec<u8>, Failu
         }
         Ok(bytes)
     } else {
-        Ok(message.as_bytes().to_vec())
+        // The bytes as given on Unix; on Windows UTF-8 (WTF-8 for an unpaired surrogate).
+        Ok(message.as_encoded_bytes().to_vec())
     }
 }
 
@@ -55,11 +56,16 @@ fn message_bytes(message: &std::ffi::OsStr, max: usize) -> Result<Vec<u8>, Failu
 pub fn socket_error(e: &std::io::Error, addr: std::net::SocketAddr) -> String {
     use std::io::ErrorKind;
     match e.kind() {
+        ErrorKind::AddrInUse if cfg!(windows) => format!(
+            "port {} is already in use (another `udp-echo serve` or `listen` may hold it: stop it or pick another port)",
+            addr.port()
+        ),
         ErrorKind::AddrInUse => format!(
             "port {} is already in use (another `udp-echo serve` or `listen` may hold it: stop it, pick another port, or give both --reuse-port)",
             addr.port()
         ),
-        ErrorKind::PermissionDenied if addr.port() < 1024 => "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (e.g. `sudo setcap cap_net_bind_service=+ep $(command -v udp-echo)`), or pick a port from 1024 up".to_string(),
+        ErrorKind::PermissionDenied if addr.port() < 1024 && cfg!(target_os = "linux") => "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (e.g. `sudo setcap cap_net_bind_service=+ep $(command -v udp-echo)`), or pick a port from 1024 up".to_string(),
+        ErrorKind::PermissionDenied if addr.port() < 1024 && cfg!(unix) => "permission denied: ports below 1024 may need root here, or pick a port from 1024 up".to_string(),
         ErrorKind::AddrNotAvailable => format!(
             "{} is not an address of this machine",
             addr.ip()

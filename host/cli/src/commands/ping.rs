@@ -102,7 +102,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             server,
             &request,
             &policy,
-            shutdown.fd(),
+            Some(&shutdown),
             |event, at| {
                 if let ClientEvent::Sent { attempt, .. } = *event
                     && attempt > 1
