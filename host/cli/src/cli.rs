@@ -198,11 +198,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub reuse_port: bool,
     /// How datagrams move: `batched` (recvmmsg/sendmmsg, a batch of replies to many
-    /// clients per system call; Linux only, elsewhere `simple` is taken) or `simple`
-    /// (quinn-udp, one sendmsg per reply train: the path every system takes). Both decide
-    /// alike and reply from the address each request was sent to.
-    #[arg(long, value_enum, default_value_t = crate::commands::serve::Io::Batched)]
-    pub io: crate::commands::serve::Io,
+    /// clients per system call; Linux only) or `simple` (quinn-udp, one sendmsg per reply
+    /// train: the path every system takes). Both decide alike and reply from the address
+    /// each request was sent to. Default: `batched` on Linux, `simple` elsewhere.
+    #[arg(long, value_enum)]
+    pub io: Option<crate::commands::serve::Io>,
     /// Ask for no GRO (trains of datagrams received as one buffer) and no GSO (replies to
     /// one client sent as one train). By default both are used where the kernel has them.
     #[arg(long)]

@@ -177,7 +177,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                 let n = match flow.io.recv() {
                     Ok(n) => n,
                     Err(e)
-                        if udp_echo_core::stack::classify_io_error(&e)
+                        if udp_echo_host::stack::classify_io_error(&e)
                             == StackErrorKind::Refused =>
                     {
                         t.refused += 1;
@@ -258,6 +258,8 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
             until = until.min(next_progress);
         }
         let signal = (!interrupted).then(|| shutdown.fd()).flatten();
+        // Where no descriptor wakes the wait on a signal (Windows), it ends within 200 ms.
+        let until = shutdown.wait_deadline(Some(until)).unwrap_or(until);
         wait_any(&flows, signal, until).map_err(|e| net(&e))?;
     }
     drop(flows);

@@ -63,7 +63,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     };
     let mut options = Options {
         bind: args.bind,
-        path: args.io.path(),
+        path: args.io.map_or(Path::best(), Io::path),
         offload: if args.no_offload {
             Offload::NONE
         } else {
