@@ -33,21 +33,23 @@
 #    both against one running `udp-echo serve`, --oneshot-runs runs each, with hyperfine
 #    if installed (three alternating batches), else a bash loop alternating the two.
 # 4. If valgrind is installed: instructions per datagram under callgrind (deterministic,
-#    unlike wall time): each server answers exactly 20000 plain requests (window 8), minus
-#    an idle run of the same server (started, left alone as long, stopped), divided by
-#    the datagrams the server reports having received.
+#    unlike wall time): batched, simple and mmsg each answer exactly 20000 plain requests
+#    (window 8), batched and gro 320000 requests in trains of --gso; minus an idle run of
+#    the same server (started, left alone as long, stopped), divided by the datagrams the
+#    server reports having received.
 # A summary table with every ratio and its goal ends the run.
 #
 # Sends only to 127.0.0.1. Every server is started here, runs under `timeout`, and is
 # stopped by its PID (SIGTERM, then SIGKILL after 20 s); an EXIT trap stops any left.
 # --keep keeps the work directory (server logs, callgrind.*.out for callgrind_annotate).
 # Env: CARGO_TARGET_DIR (default target/); HYPERFINE (default hyperfine; empty: time the
-# one-shot runs with the bash loop even where hyperfine is installed). Takes about three and a half minutes with the
-# defaults on a 2-core machine.
+# one-shot runs with the bash loop even where hyperfine is installed). Takes about two
+# minutes with the defaults on a 2-core machine, after the build.
 set -euo pipefail
 
 CG_REQUESTS=20000
 CG_WINDOW=8
+CG_GSO_REQUESTS=320000 # under the GSO load: 10,000 trains of 32
 SERVER_LIFETIME=150 # seconds; a safety net, servers are stopped long before
 STARTUP_WAIT=30     # seconds for `listening on` (valgrind starts slowly)
 STOP_WAIT=20        # seconds from SIGTERM to SIGKILL
@@ -332,10 +334,20 @@ for pair in "${pairs[@]}"; do
     lsum=$(for r in $(seq "$ROUNDS"); do echo "${lost[$pair.$r]}"; done | awk '{ s += $1 } END { print s + 0 }')
     printf '  %-5s %-9s %14.0f %9.3f ms %9.3f ms %10s\n' "${pair%%.*}" "${pair#*.}" "${med[$pair]}" "$m50" "$m99" "$lsum"
 done
+paired() { # A B: the per-round ratios A/B (same round, alternating order), and their median
+    local r list=
+    for r in $(seq "$ROUNDS"); do list+="$(ratio "${rate[$1.$r]}" "${rate[$2.$r]}") "; done
+    # shellcheck disable=SC2086 # a word list
+    echo "$(printf '%s\n' $list | median | awk '{ printf "%.3f", $1 }') (rounds: $list)"
+}
+paired_plain=$(paired plain.batched plain.mmsg)
+paired_gso=$(paired gso.batched gso.gro)
+printf '  per-round serve/mmsg_echo (plain): %s\n' "$paired_plain"
+printf '  per-round serve/gro_echo (gso):    %s\n' "$paired_gso"
 declare -A med_ref_ratio med_rss
 for load in plain gso; do
     # shellcheck disable=SC2086 # word lists
-    med_ref_ratio[$load]=$(printf '%s\n' ${ref_ratios[$load]} | median)
+    med_ref_ratio[$load]=$(printf '%s\n' ${ref_ratios[$load]} | median | awk '{ printf "%.3f", $1 }')
     # shellcheck disable=SC2086
     med_rss[$load]=$(printf '%s\n' ${rss[$load]} | median)
     printf '  bench/plain_load (%s load) against the batched server, rounds: %s\n' "$load" "${ref_ratios[$load]}"
@@ -419,8 +431,9 @@ echo "  ($oneshot_tool; ratio of means $(ratio "$send_mean" "$min_mean"))"
 
 # --- 3. instructions per datagram ---------------------------------------------------------
 echo
-echo "== instructions per datagram (callgrind): $CG_REQUESTS requests, --window $CG_WINDOW, minus an idle run"
-cg_names=(batched simple mmsg)
+echo "== instructions per datagram (callgrind), minus an idle run: plain load $CG_REQUESTS requests, --window $CG_WINDOW;"
+echo "   gso load $CG_GSO_REQUESTS requests, --gso $gso --window $gso_window"
+cg_pairs=(plain.batched plain.simple plain.mmsg gso.batched gso.gro)
 declare -A per
 if ! command -v valgrind >/dev/null; then
     echo "  skipped: valgrind is not installed (Debian/Ubuntu: apt-get install valgrind)"
@@ -430,41 +443,48 @@ else
         line=$(grep -m1 -E '^(summary|totals):' "$1") || die "no summary/totals line in $1"
         echo "$line" | awk '{ print $2 }'
     }
-    for name in "${cg_names[@]}"; do
+    for pair in "${cg_pairs[@]}"; do
+        load=${pair%%.*}
+        name=${pair#*.}
         read -r -a cmd <<<"$(server_cmd "$name")"
-        # Loaded: exactly CG_REQUESTS requests, then SIGTERM.
-        out=$work/callgrind.$name.load.out
-        log=$work/$name.cg-load.log
-        start_server "$log" valgrind --tool=callgrind -q --log-file="$work/valgrind.$name.load.log" \
+        if [[ $load == plain ]]; then
+            largs=(--requests "$CG_REQUESTS" --window "$CG_WINDOW")
+        else
+            largs=(--requests "$CG_GSO_REQUESTS" --window "$gso_window" --gso "$gso")
+        fi
+        # Loaded: exactly that many requests, then SIGTERM.
+        out=$work/callgrind.$pair.load.out
+        log=$work/$pair.cg-load.log
+        start_server "$log" valgrind --tool=callgrind -q --log-file="$work/valgrind.$pair.load.log" \
             --callgrind-out-file="$out" "${cmd[@]}"
         t0=$(date +%s%N)
-        bench "$work/$name.cg.json" --requests "$CG_REQUESTS" --window "$CG_WINDOW" --duration 60s
+        bench "$work/$pair.cg.json" "${largs[@]}" --duration 60s
         held_ms=$((($(date +%s%N) - t0) / 1000000))
         stop_server "$log"
         got=$(received_by "$log")
         [[ -n $got && $got -gt 0 ]] || die "no received count in $log"
-        sent=$(json_num "$work/$name.cg.json" sent)
-        replies=$(json_num "$work/$name.cg.json" replies)
+        sent=$(json_num "$work/$pair.cg.json" sent)
+        replies=$(json_num "$work/$pair.cg.json" replies)
         # Idle: the same server, started, left alone as long as the loaded one was busy, stopped.
-        idle_out=$work/callgrind.$name.idle.out
-        log=$work/$name.cg-idle.log
-        start_server "$log" valgrind --tool=callgrind -q --log-file="$work/valgrind.$name.idle.log" \
+        idle_out=$work/callgrind.$pair.idle.out
+        log=$work/$pair.cg-idle.log
+        start_server "$log" valgrind --tool=callgrind -q --log-file="$work/valgrind.$pair.idle.log" \
             --callgrind-out-file="$idle_out" "${cmd[@]}"
         sleep "$(awk -v ms="$held_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
         stop_server "$log"
-        load=$(callgrind_total "$out")
+        total=$(callgrind_total "$out")
         idle=$(callgrind_total "$idle_out")
-        per[$name]=$(awk -v l="$load" -v i="$idle" -v n="$got" 'BEGIN { printf "%.0f", (l - i) / n }')
-        printf '  %-9s loaded %12s Ir  idle %11s Ir  datagrams %s (bench sent %s, replies %s, %.1fs)  => %s Ir/datagram\n' \
-            "$name" "$load" "$idle" "$got" "$sent" "$replies" "$(awk -v ms="$held_ms" 'BEGIN { print ms / 1000 }')" \
-            "${per[$name]}"
+        per[$pair]=$(awk -v l="$total" -v i="$idle" -v n="$got" 'BEGIN { printf "%.0f", (l - i) / n }')
+        printf '  %-5s %-9s loaded %12s Ir  idle %11s Ir  datagrams %s (bench sent %s, replies %s, %.1fs)  => %s Ir/datagram\n' \
+            "$load" "$name" "$total" "$idle" "$got" "$sent" "$replies" "$(awk -v ms="$held_ms" 'BEGIN { print ms / 1000 }')" \
+            "${per[$pair]}"
     done
     echo "  (user-space instructions only: callgrind does not count the kernel's share of each syscall)"
 fi
 
 # --- summary ------------------------------------------------------------------------------
 echo
-echo "== summary ($ROUNDS rounds; replies/s are medians over the rounds)"
+echo "== summary ($ROUNDS rounds; replies/s are medians over the rounds, ratios of those medians unless said)"
 row() { # WHAT VALUE GOAL: one line; GOAL like ">= 1.0", "<= 4096" or "" (none)
     local verdict=
     if [[ -n $3 && $2 != n/a ]]; then
@@ -487,12 +507,14 @@ row "plain: serve (batched) replies/s" "${med[plain.batched]}" ""
 row "plain: serve --io simple replies/s" "${med[plain.simple]}" ""
 row "plain: bare mmsg_echo replies/s" "${med[plain.mmsg]}" ""
 row "plain: serve / mmsg_echo" "$(ratio "${med[plain.batched]}" "${med[plain.mmsg]}")" ">= 1.0"
+row "plain: serve / mmsg_echo, median of per-round ratios" "${paired_plain%% *}" ">= 1.0"
 row "plain: serve --io simple / mmsg_echo" "$(ratio "${med[plain.simple]}" "${med[plain.mmsg]}")" ""
 row "plain: bench / plain_load on serve (batched)" "${med_ref_ratio[plain]}" ">= 0.9"
 row "gso $gso: serve (batched) replies/s" "${med[gso.batched]}" ""
 row "gso $gso: bare gro_echo replies/s" "${med[gso.gro]}" ""
 row "gso $gso: bare mmsg_echo (no offloads) replies/s" "${med[gso.mmsg]}" ""
 row "gso $gso: serve / gro_echo" "$(ratio "${med[gso.batched]}" "${med[gso.gro]}")" ">= 0.9"
+row "gso $gso: serve / gro_echo, median of per-round ratios" "${paired_gso%% *}" ">= 0.9"
 row "gso $gso: serve / plain ceiling (mmsg_echo, plain load)" "$(ratio "${med[gso.batched]}" "${med[plain.mmsg]}")" ">= 10"
 row "gso $gso: gro_echo / plain ceiling" "$(ratio "${med[gso.gro]}" "${med[plain.mmsg]}")" ""
 row "gso $gso: bench / plain_load on serve (batched)" "${med_ref_ratio[gso]}" ">= 0.9"
@@ -502,8 +524,11 @@ row "one-shot: udp-echo send median ms" "$send_med" ""
 row "one-shot: oneshot_client median ms" "$min_med" ""
 row "one-shot: send / oneshot_client (medians)" "$oneshot_ratio" "<= 1.1"
 if ((${#per[@]})); then
-    row "Ir/datagram: serve (batched), plain, window $CG_WINDOW" "${per[batched]}" ""
-    row "Ir/datagram: serve --io simple" "${per[simple]}" ""
-    row "Ir/datagram: mmsg_echo" "${per[mmsg]}" ""
-    row "Ir/datagram: serve / mmsg_echo" "$(ratio "${per[batched]}" "${per[mmsg]}")" "<= 1.2"
+    row "Ir/datagram, plain, window $CG_WINDOW: serve (batched)" "${per[plain.batched]}" ""
+    row "Ir/datagram, plain: serve --io simple" "${per[plain.simple]}" ""
+    row "Ir/datagram, plain: mmsg_echo" "${per[plain.mmsg]}" ""
+    row "Ir/datagram, plain: serve / mmsg_echo" "$(ratio "${per[plain.batched]}" "${per[plain.mmsg]}")" "<= 1.2"
+    row "Ir/datagram, gso $gso: serve (batched)" "${per[gso.batched]}" ""
+    row "Ir/datagram, gso $gso: gro_echo" "${per[gso.gro]}" ""
+    row "Ir/datagram, gso $gso: serve / gro_echo" "$(ratio "${per[gso.batched]}" "${per[gso.gro]}")" ""
 fi
