@@ -285,7 +285,6 @@ impl<const N: usize> Server<N> {
             }
         }
         if !self.outbox.is_empty() {
-            self.outbox.seal();
             self.stats.transmits += self.outbox.len() as u64;
             let sent = self.io.send(&mut self.outbox);
             self.stats.send_calls += sent.calls as u64;

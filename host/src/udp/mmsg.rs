@@ -263,27 +263,46 @@ impl Io {
 
     fn send_chunk(&mut self, chunk: &[Transmit<'_>], done: &mut Sent) {
         let n = chunk.len().min(BATCH);
-        // This frame's own: a refused train is re-sent from a nested call.
-        let mut names = [Name([0; NAME]); BATCH];
-        let mut controls = [Control([0; CONTROL]); BATCH];
-        let mut iovs = [EMPTY_IOV; BATCH];
-        let mut msgs = [EMPTY_MSG; BATCH];
-        for (i, ((iov, msg), t)) in iovs.iter_mut().zip(&mut msgs).zip(chunk).enumerate() {
-            *iov = libc::iovec {
+        let chunk = &chunk[..n];
+        // This frame's own (a refused train is re-sent from a nested call), and only as
+        // many as there are transmits: heapless vectors initialise nothing beyond that.
+        let mut names: heapless::Vec<Name, BATCH> = heapless::Vec::new();
+        let mut controls: heapless::Vec<(Control, usize), BATCH> = heapless::Vec::new();
+        for t in chunk {
+            let mut name = Name([0; NAME]);
+            encode_name(t.to, &mut name.0);
+            let _ = names.push(name);
+            let mut control = Control([0; CONTROL]);
+            let len = encode_control(t, self.ipv6, &mut control.0);
+            let _ = controls.push((control, len));
+        }
+        let mut iovs: heapless::Vec<libc::iovec, BATCH> = heapless::Vec::new();
+        for t in chunk {
+            let _ = iovs.push(libc::iovec {
                 iov_base: t.contents.as_ptr().cast_mut().cast(),
                 iov_len: t.contents.len(),
-            };
-            let h = &mut msg.msg_hdr;
-            let namelen = encode_name(t.to, &mut names[i].0);
-            h.msg_name = names[i].0.as_mut_ptr().cast();
-            h.msg_namelen = namelen as libc::socklen_t;
-            let controllen = encode_control(t, self.ipv6, &mut controls[i].0);
-            if controllen != 0 {
-                h.msg_control = controls[i].0.as_mut_ptr().cast();
-                h.msg_controllen = controllen;
-            }
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
+            });
+        }
+        // Pointers are taken once the vectors are full: they do not move from here on.
+        let mut msgs: heapless::Vec<libc::mmsghdr, BATCH> = heapless::Vec::new();
+        for (i, t) in chunk.iter().enumerate() {
+            let (control, controllen) = &mut controls[i];
+            let _ = msgs.push(libc::mmsghdr {
+                msg_hdr: libc::msghdr {
+                    msg_name: names[i].0.as_mut_ptr().cast(),
+                    msg_namelen: name_len(t.to) as libc::socklen_t,
+                    msg_iov: iovs.as_mut_ptr().wrapping_add(i),
+                    msg_iovlen: 1,
+                    msg_control: if *controllen == 0 {
+                        std::ptr::null_mut()
+                    } else {
+                        control.0.as_mut_ptr().cast()
+                    },
+                    msg_controllen: *controllen,
+                    msg_flags: 0,
+                },
+                msg_len: 0,
+            });
         }
         let fd = self.socket.as_raw_fd();
         let mut at = 0;
@@ -291,9 +310,9 @@ impl Io {
             let rest = &mut msgs[at..n];
             done.calls += 1;
             // SAFETY: `rest` holds `rest.len()` initialised headers; each points at its own
-            // name and control bytes (with their encoded lengths, or null and 0) and its
-            // iovec, which points into the outbox's bytes (all in this frame or the caller's); all outlive the call, and the
-            // kernel only reads them (and writes `msg_len`).
+            // name and control bytes in this frame (with their encoded lengths, or null and
+            // 0) and its iovec, which points into the caller's transmit bytes; all outlive
+            // the call, and the kernel only reads them (and writes `msg_len`).
             let r = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -332,24 +351,6 @@ impl Io {
     }
 }
 
-const EMPTY_IOV: libc::iovec = libc::iovec {
-    iov_base: std::ptr::null_mut(),
-    iov_len: 0,
-};
-
-const EMPTY_MSG: libc::mmsghdr = libc::mmsghdr {
-    msg_hdr: libc::msghdr {
-        msg_name: std::ptr::null_mut(),
-        msg_namelen: 0,
-        msg_iov: std::ptr::null_mut(),
-        msg_iovlen: 0,
-        msg_control: std::ptr::null_mut(),
-        msg_controllen: 0,
-        msg_flags: 0,
-    },
-    msg_len: 0,
-};
-
 fn decode_name(b: &[u8]) -> Option<SocketAddr> {
     let family = i32::from(u16::from_ne_bytes(b.get(..2)?.try_into().ok()?));
     let port = u16::from_be_bytes(b.get(2..4)?.try_into().ok()?);
@@ -370,6 +371,14 @@ fn decode_name(b: &[u8]) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+/// The length of `addr` as a `sockaddr_in`/`sockaddr_in6`.
+fn name_len(addr: SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(_) => size_of::<libc::sockaddr_in>(),
+        SocketAddr::V6(_) => size_of::<libc::sockaddr_in6>(),
     }
 }
 

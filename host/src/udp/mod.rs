@@ -157,35 +157,39 @@ impl Transmit<'_> {
     }
 }
 
-/// Transmits waiting to go out. Datagrams are [`push`](Self::push)ed one by one; when
-/// GSO is on, [`seal`](Self::seal) groups them by destination and source address (in
-/// the order each was first seen; one destination's datagrams keep their order) and cuts
-/// each group into trains: every datagram of a train has the train's first length but
-/// the last, which may be shorter.
+/// Transmits waiting to go out. Each datagram [`push`](Self::push)ed goes on the newest
+/// train of its destination and source address if GSO allows it (every datagram of a
+/// train has the train's first length but the last, which may be shorter and then ends
+/// it), else it starts a new train. One destination's datagrams keep their order; trains
+/// go out in the order they were started.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Datagrams as pushed: destination, source, range of `raw`.
-    pushed: Vec<(SocketAddr, Option<IpAddr>, usize, usize)>,
-    raw: Vec<u8>,
-    /// Sealed: trains, their bytes contiguous in `bytes`.
-    items: Vec<Item>,
-    bytes: Vec<u8>,
+    /// Trains in use are `trains[..used]`; the rest keep their buffers for later batches.
+    trains: Vec<Train>,
+    used: usize,
     max_segments: usize,
-    /// Scratch for [`seal`](Self::seal), kept to spare an allocation per batch: the
-    /// order datagrams go out in, and each destination's first datagram.
-    order: Vec<usize>,
-    first: Vec<(SocketAddr, Option<IpAddr>, usize)>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Item {
+#[derive(Debug, Clone)]
+struct Train {
     to: SocketAddr,
     src: Option<IpAddr>,
-    start: usize,
-    end: usize,
-    /// The train's segment size (its first datagram's length).
+    bytes: Vec<u8>,
+    /// The segment size (the first datagram's length).
     segment: usize,
     segments: usize,
+}
+
+impl Train {
+    /// Whether a `len`-byte datagram may follow: a shorter one ended the train, and a
+    /// longer one cannot be a segment.
+    fn takes(&self, len: usize, max_segments: usize) -> bool {
+        self.segments < max_segments
+            && len > 0
+            && len <= self.segment
+            && self.bytes.len() == self.segment * self.segments
+            && self.bytes.len() + len <= MAX_SEND
+    }
 }
 
 impl Outbox {
@@ -204,108 +208,69 @@ impl Outbox {
 
     /// Queues one datagram of `bytes` to `to` from `src` (`None`: the kernel picks).
     pub fn push(&mut self, to: SocketAddr, src: Option<IpAddr>, bytes: &[u8]) {
-        let start = self.raw.len();
-        self.raw.extend_from_slice(bytes);
-        self.pushed.push((to, src, start, self.raw.len()));
-    }
-
-    /// Cuts what was pushed into transmits (see the type's docs); pushing again after
-    /// this starts the next set.
-    pub fn seal(&mut self) {
-        if self.pushed.is_empty() {
-            return;
-        }
-        let mut order = std::mem::take(&mut self.order);
-        order.clear();
+        let len = bytes.len();
         if self.max_segments > 1 {
-            // Group by destination and source, groups in order of first appearance: a
-            // stable sort on the index of each key's first datagram, packed above the
-            // datagram's own index.
-            let first = &mut self.first;
-            first.clear();
-            for (i, &(to, src, ..)) in self.pushed.iter().enumerate() {
-                let rank = match first.iter().find(|k| k.0 == to && k.1 == src) {
-                    Some(k) => k.2,
-                    None => {
-                        first.push((to, src, i));
-                        i
-                    }
-                };
-                order.push(rank << 32 | i);
+            // The newest train of this destination and source, searched from the end
+            // (the last one, under load from few clients).
+            let open = self.trains[..self.used]
+                .iter_mut()
+                .rev()
+                .find(|t| t.to == to && t.src == src);
+            if let Some(t) = open
+                && t.takes(len, self.max_segments)
+            {
+                t.bytes.extend_from_slice(bytes);
+                t.segments += 1;
+                return;
             }
-            order.sort_unstable();
-            for o in &mut order {
-                *o &= 0xffff_ffff;
-            }
-        } else {
-            order.extend(0..self.pushed.len());
         }
-        for &i in &order {
-            let (to, src, start, end) = self.pushed[i];
-            let len = end - start;
-            let grows = self.items.last().is_some_and(|t| {
-                t.to == to
-                    && t.src == src
-                    && t.segments < self.max_segments
-                    && len > 0
-                    && len <= t.segment
-                    // A shorter datagram ends its train: none may follow it.
-                    && (t.end - t.start) == t.segment * t.segments
-                    && t.end - t.start + len <= MAX_SEND
+        if self.used == self.trains.len() {
+            self.trains.push(Train {
+                to,
+                src,
+                bytes: Vec::with_capacity(64),
+                segment: 0,
+                segments: 0,
             });
-            let at = self.bytes.len();
-            self.bytes.extend_from_slice(&self.raw[start..end]);
-            match self.items.last_mut() {
-                Some(t) if grows => {
-                    t.end += len;
-                    t.segments += 1;
-                }
-                _ => self.items.push(Item {
-                    to,
-                    src,
-                    start: at,
-                    end: at + len,
-                    segment: len,
-                    segments: 1,
-                }),
-            }
         }
-        self.order = order;
-        self.pushed.clear();
-        self.raw.clear();
+        let t = &mut self.trains[self.used];
+        t.to = to;
+        t.src = src;
+        t.bytes.clear();
+        t.bytes.extend_from_slice(bytes);
+        t.segment = len;
+        t.segments = 1;
+        self.used += 1;
     }
 
-    /// The transmits sealed, in order.
+    /// The transmits queued, in order.
     pub fn transmits(&self) -> impl Iterator<Item = Transmit<'_>> + '_ {
-        self.items.iter().map(|i| Transmit {
-            to: i.to,
-            src: i.src,
-            segment_size: (i.segments > 1).then_some(i.segment),
-            contents: &self.bytes[i.start..i.end],
+        self.trains[..self.used].iter().map(|t| Transmit {
+            to: t.to,
+            src: t.src,
+            segment_size: (t.segments > 1).then_some(t.segment),
+            contents: &t.bytes,
         })
     }
 
-    /// Transmits sealed.
+    /// Transmits queued.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.used
     }
 
-    /// Whether nothing is queued, sealed or not.
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.pushed.is_empty()
+        self.used == 0
     }
 
-    /// Datagrams queued, sealed or not.
+    /// Datagrams queued.
     pub fn datagrams(&self) -> usize {
-        self.items.iter().map(|i| i.segments).sum::<usize>() + self.pushed.len()
+        self.trains[..self.used].iter().map(|t| t.segments).sum()
     }
 
-    /// Empties it.
+    /// Empties it (keeping its buffers).
     pub fn clear(&mut self) {
-        self.pushed.clear();
-        self.raw.clear();
-        self.items.clear();
-        self.bytes.clear();
+        self.used = 0;
     }
 }
 
@@ -488,7 +453,6 @@ impl Datagrams {
     /// kernel refuses for its segmentation (`EIO`, `EINVAL`) is sent again datagram by
     /// datagram, and GSO is off from then on.
     pub fn send(&mut self, outbox: &mut Outbox) -> Sent {
-        outbox.seal();
         let sent = self.send_iter(outbox.transmits());
         outbox.set_max_segments(outbox.max_segments.min(self.gso));
         outbox.clear();
@@ -538,7 +502,6 @@ mod tests {
     }
 
     fn shape(o: &mut Outbox) -> Vec<(u16, Option<usize>, usize)> {
-        o.seal();
         o.transmits()
             .map(|t| (t.to.port(), t.segment_size, t.contents.len()))
             .collect()
@@ -587,7 +550,7 @@ mod tests {
         assert_eq!(
             shape(&mut o),
             [(1, None, 5), (2, Some(5), 10), (1, None, 5)],
-            "grouped by destination and source, in order of first appearance"
+            "by destination and source, in the order trains were started"
         );
     }
 
