@@ -58,8 +58,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Deferred: only the one used has its arguments built (clap's work
+/// is most of a one-shot `send`'s own).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Answer every datagram with its byte count, printing who sent what.
     #[command(after_help = "\
@@ -161,7 +163,7 @@ Example:
     Manpage,
 }
 
-/// `completions`' options.
+// `completions`' options.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.
@@ -169,7 +171,10 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// `serve`'s options.
+// Each subcommand's options below carry plain comments, not doc comments: with deferred
+// subcommands a doc comment here would replace the subcommand's description in --help.
+
+// `serve`'s options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to bind: `IP:PORT`, an IP alone (port 6666), or a bare `PORT` / `:PORT`
@@ -217,7 +222,7 @@ pub struct ServeArgs {
     pub no_broadcast: bool,
 }
 
-/// The retry schedule's options.
+// The retry schedule's options (flattened into send and ping).
 #[derive(Debug, Args, Clone)]
 pub struct RetryArgs {
     /// Wait after the first send (a number alone is seconds).
@@ -249,7 +254,7 @@ impl RetryArgs {
     }
 }
 
-/// `send`'s options.
+// `send`'s options.
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// `MESSAGE`, or `HOST[:PORT] MESSAGE`: one word is the message, two are the server and
@@ -288,7 +293,7 @@ impl SendArgs {
     }
 }
 
-/// `ping`'s options.
+// `ping`'s options.
 #[derive(Debug, Args)]
 pub struct PingArgs {
     /// The server: `HOST`, `HOST:PORT`, `IP`, `[IPv6]:PORT` or a bare `PORT` (127.0.0.1);
@@ -344,7 +349,7 @@ impl PingArgs {
     }
 }
 
-/// `broadcast`'s options.
+// `broadcast`'s options.
 #[derive(Debug, Args)]
 pub struct BroadcastArgs {
     /// The message; `-` reads it from stdin.
@@ -354,7 +359,7 @@ pub struct BroadcastArgs {
     pub to: SocketAddr,
 }
 
-/// `listen`'s options.
+// `listen`'s options.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Address to bind (SO_REUSEADDR is set, so listeners can share the port); a bare
@@ -366,7 +371,7 @@ pub struct ListenArgs {
     pub max_lines: u32,
 }
 
-/// `discover`'s options.
+// `discover`'s options.
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
     /// The servers' port (default 6666); used by --to when it has none.
@@ -400,7 +405,7 @@ impl DiscoverArgs {
     }
 }
 
-/// `bench`'s options.
+// `bench`'s options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The server to load (the only destination): `HOST`, `HOST:PORT`, `IP`,

@@ -26,7 +26,9 @@ use udp_echo_host::server::Observer;
 
 /// Writes one diagnostic line to stderr; errors are ignored (there is nowhere to report them).
 pub fn diag(args: fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr().lock(), "{args}");
+    // stderr is unbuffered: one write for the whole line, not one per formatted piece.
+    let line = format!("{args}\n");
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Writes a diagnostic line to stderr, `format!`-style.
@@ -61,13 +63,19 @@ pub const CLOSED_STDOUT: u8 = 141;
 
 /// Ends the process with [`CLOSED_STDOUT`] as soon as stdout is a pipe or socket whose
 /// reader has gone (`| head -1`), even while the command waits for the network: the
-/// results could not reach anyone. A watcher thread sleeps in `poll(2)` on stdout; for a
-/// file or a terminal it never wakes.
+/// results could not reach anyone. A watcher thread sleeps in `poll(2)` on stdout; it is
+/// started only for a pipe or a socket, the only kinds of stdout whose reader can go away
+/// (a thread costs a one-shot `send` about a tenth of its run).
 ///
 /// On Windows there is no watcher (`WSAPoll` takes sockets only): a closed stdout is
 /// noticed at the next write to it, which fails and ends the command as usual.
 #[cfg(unix)]
 pub fn exit_when_stdout_closes() {
+    use rustix::fs::FileType;
+    let kind = rustix::fs::fstat(io::stdout()).map(|st| FileType::from_raw_mode(st.st_mode));
+    if !matches!(kind, Ok(FileType::Fifo | FileType::Socket)) {
+        return;
+    }
     let _ = thread::Builder::new()
         .name("stdout-watch".into())
         .spawn(|| {
