@@ -28,6 +28,10 @@ struct Prefix {
 pub struct Interfaces {
     prefixes: Vec<Prefix>,
     read_at: Instant,
+    /// The last destination found unicast, and how often it has been taken from here
+    /// since: a server's datagrams mostly go to one address, and looking it up again
+    /// (a clock read, then the prefixes) cost more than the responder's decision.
+    unicast: Option<(IpAddr, u32)>,
 }
 
 impl Interfaces {
@@ -43,8 +47,13 @@ impl Interfaces {
         Interfaces {
             prefixes,
             read_at: Instant::now(),
+            unicast: None,
         }
     }
+
+    /// Answers from the remembered unicast destination at most this many times in a row
+    /// before looking again (and reading the interfaces again if the reading is old).
+    const UNICAST_REUSE: u32 = 1024;
 
     /// Reads the interfaces again if the last reading is older than [`Self::MAX_AGE`].
     pub fn refresh(&mut self) {
@@ -92,6 +101,13 @@ impl Interfaces {
         let Some(dst) = dst else {
             return Destination::Unknown;
         };
+        if let Some((last, uses)) = &mut self.unicast
+            && *last == dst
+            && *uses < Self::UNICAST_REUSE
+        {
+            *uses += 1;
+            return Destination::Unicast;
+        }
         let broadcast = match canonical_ip(dst) {
             IpAddr::V4(v4) => {
                 v4.is_broadcast() || v4.is_multicast() || {
@@ -103,6 +119,7 @@ impl Interfaces {
             IpAddr::V6(v6) => v6.is_multicast(),
         };
         if !broadcast {
+            self.unicast = Some((dst, 0));
             return Destination::Unicast;
         }
         self.refresh();
@@ -177,6 +194,7 @@ mod tests {
                 },
             ],
             read_at: Instant::now(),
+            unicast: None,
         }
     }
 
@@ -261,6 +279,42 @@ mod tests {
         for u in ["10.7.0.1", "10.7.0.254", "fd00:7::10", "::ffff:10.7.0.1"] {
             assert!(!t.is_broadcast(ip(u)), "{u}");
         }
+    }
+
+    #[test]
+    fn a_remembered_unicast_destination_is_looked_up_again_now_and_then() {
+        let mut t = table();
+        let src = ip("10.7.0.9");
+        assert_eq!(
+            t.destination(src, Some(ip("10.7.0.1"))),
+            Destination::Unicast
+        );
+        // The address becomes a subnet's broadcast address (the interfaces changed).
+        t.prefixes[1].broadcast = [
+            Some(Ipv4Addr::new(10, 7, 0, 255)),
+            Some(Ipv4Addr::new(10, 7, 0, 1)),
+        ];
+        let seen: Vec<Destination> = (0..=Interfaces::UNICAST_REUSE)
+            .map(|_| t.destination(src, Some(ip("10.7.0.1"))))
+            .collect();
+        assert!(
+            seen[..Interfaces::UNICAST_REUSE as usize]
+                .iter()
+                .all(|d| *d == Destination::Unicast)
+        );
+        assert_eq!(
+            seen.last(),
+            Some(&Destination::Broadcast {
+                source_on_link: true
+            })
+        );
+        // Another destination is looked up at once.
+        assert_eq!(
+            t.destination(src, Some(ip("10.7.0.255"))),
+            Destination::Broadcast {
+                source_on_link: true
+            }
+        );
     }
 
     #[test]
