@@ -36,6 +36,16 @@ fn server(bind: &str, path: Path, offload: Offload, config: ResponderConfig) -> 
 
 const PATHS: [Path; 2] = [Path::Batched, Path::Portable];
 
+/// A server on 127.0.0.1 that answers everything, with every offload.
+fn plain_server(path: Path) -> Server {
+    server(
+        "127.0.0.1:0",
+        path,
+        Offload::ALL,
+        ResponderConfig::permissive(),
+    )
+}
+
 /// Polls until the server has seen `n` datagrams (or 5 s pass).
 fn serve_until(server: &mut Server, seen: &mut Seen, n: usize) {
     let deadline = StdInstant::now() + Duration::from_secs(5);
@@ -71,6 +81,11 @@ fn train(size: usize, count: usize, last: usize) -> Vec<Vec<u8>> {
     let mut t = vec![vec![b'x'; size]; count - 1];
     t.push(vec![b'y'; last]);
     t
+}
+
+/// The next `n` replies' texts.
+fn texts(c: &UdpSocket, n: usize) -> Vec<String> {
+    replies(c, n).into_iter().map(|r| r.0).collect()
 }
 
 /// The next `n` replies, as text, with the server's address they came from.
@@ -126,17 +141,12 @@ fn a_train_with_a_shorter_last_segment_is_answered_datagram_by_datagram() {
 fn replies_of_22_bytes_then_one_of_21_go_out_as_one_train() {
     // Segments of 10 bytes: replies "Your data was 10 bytes" (22); a last one of 9: 21.
     for path in PATHS {
-        let mut s = server(
-            "127.0.0.1:0",
-            path,
-            Offload::ALL,
-            ResponderConfig::permissive(),
-        );
+        let mut s = plain_server(path);
         let c = client("127.0.0.1");
         send_train(&c, s.local_addr(), &train(10, 8, 9));
         let mut seen = Seen::default();
         serve_until(&mut s, &mut seen, 8);
-        let got: Vec<String> = replies(&c, 8).into_iter().map(|r| r.0).collect();
+        let got = texts(&c, 8);
         let mut expect = vec![count(10); 7];
         expect.push(count(9));
         assert_eq!(got, expect, "{path:?}");
@@ -149,19 +159,14 @@ fn a_reply_longer_than_the_train_before_it_is_not_coalesced() {
     // A train of 99-byte segments (replies of 22 bytes) and then, in the same batch from
     // the same client, a 100-byte datagram (a reply of 23 bytes): two transmits.
     for path in PATHS {
-        let mut s = server(
-            "127.0.0.1:0",
-            path,
-            Offload::ALL,
-            ResponderConfig::permissive(),
-        );
+        let mut s = plain_server(path);
         let c = client("127.0.0.1");
         send_train(&c, s.local_addr(), &train(99, 4, 99));
         c.send_to(&[b'z'; 100], s.local_addr()).unwrap();
         std::thread::sleep(Duration::from_millis(20)); // both queued before one poll
         let mut seen = Seen::default();
         serve_until(&mut s, &mut seen, 5);
-        let got: Vec<String> = replies(&c, 5).into_iter().map(|r| r.0).collect();
+        let got = texts(&c, 5);
         let mut expect = vec![count(99); 4];
         expect.push(count(100));
         assert_eq!(got, expect, "{path:?}: in order, exact");
@@ -256,7 +261,7 @@ fn the_largest_and_the_empty_datagram_get_exact_counts() {
             let mut seen = Seen::default();
             serve_until(&mut s, &mut seen, 2);
             assert_eq!(lens(&seen), [largest, 0], "{path:?} {bind}");
-            let got: Vec<String> = replies(&c, 2).into_iter().map(|r| r.0).collect();
+            let got = texts(&c, 2);
             assert_eq!(got, [count(largest), count(0)], "{path:?} {bind}");
         }
     }
