@@ -111,9 +111,13 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
             SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
             SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
         };
-        // Unconnected (a destination on every send works on every system); replies are
-        // told from other datagrams by their source.
+        // Replies are told from other datagrams by their source. On Linux the socket is
+        // also connected, so an ICMP "port unreachable" comes back as "refused"; elsewhere
+        // (BSD, macOS) a connected socket refuses a destination on each send, which both
+        // datagram paths give.
         let socket = udp::bind(local, BindOptions::default()).map_err(|e| net(&e))?;
+        #[cfg(target_os = "linux")]
+        socket.connect(&server.into()).map_err(|e| net(&e))?;
         let _ = socket.set_recv_buffer_size(4 << 20);
         let io = Datagrams::new(socket, Path::best(), offload).map_err(|e| net(&e))?;
         // The window spread over the sockets, the first ones taking the remainder.
