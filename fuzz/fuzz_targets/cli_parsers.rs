@@ -13,7 +13,7 @@ use std::time::Duration;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use udp_echo::parse::{
-    Endpoint, parse_bind, parse_duration, parse_peer, parse_rate, split_endpoint,
+    Endpoint, needs_scope, parse_bind, parse_duration, parse_peer, parse_rate, split_endpoint,
 };
 use udp_echo_core::{DEFAULT_PORT, Factor};
 
@@ -63,6 +63,13 @@ fn text(s: &str) {
         Ok(Endpoint::Name(with_port)) => {
             let (_, port) = with_port.rsplit_once(':').expect("a port for the resolver");
             assert!(port.parse::<u16>().is_ok(), "{s:?} → {with_port:?}");
+        }
+        // Interface names are looked up at parse time: they stop here too.
+        Ok(Endpoint::Scoped { scope, .. }) => {
+            assert!(!scope.is_empty() && scope.parse::<u32>().is_err(), "{s:?}");
+        }
+        Ok(Endpoint::Addr(addr)) if needs_scope(&addr) => {
+            assert!(parse_bind(s).is_err() && parse_peer(s).is_err(), "{s:?}");
         }
         Ok(Endpoint::Addr(addr)) => {
             assert_eq!(parse_bind(s), Ok(addr));

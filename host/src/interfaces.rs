@@ -166,6 +166,28 @@ fn bits(ip: IpAddr) -> u128 {
     }
 }
 
+/// The index of the interface called `name` (e.g. `eth0`), for an IPv6 scope; `None` if
+/// there is none of that name.
+pub fn index_of(name: &str) -> Option<u32> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .find(|ifa| ifa.name == name)
+        .and_then(|ifa| ifa.index)
+}
+
+/// The names of this host's interfaces, each once, in the system's order: for messages
+/// that ask the user to name one.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for ifa in if_addrs::get_if_addrs().unwrap_or_default() {
+        if !names.contains(&ifa.name) {
+            names.push(ifa.name);
+        }
+    }
+    names
+}
+
 impl Default for Interfaces {
     fn default() -> Self {
         Self::read()

@@ -3,7 +3,7 @@
 //! A library module (not inside the binary) so the fuzz targets in `fuzz/` can call them.
 //! Each returns the message clap prints on error.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::time::Duration;
 
 use udp_echo_core::DEFAULT_PORT;
@@ -16,6 +16,16 @@ pub enum Endpoint {
     Addr(SocketAddr),
     /// A host name with its port, as `HOST:PORT` for the resolver.
     Name(String),
+    /// An IPv6 address with a scope given by name (`fe80::1%eth0`): the name is looked up
+    /// among the interfaces.
+    Scoped {
+        /// The address.
+        ip: Ipv6Addr,
+        /// The interface's name.
+        scope: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 /// Reads an address argument without resolving anything: `IP:PORT`, `[IPv6]:PORT`, a
@@ -32,6 +42,9 @@ pub fn split_endpoint(s: &str) -> Result<Endpoint, String> {
     }
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(Endpoint::Addr(addr));
+    }
+    if let Some(scoped) = scoped(s) {
+        return scoped;
     }
     if let Some(inner) = s.strip_prefix('[') {
         // `[IPv6]` alone (with a port it parsed above).
@@ -86,6 +99,48 @@ pub fn split_endpoint(s: &str) -> Result<Endpoint, String> {
     }))
 }
 
+/// An IPv6 address with a scope: `[IPv6%SCOPE]:PORT`, `[IPv6%SCOPE]` or `IPv6%SCOPE`, the
+/// scope a number or an interface's name (`None` if `s` has no `%`).
+fn scoped(s: &str) -> Option<Result<Endpoint, String>> {
+    let (addr, port) = match s.strip_prefix('[') {
+        Some(inner) => {
+            let Some((addr, rest)) = inner.split_once(']') else {
+                return Some(Err(format!(
+                    "`{s}` is not an address: write `[IPv6%INTERFACE]:PORT`"
+                )));
+            };
+            let port = match rest {
+                "" => DEFAULT_PORT,
+                _ => match rest.strip_prefix(':').map(str::parse::<u16>) {
+                    Some(Ok(port)) => port,
+                    _ => return Some(Err(format!("`{s}`: `{rest}` is not `:PORT` (0-65535)"))),
+                },
+            };
+            (addr, port)
+        }
+        None => (s, DEFAULT_PORT),
+    };
+    let (ip, scope) = addr.split_once('%')?;
+    let Ok(ip) = ip.parse::<Ipv6Addr>() else {
+        return Some(Err(format!(
+            "`{s}` is not an address: only an IPv6 address takes a `%INTERFACE` scope"
+        )));
+    };
+    if scope.is_empty() {
+        return Some(Err(format!(
+            "`{s}`: the scope after `%` is empty: name an interface"
+        )));
+    }
+    Some(Ok(match scope.parse::<u32>() {
+        Ok(index) => Endpoint::Addr(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, index))),
+        Err(_) => Endpoint::Scoped {
+            ip,
+            scope: scope.to_owned(),
+            port,
+        },
+    }))
+}
+
 /// `7000` or `:7000`: a port alone (`None` if `s` is not written that way).
 fn bare_port(s: &str) -> Option<Result<u16, String>> {
     let digits = s.strip_prefix(':').unwrap_or(s);
@@ -121,19 +176,78 @@ pub fn parse_bind(s: &str) -> Result<SocketAddr, String> {
     parse_endpoint(s)
 }
 
-/// An address to send to: like [`parse_bind`], but port 0 is refused (nothing listens there).
+/// An address to send to: like [`parse_bind`], but port 0 is refused (nothing listens
+/// there), and the unspecified address (`0.0.0.0`, `[::]`, `[::ffff:0.0.0.0]`) means this
+/// host, as the kernel reads it: it becomes the loopback address of its family, the
+/// source the replies come from.
 pub fn parse_peer(s: &str) -> Result<SocketAddr, String> {
-    let addr = parse_endpoint(s)?;
+    let mut addr = parse_endpoint(s)?;
     if addr.port() == 0 {
         return Err(format!("`{s}`: port 0 cannot be a destination"));
+    }
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(v6) if v6.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified()) => {
+            addr = SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()));
+        }
+        _ => {}
     }
     Ok(addr)
 }
 
-/// [`split_endpoint`], then a name is resolved (`localhost` reads /etc/hosts only).
+/// [`split_endpoint`], then a name is resolved (`localhost` reads /etc/hosts only) and an
+/// interface named as a scope is looked up. A link-local IPv6 address (`fe80::/10`, or a
+/// link-local multicast group `ff02::/16`) without a scope is refused: it means nothing without its interface.
 pub fn parse_endpoint(s: &str) -> Result<SocketAddr, String> {
+    let addr = resolve(s)?;
+    if let SocketAddr::V6(v6) = addr
+        && needs_scope(&addr)
+    {
+        return Err(format!(
+            "`{s}` is a link-local address, which needs its interface: write `[{}%INTERFACE]:{}`{}",
+            v6.ip(),
+            v6.port(),
+            interfaces_hint()
+        ));
+    }
+    Ok(addr)
+}
+
+/// Whether `addr` is a link-local IPv6 address (`fe80::/10`, or a link-local multicast
+/// group `ff02::/16`) without the scope that says which interface it is on.
+pub fn needs_scope(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V6(v6) => {
+            v6.scope_id() == 0
+                && (v6.ip().is_unicast_link_local() || v6.ip().segments()[0] & 0xff0f == 0xff02)
+        }
+        SocketAddr::V4(_) => false,
+    }
+}
+
+/// ` (interfaces here: lo, eth0)`, or nothing if none can be listed.
+fn interfaces_hint() -> String {
+    let names = udp_echo_host::interfaces::names();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (interfaces here: {})", names.join(", "))
+    }
+}
+
+fn resolve(s: &str) -> Result<SocketAddr, String> {
     let with_port = match split_endpoint(s)? {
         Endpoint::Addr(addr) => return Ok(addr),
+        Endpoint::Scoped { ip, scope, port } => {
+            let index = udp_echo_host::interfaces::index_of(&scope).ok_or_else(|| {
+                format!(
+                    "`{s}`: there is no interface `{scope}` here{}",
+                    interfaces_hint()
+                )
+            })?;
+            return Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, index)));
+        }
         Endpoint::Name(with_port) => with_port,
     };
     let resolved = with_port
@@ -272,6 +386,69 @@ mod tests {
     }
 
     #[test]
+    fn the_unspecified_address_as_a_destination_is_this_host() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_peer("0.0.0.0:7"), Ok(a("127.0.0.1:7")));
+        assert_eq!(parse_peer("[::]:7"), Ok(a("[::1]:7")));
+        assert_eq!(parse_peer("[::ffff:0.0.0.0]:7"), Ok(a("127.0.0.1:7")));
+        assert_eq!(
+            parse_bind("0.0.0.0:7"),
+            Ok(a("0.0.0.0:7")),
+            "a bind keeps it"
+        );
+    }
+
+    #[test]
+    fn scopes_are_taken_by_number_or_interface_name() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_peer("[fe80::1%1]:7"), Ok(a("[fe80::1%1]:7")));
+        assert_eq!(parse_peer("fe80::1%1"), Ok(a("[fe80::1%1]:6666")));
+        // `lo` exists on every Linux host; its index is whatever the system gave it.
+        let lo = udp_echo_host::interfaces::index_of("lo");
+        if let Some(lo) = lo {
+            let want = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 7, 0, lo));
+            assert_eq!(parse_peer("[fe80::1%lo]:7"), Ok(want));
+            assert_eq!(
+                parse_bind("[fe80::1%lo]"),
+                Ok(SocketAddr::V6(SocketAddrV6::new(
+                    "fe80::1".parse().unwrap(),
+                    6666,
+                    0,
+                    lo
+                )))
+            );
+        }
+        assert!(
+            parse_peer("[fe80::1%nosuchif0]:7")
+                .unwrap_err()
+                .contains("no interface `nosuchif0`")
+        );
+        assert!(parse_peer("[fe80::1%]:7").unwrap_err().contains("empty"));
+        assert!(
+            parse_peer("[10.0.0.1%lo]:7")
+                .unwrap_err()
+                .contains("only an IPv6")
+        );
+        assert!(
+            parse_peer("[fe80::1%lo]:x")
+                .unwrap_err()
+                .contains("is not `:PORT`")
+        );
+    }
+
+    #[test]
+    fn a_link_local_address_without_a_scope_says_how_to_name_the_interface() {
+        for s in ["fe80::1", "[fe80::1]:7", "[ff02::1]:6666"] {
+            let e = parse_peer(s).unwrap_err();
+            assert!(
+                e.contains("link-local") && e.contains("%INTERFACE"),
+                "{s}: {e}"
+            );
+        }
+        assert!(parse_peer("[fd00::1]:7").is_ok(), "not link-local");
+    }
+
+    #[test]
     fn durations_parse_with_units_and_decimals() {
         let ms = Duration::from_millis;
         assert_eq!(parse_duration("100ms"), Ok(ms(100)));
@@ -312,7 +489,7 @@ mod tests {
             Ok("[::1:6666]:6666".parse().unwrap())
         );
         assert_eq!(parse_peer("::1"), Ok("[::1]:6666".parse().unwrap()));
-        assert_eq!(parse_peer("fe80::"), Ok("[fe80::]:6666".parse().unwrap()));
+        assert_eq!(parse_peer("fd00::"), Ok("[fd00::]:6666".parse().unwrap()));
         assert!(names_port("[::1]:7") && names_port("h:7") && names_port("7"));
         assert!(!names_port("::1") && !names_port("[::1]") && !names_port("h"));
     }
