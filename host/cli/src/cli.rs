@@ -234,8 +234,9 @@ pub struct RetryArgs {
     /// Growth of the wait after each timeout, e.g. `2` or `1.5`.
     #[arg(long, default_value = "2")]
     pub factor: Factor,
-    /// At most this many sends (default: as many as the waits allow, 5 by default).
-    #[arg(long)]
+    /// At most this many sends, 1 or more (default: as many as the waits allow, 5 by
+    /// default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub attempts: Option<u32>,
 }
 
@@ -304,7 +305,7 @@ pub struct PingArgs {
     #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
     pub server: Option<SocketAddr>,
     /// Exchanges to make; 0 runs until Ctrl-C. Default 4, or unlimited with -w.
-    #[arg(long, short)]
+    #[arg(long, short, allow_negative_numbers = true, value_parser = parse_count)]
     pub count: Option<u64>,
     /// Time between the starts of two exchanges (a number alone is seconds).
     #[arg(long, short, default_value = "1s", value_parser = parse_duration)]
@@ -375,7 +376,7 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
     /// The servers' port (default 6666); used by --to when it has none.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Where to send the request (default: 255.255.255.255 at --port).
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -446,6 +447,13 @@ impl BenchArgs {
     pub fn server(&self) -> SocketAddr {
         self.target.or(self.server).unwrap_or_else(local_server)
     }
+}
+
+/// `-c N`: a count, 0 for endless; a negative number gets words, not clap's `--` tip.
+fn parse_count(s: &str) -> Result<u64, String> {
+    s.parse::<u64>().map_err(|_| {
+        format!("`{s}` is not a count: give 0 (until Ctrl-C) or a positive number of exchanges")
+    })
 }
 
 /// A command's failure: its message and exit status.

@@ -52,6 +52,68 @@ fn message_bytes(message: &std::ffi::OsStr, max: usize) -> Result<Vec<u8>, Failu
     }
 }
 
+/// The datagrams an exchange ignored, by source and reason, for the final message: a
+/// user who gets no reply sees without `-v` that something did answer, and why it did
+/// not count.
+#[derive(Debug, Default)]
+pub struct IgnoredLog {
+    /// (source, reason, count), in order of first sight; at most [`IgnoredLog::KEPT`].
+    seen: Vec<(Option<std::net::SocketAddr>, &'static str, u32)>,
+    total: u32,
+}
+
+impl IgnoredLog {
+    /// Distinct (source, reason) pairs kept; the rest are only counted.
+    const KEPT: usize = 4;
+
+    /// Notes one client event if it is an ignored datagram.
+    pub fn note(&mut self, event: &udp_echo_core::ClientEvent) {
+        use udp_echo_core::exchange::Verdict;
+        let udp_echo_core::ClientEvent::Ignored { from, verdict } = *event else {
+            return;
+        };
+        let why = match verdict {
+            Verdict::Foreign => "not the server's address",
+            Verdict::Malformed => "not a byte-count reply",
+            Verdict::Stale { .. } => "a reply with another count",
+            Verdict::Late | Verdict::Accepted => "after the exchange ended",
+        };
+        self.total += 1;
+        if let Some(entry) = self.seen.iter_mut().find(|e| e.0 == from && e.1 == why) {
+            entry.2 += 1;
+        } else if self.seen.len() < Self::KEPT {
+            self.seen.push((from, why, 1));
+        }
+    }
+
+    /// `; ignored 3 datagrams: 2 from 10.0.0.9:6666 (not a byte-count reply), 1 from …`,
+    /// or nothing when none was ignored.
+    pub fn suffix(&self) -> String {
+        if self.total == 0 {
+            return String::new();
+        }
+        let plural = if self.total == 1 { "" } else { "s" };
+        let parts: Vec<String> = self
+            .seen
+            .iter()
+            .map(|(from, why, n)| match from {
+                Some(from) => format!("{n} from {from} ({why})"),
+                None => format!("{n} too long to read ({why})"),
+            })
+            .collect();
+        let shown: u32 = self.seen.iter().map(|e| e.2).sum();
+        let rest = match self.total - shown {
+            0 => String::new(),
+            n => format!(", {n} more"),
+        };
+        format!(
+            "; ignored {} datagram{plural}: {}{rest}",
+            self.total,
+            parts.join(", ")
+        )
+    }
+}
+
 /// A socket error for people: what to do about the usual ones, no `(os error N)` tail.
 pub fn socket_error(e: &std::io::Error, addr: std::net::SocketAddr) -> String {
     use std::io::ErrorKind;
@@ -87,11 +149,38 @@ fn filler(server: std::net::SocketAddr, size: usize) -> Result<Vec<u8>, Failure>
 }
 
 /// A client driver's error as a failure: bad input is usage (2), the rest network (1).
+/// The kernel refusing to send (`EACCES`) means a broadcast address not known as one
+/// beforehand: usage too, with what to use instead.
 fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
     match e {
         ClientError::Exchange(e) => Failure::usage(e.to_string()),
+        ClientError::Stack(e) if e.io_error().kind() == std::io::ErrorKind::PermissionDenied => {
+            Failure::usage(format!(
+                "{what}: the system refuses to send there (a broadcast address?): {}",
+                BROADCAST_ADVICE
+            ))
+        }
         ClientError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
+}
+
+/// What to use to reach many servers at once.
+const BROADCAST_ADVICE: &str = "to find the servers there use `udp-echo discover --to ADDR:PORT`, to send without waiting for a reply `udp-echo broadcast --to ADDR:PORT`";
+
+/// Refuses a broadcast or multicast target for a command that waits for one server's
+/// reply (send, ping, bench): exit 2 with what to use instead.
+fn one_server(server: std::net::SocketAddr) -> Result<(), Failure> {
+    let ip = udp_echo_core::wire::canonical_ip(server.ip());
+    let group = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
+        std::net::IpAddr::V6(v6) => v6.is_multicast(),
+    } || udp_echo_host::interfaces::Interfaces::read().is_broadcast(ip);
+    if group {
+        return Err(Failure::usage(format!(
+            "{ip} is a broadcast address, and this command waits for one server's reply: {BROADCAST_ADVICE}"
+        )));
+    }
+    Ok(())
 }
 
 /// A server loop's error as a failure.

@@ -64,6 +64,7 @@ impl Stats {
 pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
     let mut policy = args.policy()?;
     let server = args.server();
+    super::one_server(server)?;
     let request = filler(server, args.size)?;
     // ping(8): -w without -c runs until the deadline.
     let count = args
@@ -97,6 +98,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                 .max(Duration::from_millis(1));
             policy.deadline = Some(schedule_deadline.map_or(left, |s| s.min(left)));
         }
+        let mut ignored = super::IgnoredLog::default();
         let report = client::exchange(
             &mut stack,
             server,
@@ -104,6 +106,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             &policy,
             Some(&shutdown),
             |event, at| {
+                ignored.note(event);
                 if let ClientEvent::Sent { attempt, .. } = *event
                     && attempt > 1
                     && !json
@@ -159,8 +162,9 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                     out.json(&v);
                 } else if !args.quiet {
                     out.line(format_args!(
-                        "seq={seq} {}",
-                        super::send::gave_up_message(server, &g)
+                        "seq={seq} {}{}",
+                        super::send::gave_up_message(server, &g),
+                        ignored.suffix()
                     ));
                 }
             }

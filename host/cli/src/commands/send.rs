@@ -18,9 +18,11 @@ use crate::output::{Stdout, human, ms};
 pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
     let policy = args.retry.policy()?;
     let (server, message) = args.target()?;
+    super::one_server(server)?;
     let request = message_bytes(message, max_request(server))?;
     let mut stack = StdStack::new();
     let mut out = Stdout::default();
+    let mut ignored = super::IgnoredLog::default();
     let report =
         client::exchange(
             &mut stack,
@@ -29,6 +31,7 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
             &policy,
             None,
             |event, at| match *event {
+                ClientEvent::Ignored { .. } => ignored.note(event),
                 ClientEvent::Sent { attempt, .. } if json => out.json(
                     &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
                         "bytes": request.len()}),
@@ -42,20 +45,30 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
         .map_err(|e| client_failure(e, &format!("cannot talk to {}", server)))?;
     match report.ended {
         Ended::Done(Outcome::Reply(r)) => {
-            print_reply(&mut out, server, &r, json);
+            print_reply(&mut out, server, &r, json, &ignored);
             Ok(ExitCode::SUCCESS)
         }
         Ended::Done(Outcome::GaveUp(g)) => {
             if json {
                 out.json(&gave_up_json(server, &g));
             }
-            Err(Failure::network(gave_up_message(server, &g)))
+            Err(Failure::network(format!(
+                "{}{}",
+                gave_up_message(server, &g),
+                ignored.suffix()
+            )))
         }
         Ended::Interrupted => Err(Failure::network("interrupted")),
     }
 }
 
-fn print_reply(out: &mut Stdout, server: SocketAddr, r: &Replied, json: bool) {
+fn print_reply(
+    out: &mut Stdout,
+    server: SocketAddr,
+    r: &Replied,
+    json: bool,
+    ignored: &super::IgnoredLog,
+) {
     let reply = Reply::new(r.count);
     if json {
         out.json(&json!({
@@ -68,15 +81,17 @@ fn print_reply(out: &mut Stdout, server: SocketAddr, r: &Replied, json: bool) {
     out.line(reply);
     if r.rtt_ambiguous {
         diag!(
-            "udp-echo: reply from {server} after {} attempts in {}; rtt {} since the last send (ambiguous: it may answer an earlier one)",
+            "udp-echo: reply from {server} after {} attempts in {}; rtt {} since the last send (ambiguous: it may answer an earlier one){}",
             r.attempts,
             human(r.elapsed),
-            human(r.rtt)
+            human(r.rtt),
+            ignored.suffix()
         );
     } else {
         diag!(
-            "udp-echo: reply from {server} in {} (1 attempt)",
-            human(r.rtt)
+            "udp-echo: reply from {server} in {} (1 attempt){}",
+            human(r.rtt),
+            ignored.suffix()
         );
     }
 }
