@@ -49,6 +49,17 @@ pub fn stdout_failed(e: io::Error) {
     }
 }
 
+/// What the first failed write to stdout said, without taking it: `None` if none failed
+/// or stdout's reader went away (a broken pipe, which "stdout closed" says).
+pub fn stdout_write_error() -> Option<String> {
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .filter(|e| e.kind() != io::ErrorKind::BrokenPipe)
+        .map(plain)
+}
+
 /// The first failed write to stdout, if any.
 pub fn stdout_error() -> Option<io::Error> {
     STDOUT_ERROR
@@ -158,7 +169,9 @@ pub fn ms(d: Duration) -> f64 {
 /// A duration for people: `0.123 ms`, `12.3 ms`, `3.10s`.
 pub fn human(d: Duration) -> String {
     let ms = ms(d);
-    if ms < 1.0 {
+    if d < Duration::from_micros(1) {
+        format!("{} ns", d.as_nanos())
+    } else if ms < 1.0 {
         format!("{ms:.3} ms")
     } else if ms < 1000.0 {
         format!("{ms:.1} ms")
@@ -178,6 +191,8 @@ pub struct Sink {
     tx: Option<SyncSender<String>>,
     closed: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The number the next [`Presenter::sibling`] gets (server threads count from 1).
+    siblings: std::sync::atomic::AtomicU32,
 }
 
 impl Sink {
@@ -226,6 +241,7 @@ impl Sink {
             tx: Some(tx),
             closed,
             thread,
+            siblings: std::sync::atomic::AtomicU32::new(1),
         }
     }
 
@@ -235,6 +251,7 @@ impl Sink {
             tx: None,
             closed: Arc::new(AtomicBool::new(true)),
             thread: None,
+            siblings: std::sync::atomic::AtomicU32::new(1),
         }
     }
 
@@ -312,6 +329,8 @@ pub struct Presenter {
     window_start: Option<Instant>,
     in_window: u64,
     shown: u64,
+    /// A server thread's number, named in its summaries (`None`: the only one).
+    thread: Option<u32>,
 }
 
 /// The length of the rate window.
@@ -328,13 +347,19 @@ impl Presenter {
             window_start: None,
             in_window: 0,
             shown: 0,
+            thread: None,
         }
     }
 
     /// A presenter for another thread, writing through the same sink, showing at most
-    /// `max_lines` datagram lines a second of its own. Drop it (or call
-    /// [`finish`](Self::finish)) before the first presenter finishes.
+    /// `max_lines` datagram lines a second of its own; its summaries name it `thread N`
+    /// (siblings are numbered from 1). Drop it (or call [`finish`](Self::finish)) before
+    /// the first presenter finishes.
     pub fn sibling(&self, max_lines: u32) -> Self {
+        let n = self
+            .sink
+            .siblings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Presenter {
             sink: Arc::clone(&self.sink),
             json: self.json,
@@ -343,6 +368,7 @@ impl Presenter {
             window_start: None,
             in_window: 0,
             shown: 0,
+            thread: Some(n),
         }
     }
 
@@ -356,12 +382,19 @@ impl Presenter {
         if !self.quiet && self.in_window > self.shown {
             let not_shown = self.in_window - self.shown;
             let line = if self.json {
-                json!({"event": "summary", "window_s": 1, "datagrams": self.in_window,
-                       "not_shown": not_shown})
-                .to_string()
+                let mut v = json!({"event": "summary", "window_s": 1,
+                                   "datagrams": self.in_window, "not_shown": not_shown});
+                if let Some(n) = self.thread {
+                    v["thread"] = json!(n);
+                }
+                v.to_string()
             } else {
+                let who = self
+                    .thread
+                    .map(|n| format!("thread {n}: "))
+                    .unwrap_or_default();
                 format!(
-                    "… {} datagrams in the last 1s ({} not shown)",
+                    "… {who}{} datagrams in the last 1s ({} not shown)",
                     self.in_window, not_shown
                 )
             };

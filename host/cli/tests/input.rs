@@ -171,3 +171,127 @@ fn ignored_replies_are_named_in_the_final_message_without_verbose() {
     let err = stderr(&ran);
     assert!(err.contains("(a reply with another count)"), "{err}");
 }
+
+#[test]
+fn a_sub_microsecond_interval_is_shown_in_nanoseconds() {
+    let server = fake_server(1, |req| {
+        Some(format!("Your data was {} bytes", req.len()).into_bytes())
+    });
+    let ran = run(&["ping", &server, "-c", "1", "-i", "1ns"]);
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(out.contains("every 1 ns"), "{out}");
+}
+
+/// `udp-echo serve ARGS` with stdout to `stdout`; returns the child and its address.
+fn serve_to(stdout: Stdio, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    // Keep reading stderr so the child never blocks on it; hand the rest back at the end.
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        let _ = tx.send(rest);
+    });
+    STDERR.with(|s| *s.borrow_mut() = Some(rx));
+    (child, addr)
+}
+
+thread_local! {
+    static STDERR: std::cell::RefCell<Option<std::sync::mpsc::Receiver<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The rest of the last `serve_to` child's stderr once it has ended.
+fn rest_of_stderr() -> String {
+    STDERR.with(|s| {
+        s.borrow_mut()
+            .take()
+            .map(|rx| rx.recv_timeout(PATIENCE).unwrap_or_default())
+            .unwrap_or_default()
+    })
+}
+
+fn wait_bounded(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve ran past {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn serve_on_a_full_stdout_names_the_write_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (mut child, addr) = serve_to(Stdio::from(full), &[]);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Lines are buffered and flushed when idle: one datagram and a pause are enough.
+    for _ in 0..3 {
+        c.send_to(b"hello", &addr).unwrap();
+        thread::sleep(Duration::from_millis(150));
+    }
+    let code = wait_bounded(&mut child);
+    let err = rest_of_stderr();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("stopped by a failed write to stdout (No space left on device)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn each_server_threads_summary_says_which_thread_it_is() {
+    let (mut child, addr) = serve_to(Stdio::piped(), &["--threads", "2", "--max-lines", "1"]);
+    let mut out = child.stdout.take().unwrap();
+    // Many sources, so SO_REUSEPORT gives both threads some: more than one line a second
+    // each, so each thread sums up the rest.
+    for _ in 0..3 {
+        for _ in 0..32 {
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..4 {
+                c.send_to(b"hello", &addr).unwrap();
+            }
+        }
+        thread::sleep(Duration::from_millis(600));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert_eq!(wait_bounded(&mut child), Some(0));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut out, &mut text).unwrap();
+    let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with('…')).collect();
+    assert!(!summaries.is_empty(), "{text}");
+    for l in &summaries {
+        assert!(
+            l.starts_with("… thread 1: ") || l.starts_with("… thread 2: "),
+            "{l}"
+        );
+    }
+}

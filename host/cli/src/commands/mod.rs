@@ -231,7 +231,10 @@ fn announce(
 fn stop_reason(result: &Result<Stopped, std::io::Error>, shutdown: &Shutdown) -> String {
     match result {
         Ok(Stopped::Signal) => shutdown.signal_name().unwrap_or("a signal").to_string(),
-        Ok(Stopped::Observer) => "stdout closed".to_string(),
+        Ok(Stopped::Observer) => match crate::output::stdout_write_error() {
+            Some(e) => format!("a failed write to stdout ({e})"),
+            None => "stdout closed".to_string(),
+        },
         Err(e) => format!("error: {}", crate::output::plain(e)),
     }
 }
