@@ -74,6 +74,17 @@ esac
 firmware_setup
 firmware_build udp-echo-net-firmware net-firmware
 firmware_size >&2
+if [[ $command == client ]]; then
+    # The firmware reads its command line (semihosting: the kernel's path, a space, then
+    # -append's text) into 1,024 bytes with the terminating NUL: say so before booting
+    # rather than let it fail with NoCmdline.
+    cmdline_max=1023
+    room=$((cmdline_max - ${#bin} - 1 - ${#server} - 8)) # "client " and the space after HOST:PORT
+    message_bytes=$(printf '%s' "$message" | LC_ALL=C wc -c)
+    if ((message_bytes > room)); then
+        fail "the message is $message_bytes bytes; the boot command line carries at most $room here (1,023 bytes in all, with the firmware's path $bin): shorten it"
+    fi
+fi
 if [[ $command == build ]]; then
     echo "$bin"
     exit 0

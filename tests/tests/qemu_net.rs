@@ -434,6 +434,38 @@ fn a_bad_command_line_is_refused_with_exit_status_1() {
     }
 }
 
+#[test]
+fn a_message_too_long_for_the_boot_command_line_is_refused_before_booting() {
+    require_qemu!();
+    let images = images();
+    let run = |message: &str| {
+        let mut script = Command::new("bash");
+        script
+            .current_dir(workspace())
+            .args(["scripts/qemu-net.sh", "client", "10.0.2.2:9", message])
+            .env("CARGO_TARGET_DIR", &images.target_dir)
+            .env("QEMU_TIMEOUT", "10");
+        run_bounded(script, BUILD_DEADLINE)
+    };
+    let out = run(&message(3000));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the message is 3000 bytes"), "{stderr}");
+    assert!(stderr.contains("carries at most"), "{stderr}");
+    assert!(!stderr.contains("NoCmdline"), "{stderr}");
+    // The most it says it carries does boot and go out (and, with nothing there, give up).
+    let most: usize = stderr
+        .split("carries at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the limit in the message");
+    let out = run(&message(most));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "no reply expected: {stderr}");
+    assert!(!stderr.contains("carries at most"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------------------
 // TAP (root)
 
