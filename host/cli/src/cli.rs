@@ -17,6 +17,8 @@ use udp_echo_core::retry::Factor;
 
 use crate::commands;
 
+mod docs;
+
 const EXAMPLES: &str = "\
 Addresses: HOST, HOST:PORT, IP, IP:PORT, [IPv6]:PORT, or a bare PORT (127.0.0.1, or every
 interface for listen); a number alone is always a port. Port 6666 when none is given.
@@ -156,11 +158,17 @@ Examples:
   udp-echo completions bash > ~/.local/share/bash-completion/completions/udp-echo
   udp-echo completions zsh > ~/.zfunc/_udp-echo")]
     Completions(CompletionsArgs),
-    /// Print the man page (roff) on stdout, generated from these definitions.
+    /// Print a man page (roff) on stdout, or write them all, generated from these definitions.
     #[command(after_help = "\
-Example:
-  udp-echo manpage > udp-echo.1 && man ./udp-echo.1")]
-    Manpage,
+Without --dir, prints one page: udp-echo(1), or a subcommand's (udp-echo-serve(1), ...).
+With --dir, writes udp-echo.1 and one page per subcommand (udp-echo-serve.1, ...) there,
+creating the directory if needed, and prints nothing.
+
+Examples:
+  udp-echo manpage > udp-echo.1 && man ./udp-echo.1
+  udp-echo manpage serve | man -l -
+  udp-echo manpage --dir ~/.local/share/man/man1")]
+    Manpage(ManpageArgs),
 }
 
 // `completions`' options.
@@ -169,6 +177,17 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// `manpage`'s options.
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// The subcommand whose page to print (default: udp-echo's own).
+    #[arg(value_name = "SUBCOMMAND", value_parser = clap::builder::PossibleValuesParser::new(docs::PAGES))]
+    pub subcommand: Option<String>,
+    /// Write every page into this directory instead: udp-echo.1, udp-echo-serve.1, ...
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "subcommand")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 // Each subcommand's options below carry plain comments, not doc comments: with deferred
@@ -501,7 +520,7 @@ pub fn run() -> ExitCode {
         Command::Discover(args) => commands::discover::run(&args, json),
         Command::Bench(args) => commands::bench::run(&args, json),
         Command::Completions(args) => print_completions(args.shell),
-        Command::Manpage => print_manpage(),
+        Command::Manpage(args) => print_manpage(&args),
     };
     let written = match crate::output::stdout_error() {
         None => Ok(()),
@@ -522,22 +541,36 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// `completions SHELL`: clap_complete's script for the same definitions.
+/// `completions SHELL`: clap_complete's script for the same definitions (repaired: see
+/// the `docs` module).
 fn print_completions(shell: clap_complete::Shell) -> Result<ExitCode, Failure> {
     use clap::CommandFactory;
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "udp-echo", &mut out);
-    write_all_stdout(&out)
+    write_all_stdout(&docs::completions(Cli::command(), shell))
 }
 
-/// `manpage`: clap_mangen's roff for the same definitions.
-fn print_manpage() -> Result<ExitCode, Failure> {
+/// `manpage [SUBCOMMAND]`, `manpage --dir DIR`: clap_mangen's roff for the same definitions,
+/// with the examples laid out as man pages do (see the `docs` module).
+fn print_manpage(args: &ManpageArgs) -> Result<ExitCode, Failure> {
     use clap::CommandFactory;
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .map_err(|e| Failure::network(format!("cannot render the man page: {e}")))?;
-    write_all_stdout(&out)
+    let failed = |e: std::io::Error| Failure::network(format!("cannot render the man page: {e}"));
+    let Some(dir) = &args.dir else {
+        let page = docs::man_page(Cli::command(), args.subcommand.as_deref()).map_err(failed)?;
+        return write_all_stdout(&page);
+    };
+    let pages = docs::man_pages(Cli::command()).map_err(failed)?;
+    let cannot = |path: &std::path::Path, e: std::io::Error| {
+        Failure::network(format!(
+            "cannot write {}: {}",
+            path.display(),
+            crate::output::plain(&e)
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| cannot(dir, e))?;
+    for (name, page) in pages {
+        let path = dir.join(name);
+        std::fs::write(&path, page).map_err(|e| cannot(&path, e))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_all_stdout(bytes: &[u8]) -> Result<ExitCode, Failure> {
