@@ -65,6 +65,10 @@ pub struct StdStack {
     reuse_addr: bool,
     reuse_port: bool,
     recv_buffer_size: Option<usize>,
+    /// The local address client sockets send from (`--source`).
+    source: Option<SocketAddr>,
+    /// The interface every socket is tied to (`--interface`).
+    device: Option<String>,
     /// Where a short buffer's datagram is received whole, to tell its length (not Linux).
     scratch: Scratch,
 }
@@ -141,6 +145,38 @@ impl StdStack {
         crate::wait::readable(socket.get()?.as_fd(), other, deadline)
     }
 
+    /// Client sockets (connected, or sending before any bind) send from `source`: its
+    /// address, and its port unless that is 0. It must be of the remote's family.
+    pub fn with_source(mut self, source: SocketAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Every socket is tied to the interface called `name` (see
+    /// [`udp::bind_device`](crate::udp::bind_device)).
+    pub fn with_device(mut self, name: impl Into<String>) -> Self {
+        self.device = Some(name.into());
+        self
+    }
+
+    /// A new OS socket for talking to `remote`: the stack-wide options, then bound to the
+    /// source address if one is set.
+    fn open_client(&self, remote: SocketAddr) -> io::Result<Socket> {
+        let socket = self.open(remote)?;
+        if let Some(source) = self.source {
+            if source.is_ipv4() != remote.is_ipv4() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the source {source} and the destination {remote} are of different address families"
+                    ),
+                ));
+            }
+            socket.bind(&source.into())?;
+        }
+        Ok(socket)
+    }
+
     /// A new OS socket of `addr`'s family with the stack-wide options.
     fn open(&self, addr: SocketAddr) -> io::Result<Socket> {
         // Non-blocking from the start where socket(2) takes SOCK_NONBLOCK.
@@ -161,6 +197,9 @@ impl StdStack {
         }
         if let Some(bytes) = self.recv_buffer_size {
             socket.set_recv_buffer_size(bytes)?;
+        }
+        if let Some(name) = &self.device {
+            crate::udp::bind_device(&socket, name)?;
         }
         Ok(socket)
     }
@@ -333,7 +372,7 @@ impl UdpClientStack for StdStack {
             Some(os) => os,
             none => {
                 socket.ipv6 = remote.is_ipv6();
-                none.insert(self.open(remote)?)
+                none.insert(self.open_client(remote)?)
             }
         };
         os.connect(&remote.into())?;
@@ -417,7 +456,7 @@ impl UdpFullStack for StdStack {
             Some(os) => os,
             none => {
                 socket.ipv6 = remote.is_ipv6();
-                none.insert(self.open(remote).map_err(fatal)?)
+                none.insert(self.open_client(remote).map_err(fatal)?)
             }
         };
         // An IPv4 destination on an IPv6 (dual-stack) socket, as `receive` reports its

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use udp_echo::parse::{
-    Limit, names_port, parse_bind, parse_duration, parse_limit, parse_listen_bind, parse_peer,
+    Family, Limit, Peer, names_port, parse_bind, parse_duration, parse_limit,
+    parse_listen_bind, parse_peer, parse_peer_arg, parse_source,
 };
 use udp_echo_core::RetryPolicy;
 use udp_echo_core::retry::Factor;
@@ -274,6 +275,62 @@ impl RetryArgs {
     }
 }
 
+// Where a client's datagrams go from: family, source address, interface (send, ping,
+// discover).
+#[derive(Debug, Args, Clone, Default)]
+pub struct NetArgs {
+    /// IPv4 only: a name resolves to its IPv4 address; an IPv6 address is refused.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only: a name resolves to its IPv6 address; an IPv4 address is refused.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Send from this address of this machine, and from this port if one is given (as
+    /// nc's -s and -p): `--source 10.0.0.2`, `--source 10.0.0.2:40000`, `--source [::1]:0`.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_source)]
+    pub source: Option<SocketAddr>,
+    /// Send through this interface only, e.g. `eth0` (SO_BINDTODEVICE on Linux,
+    /// IP_BOUND_IF on macOS; other systems refuse it).
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+}
+
+impl NetArgs {
+    /// The family -4/-6 hold the command to.
+    pub fn family(&self) -> Option<Family> {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// `peer` in the family asked for (usage error if it has none).
+    pub fn resolve(&self, peer: &Peer) -> Result<SocketAddr, Failure> {
+        peer.addr_in(self.family()).map_err(Failure::usage)
+    }
+
+    /// A client stack with the source and interface asked for.
+    pub fn stack(&self) -> udp_echo_host::stack::StdStack {
+        let mut stack = udp_echo_host::stack::StdStack::new();
+        if let Some(source) = self.source {
+            stack = stack.with_source(source);
+        }
+        if let Some(name) = &self.interface {
+            stack = stack.with_device(name.clone());
+        }
+        stack
+    }
+}
+
+/// The default server in the family asked for: 127.0.0.1:6666, or [::1]:6666 with -6.
+fn local_server_in(family: Option<Family>) -> SocketAddr {
+    match family {
+        Some(Family::V6) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, DEFAULT_PORT)),
+        _ => local_server(),
+    }
+}
+
 // `send`'s options.
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -283,17 +340,21 @@ pub struct SendArgs {
     #[arg(value_name = "[HOST[:PORT]] MESSAGE", num_args = 1..=2, required = true)]
     pub words: Vec<OsString>,
     /// The server, as an option (default 127.0.0.1:6666).
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
-    pub server: Option<SocketAddr>,
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer_arg)]
+    pub server: Option<Peer>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 impl SendArgs {
     /// The server and the message, from the words and --server.
     pub fn target(&self) -> Result<(SocketAddr, &OsString), Failure> {
-        match (self.words.as_slice(), self.server) {
-            ([message], server) => Ok((server.unwrap_or_else(local_server), message)),
+        let family = self.net.family();
+        match (self.words.as_slice(), &self.server) {
+            ([message], Some(server)) => Ok((self.net.resolve(server)?, message)),
+            ([message], None) => Ok((local_server_in(family), message)),
             ([_, _], Some(_)) => Err(Failure::usage(
                 "the server is given twice: write `send HOST[:PORT] MESSAGE` or `send --server HOST[:PORT] MESSAGE`",
             )),
@@ -301,12 +362,12 @@ impl SendArgs {
                 let host = host.to_str().ok_or_else(|| {
                     Failure::usage("the server (the first of two words) is not valid UTF-8")
                 })?;
-                let server = parse_peer(host).map_err(|e| {
+                let server = parse_peer_arg(host).map_err(|e| {
                     Failure::usage(format!(
                         "{e} (two words are `HOST[:PORT] MESSAGE`; quote a message with spaces)"
                     ))
                 })?;
-                Ok((server, message))
+                Ok((self.net.resolve(&server)?, message))
             }
             _ => Err(Failure::usage("send takes `[HOST[:PORT]] MESSAGE`")),
         }
@@ -318,11 +379,13 @@ impl SendArgs {
 pub struct PingArgs {
     /// The server: `HOST`, `HOST:PORT`, `IP`, `[IPv6]:PORT` or a bare `PORT` (127.0.0.1);
     /// default 127.0.0.1:6666.
-    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer, conflicts_with = "server")]
-    pub target: Option<SocketAddr>,
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer_arg, conflicts_with = "server")]
+    pub target: Option<Peer>,
     /// The server, as an option.
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
-    pub server: Option<SocketAddr>,
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer_arg)]
+    pub server: Option<Peer>,
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Exchanges to make; 0 runs until Ctrl-C. Default 4, or unlimited with -w.
     #[arg(long, short, allow_negative_numbers = true, value_parser = parse_count)]
     pub count: Option<u64>,
@@ -349,9 +412,13 @@ pub struct PingArgs {
 }
 
 impl PingArgs {
-    /// The server: the positional target, else --server, else 127.0.0.1:6666.
-    pub fn server(&self) -> SocketAddr {
-        self.target.or(self.server).unwrap_or_else(local_server)
+    /// The server: the positional target, else --server, else 127.0.0.1:6666 ([::1] with
+    /// -6), in the family -4/-6 ask for.
+    pub fn server(&self) -> Result<SocketAddr, Failure> {
+        match self.target.as_ref().or(self.server.as_ref()) {
+            Some(peer) => self.net.resolve(peer),
+            None => Ok(local_server_in(self.net.family())),
+        }
     }
 
     /// The retry policy, with -W mapped onto it.
@@ -403,6 +470,8 @@ pub struct DiscoverArgs {
     /// How long to collect answers (a number alone is seconds).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub wait: Duration,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 impl DiscoverArgs {
@@ -410,9 +479,15 @@ impl DiscoverArgs {
     pub fn destination(&self) -> Result<SocketAddr, Failure> {
         let port = self.port.unwrap_or(DEFAULT_PORT);
         let Some(to) = &self.to else {
+            if self.net.family() == Some(Family::V6) {
+                return Err(Failure::usage(
+                    "IPv6 has no broadcast: give a group with its interface, e.g. --to [ff02::1%eth0]",
+                ));
+            }
             return Ok(SocketAddr::from((Ipv4Addr::BROADCAST, port)));
         };
-        let addr = parse_peer(to).map_err(|e| Failure::usage(format!("--to {e}")))?;
+        let peer = parse_peer_arg(to).map_err(|e| Failure::usage(format!("--to {e}")))?;
+        let addr = self.net.resolve(&peer)?;
         if !names_port(to) {
             return Ok(SocketAddr::new(addr.ip(), port));
         }

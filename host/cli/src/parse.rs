@@ -196,6 +196,99 @@ pub fn parse_peer(s: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// An address family a command is held to (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+impl Family {
+    fn holds(self, addr: &SocketAddr) -> bool {
+        addr.is_ipv4() == (self == Family::V4)
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Family::V4 => "-4 asks for IPv4",
+            Family::V6 => "-6 asks for IPv6",
+        }
+    }
+}
+
+/// A destination as typed and as first resolved (IPv4 preferred for a name), so that
+/// `-4`/`-6` can resolve a name again in their family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    text: String,
+    addr: SocketAddr,
+}
+
+impl Peer {
+    /// The address, held to `family` if given: a name resolves in that family; an address
+    /// of the other family is refused.
+    ///
+    /// # Errors
+    ///
+    /// The message for the user when nothing fits.
+    pub fn addr_in(&self, family: Option<Family>) -> Result<SocketAddr, String> {
+        match family {
+            None => Ok(self.addr),
+            Some(f) if f.holds(&self.addr) => Ok(self.addr),
+            Some(f) => match split_endpoint(&self.text)? {
+                Endpoint::Name(with_port) => with_port
+                    .to_socket_addrs()
+                    .map_err(|e| format!("`{}`: the name does not resolve: {e}", self.text))?
+                    .find(|a| f.holds(a))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` has no address of that family, and {}",
+                            self.text,
+                            f.flag()
+                        )
+                    }),
+                _ => Err(format!(
+                    "`{}` is an {} address, and {}",
+                    self.text,
+                    if self.addr.is_ipv4() { "IPv4" } else { "IPv6" },
+                    f.flag()
+                )),
+            },
+        }
+    }
+
+    /// The address as first resolved.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A destination argument ([`parse_peer`]), keeping its text for `-4`/`-6`.
+pub fn parse_peer_arg(s: &str) -> Result<Peer, String> {
+    Ok(Peer {
+        text: s.to_owned(),
+        addr: parse_peer(s)?,
+    })
+}
+
+/// A source address (`--source ADDR[:PORT]`): an IP address, with a port or not (0: the
+/// system picks); no names, no bare port.
+pub fn parse_source(s: &str) -> Result<SocketAddr, String> {
+    let addr = match split_endpoint(s)? {
+        Endpoint::Addr(a) if bare_port(s).is_none() => a,
+        Endpoint::Scoped { .. } => parse_endpoint(s)?,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a source address: write an address of this machine, `IP` or `IP:PORT`"
+            ));
+        }
+    };
+    let port = if names_port(s) { addr.port() } else { 0 };
+    Ok(SocketAddr::new(addr.ip(), port))
+}
+
 /// [`split_endpoint`], then a name is resolved (`localhost` reads /etc/hosts only) and an
 /// interface named as a scope is looked up. A link-local IPv6 address (`fe80::/10`, or a
 /// link-local multicast group `ff02::/16`) without a scope is refused: it means nothing without its interface.

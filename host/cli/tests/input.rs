@@ -88,6 +88,11 @@ fn bad_input_is_exit_2_with_what_to_do_instead() {
             &["no interface `nosuchif0`"],
         ),
         (&["ping", "-c", "-1"], &["-c", "-1"]),
+        (&["discover", "-6"], &["IPv6 has no broadcast", "ff02::1%"]),
+        (
+            &["send", "-4", "[::1]:7", "hi"],
+            &["IPv6 address", "-4 asks for IPv4"],
+        ),
         (&["send", "--attempts", "0", "hi"], &["--attempts", "1.."]),
         (
             &["send", "--attempts", "99999999999", "hi"],

@@ -326,6 +326,51 @@ pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Ties `socket` to the interface called `name`, so its datagrams go out (and, on Linux,
+/// come in) there only: `SO_BINDTODEVICE` on Linux, `IP_BOUND_IF`/`IPV6_BOUND_IF` on
+/// macOS.
+///
+/// # Errors
+///
+/// If there is no such interface, the system refuses (`SO_BINDTODEVICE` needs
+/// `CAP_NET_RAW` on older kernels), or the system has no such option (`Unsupported`:
+/// Windows and FreeBSD).
+pub fn bind_device(socket: &Socket, name: &str) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if crate::interfaces::index_of(name).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("there is no interface `{name}` here"),
+            ));
+        }
+        socket.bind_device(Some(name.as_bytes()))
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let index = crate::interfaces::index_of(name)
+            .and_then(std::num::NonZeroU32::new)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("there is no interface `{name}` here"),
+                )
+            })?;
+        match socket.domain()? {
+            Domain::IPV6 => socket.bind_device_by_index_v6(Some(index)),
+            _ => socket.bind_device_by_index_v4(Some(index)),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    {
+        let _ = (socket, name);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "binding a socket to an interface works on Linux and macOS only",
+        ))
+    }
+}
+
 /// One socket's datagrams, on either [`Path`]. See the [module docs](self).
 #[derive(Debug)]
 pub struct Datagrams {

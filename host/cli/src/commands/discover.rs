@@ -21,12 +21,18 @@ const MAX_SERVERS: usize = 256;
 /// Lists the servers that answered; exit 0 if any did, 1 if none.
 pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
     let to = args.destination()?;
-    let mut stack = StdStack::new()
-        .with_broadcast(true)
-        .with_bind_ip(any_of(to));
+    // The request goes from --source if given (its port too), else any address.
+    let (ip, port) = match args.net.source {
+        Some(source) => (source.ip(), source.port()),
+        None => (any_of(to), 0),
+    };
+    let mut stack = StdStack::new().with_broadcast(true).with_bind_ip(ip);
+    if let Some(name) = &args.net.interface {
+        stack = stack.with_device(name.clone());
+    }
     let clock = Clock::new();
     let mut discovery =
-        Discovery::<StdStack, MAX_SERVERS>::start(&mut stack, 0, to, REQUEST, args.wait)
+        Discovery::<StdStack, MAX_SERVERS>::start(&mut stack, port, to, REQUEST, args.wait)
             .map_err(|e| broadcast_failure(e, "cannot open a socket"))?;
     let mut out = Stdout::default();
     let failed = |e: BroadcastError<_>| broadcast_failure(e, &format!("discovery at {to} failed"));

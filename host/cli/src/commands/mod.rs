@@ -160,6 +160,23 @@ fn client_failure(e: ClientError<StdError>, what: &str) -> Failure {
                 BROADCAST_ADVICE
             ))
         }
+        // What --source and --interface ask for that this machine does not have.
+        ClientError::Stack(e) if e.io_error().kind() == std::io::ErrorKind::AddrNotAvailable => {
+            Failure::usage(format!(
+                "{what}: the source address is not one of this machine's (--source)"
+            ))
+        }
+        ClientError::Stack(e)
+            if matches!(
+                e.io_error().kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::Unsupported
+                    | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::AddrInUse
+            ) =>
+        {
+            Failure::usage(format!("{what}: {}", stack_text(&e)))
+        }
         ClientError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use udp_echo_core::{ClientEvent, Outcome, Reply};
 use udp_echo_host::client::{self, Ended};
-use udp_echo_host::stack::StdStack;
 
 use super::{client_failure, filler, install_shutdown};
 use crate::cli::{Failure, PingArgs};
@@ -63,7 +62,7 @@ impl Stats {
 /// Pings; exit 0 if any reply came, 1 if none did.
 pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
     let mut policy = args.policy()?;
-    let server = args.server();
+    let server = args.server()?;
     super::one_server(server)?;
     let request = filler(server, args.size)?;
     // ping(8): -w without -c runs until the deadline.
@@ -71,7 +70,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
         .count
         .unwrap_or(if args.deadline.is_some() { 0 } else { 4 });
     let shutdown = install_shutdown()?;
-    let mut stack = StdStack::new();
+    let mut stack = args.net.stack();
     let mut out = Stdout::default();
     let mut stats = Stats::default();
     let started = Instant::now();

@@ -7,7 +7,6 @@ use serde_json::json;
 use udp_echo_core::wire::max_request;
 use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied, Reply};
 use udp_echo_host::client::{self, Ended};
-use udp_echo_host::stack::StdStack;
 
 use super::{client_failure, message_bytes};
 use crate::cli::{Failure, SendArgs};
@@ -20,7 +19,7 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
     let (server, message) = args.target()?;
     super::one_server(server)?;
     let request = message_bytes(message, max_request(server))?;
-    let mut stack = StdStack::new();
+    let mut stack = args.net.stack();
     let mut out = Stdout::default();
     let mut ignored = super::IgnoredLog::default();
     let report =
