@@ -5,10 +5,47 @@
 //! queue is not the bottleneck), for `duration` (at most 60 s) and at most `--requests`
 //! (itself at most [`MAX_REQUESTS`]) requests, whichever ends first, then waits up to
 //! [`DRAIN`] for the last replies. Requests go out and replies come in by the batch
-//! (`sendmmsg`/`recvmmsg`, the same calls as the batched server). Replies are checked with
-//! the core's parser (`Your data was N bytes`, N = the request size) and matched to each
-//! socket's requests in order (loopback keeps order), which gives the RTT percentiles. A
-//! request without a reply after [`LOSS_TIMEOUT`] counts as lost.
+//! (`sendmmsg`/`recvmmsg`, the same calls as the batched server).
+//!
+//! # Matching replies to requests
+//!
+//! The protocol has no header and no nonce: a reply says only `Your data was N bytes`.
+//! So on each socket every request in flight has a size of its own, and N names it:
+//! sizes are `-s` (the base size) plus a slot number below [`POOL`] (fewer if the
+//! datagram limit of the family leaves less room). Nothing is matched by order, so lost,
+//! duplicated and reordered replies cannot shift the RTTs of other requests. A datagram
+//! that names nothing in flight is ignored and counted by kind:
+//! - *duplicate*: it names a request already answered (its slot not reused yet);
+//! - *wrong-count*: a byte-count reply naming a size no request had;
+//! - *garbled*: not a byte-count reply from the server at all.
+//!
+//! A slot's size is not reused at once: an answered one rests [`dup_hold`] (2 RTOs, at
+//! least 2 ms) so a duplicate that trails its original is told apart, a given-up one
+//! [`late_hold`] (100 RTOs, 100 ms to 1 s) so a reply that comes after its request was
+//! given up is still its own. Free slots are taken lowest-numbered-last-freed first, so a
+//! healthy run uses only as many sizes as it has requests in flight or resting. Only a
+//! reply later than its hold, or a duplicate later than [`dup_hold`], can still be taken
+//! for another request: the protocol has nothing else to tell them apart by.
+//!
+//! # Loss
+//!
+//! A request unanswered after the retransmission timeout (RTO) is given up and its place
+//! in the window goes to a new request. The RTO adapts to the RTTs measured as in RFC 6298
+//! (SRTT + 4·RTTVAR from every reply, doubled after each round of timeouts until the next
+//! reply), bounded to [[`MIN_RTO`], [`MAX_RTO`]]; it starts at [`INITIAL_RTO`]. A reply
+//! that comes after its request was given up but within [`late_hold`] still counts: as a
+//! reply (with its real RTT) and as *late*, and the request no longer as lost. `lost` in
+//! the summary is what never got an answer by the end of the run.
+//!
+//! # GSO trains (`--gso K`)
+//!
+//! A GSO train carries equal-size datagrams (the last may be shorter), so under `--gso`
+//! the unit that has a size of its own is a train: its K requests share one size, and a
+//! reply naming it is counted against that train (K replies expected; more are
+//! duplicates; fewer at the RTO are lost). Counts stay exact when a server drops or
+//! duplicates; only when one train both loses a reply and gets a duplicate of another
+//! can the duplicate stand in for the lost one (and a reply's RTT is that of its train).
+//! Without `--gso` every unit is one request.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -30,8 +67,14 @@ use crate::output::{Stdout, ms};
 pub const MAX_DURATION: Duration = Duration::from_secs(60);
 /// The most requests one run sends.
 pub const MAX_REQUESTS: u64 = 20_000_000;
-/// A request unanswered this long is lost.
-pub const LOSS_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most distinct request sizes one socket uses: `-s` up to `-s` + 2047 bytes.
+pub const POOL: usize = 2048;
+/// The shortest loss timeout (loopback RTTs are tens of microseconds).
+pub const MIN_RTO: Duration = Duration::from_millis(1);
+/// The longest loss timeout (and the old fixed one).
+pub const MAX_RTO: Duration = Duration::from_secs(1);
+/// The loss timeout before the first RTT is measured (RFC 6298).
+pub const INITIAL_RTO: Duration = Duration::from_secs(1);
 /// How long to wait for the last replies after sending stops.
 pub const DRAIN: Duration = Duration::from_secs(1);
 
@@ -40,21 +83,176 @@ pub const INTERRUPT_DRAIN: Duration = Duration::from_millis(200);
 /// How often a progress line goes to stderr.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// One socket (its own port) and the send times of its requests in flight.
+/// How long an answered slot's size rests before reuse: duplicates of its reply within
+/// this time are counted as duplicates.
+pub fn dup_hold(rto: Duration) -> Duration {
+    (rto * 2).clamp(Duration::from_millis(2), MAX_RTO)
+}
+
+/// How long a given-up slot's size rests before reuse: its reply within this time still
+/// counts (as late).
+pub fn late_hold(rto: Duration) -> Duration {
+    (rto * 100).clamp(Duration::from_millis(100), MAX_RTO)
+}
+
+/// The RFC 6298 estimator.
+struct Estimator {
+    /// Smoothed RTT and its variation, in seconds; `None` before the first sample.
+    srtt: Option<(f64, f64)>,
+    /// Timeouts since the last sample (each doubles the RTO).
+    backoff: u32,
+    rto: Duration,
+}
+
+impl Estimator {
+    fn new() -> Self {
+        Estimator {
+            srtt: None,
+            backoff: 0,
+            rto: INITIAL_RTO,
+        }
+    }
+
+    /// A reply in time: its RTT, and no backoff.
+    fn sample(&mut self, rtt: f64) {
+        self.backoff = 0;
+        self.late(rtt);
+    }
+
+    /// A reply after its request was given up: its RTT, the backoff kept.
+    fn late(&mut self, rtt: f64) {
+        let (srtt, rttvar) = match self.srtt {
+            None => (rtt, rtt / 2.0),
+            Some((srtt, rttvar)) => (
+                0.875 * srtt + 0.125 * rtt,
+                0.75 * rttvar + 0.25 * (srtt - rtt).abs(),
+            ),
+        };
+        self.srtt = Some((srtt, rttvar));
+        self.update();
+    }
+
+    fn timed_out(&mut self) {
+        self.backoff = (self.backoff + 1).min(10);
+        self.update();
+    }
+
+    fn update(&mut self) {
+        let base = self
+            .srtt
+            .map_or(INITIAL_RTO.as_secs_f64(), |(s, v)| s + 4.0 * v);
+        let secs = base * f64::from(1u32 << self.backoff);
+        self.rto = Duration::from_secs_f64(secs.min(MAX_RTO.as_secs_f64())).clamp(MIN_RTO, MAX_RTO);
+    }
+}
+
+/// What a slot (one request size on one socket) last carried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Never sent: a reply naming it is wrong-count.
+    Unused,
+    /// Awaiting replies.
+    InFlight,
+    /// Every reply came: another one is a duplicate.
+    Answered,
+    /// Given up at the RTO: a reply is late (while `got < expected`).
+    Lost,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    state: State,
+    sent_at: Instant,
+    /// Requests in this unit (1, or a GSO train's length) and replies to them so far.
+    expected: u16,
+    got: u16,
+    /// Bumped at each send, to tell a stale entry of `order` from the slot's new use.
+    generation: u32,
+}
+
+/// One socket (its own port) and its slots.
 struct Flow {
     io: Datagrams,
     window: usize,
-    in_flight: VecDeque<Instant>,
+    /// Requests in units in flight.
+    in_flight: usize,
+    slots: Vec<Slot>,
+    /// Slots free to send, the next one last.
+    ready: Vec<u16>,
+    /// Units in send order (with the generation sent); stale entries are skipped.
+    order: VecDeque<(u16, u32)>,
+    /// Answered and given-up slots resting, each with the time it came to rest.
+    resting_answered: VecDeque<(u16, Instant)>,
+    resting_lost: VecDeque<(u16, Instant)>,
+    /// Requests counted lost whose replies could still come (their slot is resting).
+    owed: u64,
+    /// Datagrams a send refused whose units are not known (they are in flight and never
+    /// answered): they come off the next losses instead of counting as lost.
+    unsent: u64,
+}
+
+impl Flow {
+    /// Slots whose rest is over go back to `ready`; a given-up one's missing replies are
+    /// no longer awaited.
+    fn release(&mut self, now: Instant, rto: Duration) {
+        let hold = dup_hold(rto);
+        while let Some(&(i, at)) = self.resting_answered.front() {
+            if now.saturating_duration_since(at) < hold {
+                break;
+            }
+            self.resting_answered.pop_front();
+            self.ready.push(i);
+        }
+        let hold = late_hold(rto);
+        while let Some(&(i, at)) = self.resting_lost.front() {
+            if now.saturating_duration_since(at) < hold {
+                break;
+            }
+            self.resting_lost.pop_front();
+            let s = &self.slots[usize::from(i)];
+            self.owed = self.owed.saturating_sub(u64::from(s.expected - s.got));
+            self.ready.push(i);
+        }
+    }
+
+    /// The oldest unit in flight (dropping stale entries).
+    fn oldest(&mut self) -> Option<Slot> {
+        while let Some(&(i, generation)) = self.order.front() {
+            let s = self.slots[usize::from(i)];
+            if s.state == State::InFlight && s.generation == generation {
+                return Some(s);
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    /// When the next resting slot comes free.
+    fn next_release(&self, rto: Duration) -> Option<Instant> {
+        let a = self
+            .resting_answered
+            .front()
+            .map(|&(_, at)| at + dup_hold(rto));
+        let l = self
+            .resting_lost
+            .front()
+            .map(|&(_, at)| at + late_hold(rto));
+        a.into_iter().chain(l).min()
+    }
 }
 
 /// Tallies, for the whole run and for each progress interval.
 #[derive(Default, Clone)]
 struct Tally {
     sent: u64,
+    sent_bytes: u64,
     replies: u64,
     reply_bytes: u64,
     lost: u64,
-    ignored: u64,
+    late: u64,
+    duplicates: u64,
+    wrong_count: u64,
+    garbled: u64,
     refused: u64,
     rtts: Vec<u32>, // microseconds
 }
@@ -87,7 +285,8 @@ fn bits_per_second(bytes: u64, secs: f64) -> String {
 /// Runs the load; exit 0 if any reply came.
 pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let server = args.server();
-    let request = filler(server, args.size)?;
+    let base = args.size;
+    filler(server, base)?;
     if args.duration > MAX_DURATION {
         return Err(Failure::usage(format!(
             "--duration {:?} is longer than the cap of {}s: bench runs are bounded",
@@ -100,12 +299,24 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let sockets = (args.sockets as usize).min(window);
     let limit = args.requests.unwrap_or(MAX_REQUESTS).min(MAX_REQUESTS);
     let progress_lines = !json && !args.quiet;
+    let gso = usize::from(args.gso);
+    // Sizes from `base` up to the family's datagram limit; each socket needs one per unit
+    // it keeps in flight (its window share in trains of `gso`), the rest let sizes rest.
+    let max = wire::max_request(server);
+    let pool = (max - base + 1).min(POOL);
+    let most_units = window.div_ceil(sockets).div_ceil(gso);
+    if pool < most_units {
+        return Err(Failure::usage(format!(
+            "-s {base} leaves {pool} distinct request sizes up to {max} bytes, and each request              (or --gso train) in flight on a socket needs its own: {most_units} here; take a              smaller -s or --window"
+        )));
+    }
+    let request = filler(server, base + pool - 1)?;
     let net = |e: &dyn std::fmt::Display| Failure::network(format!("bench to {server}: {e}"));
     let shutdown = super::install_shutdown()?;
 
-    let gso = usize::from(args.gso);
     let offload = if gso > 1 { Offload::ALL } else { Offload::NONE };
     let mut flows = Vec::with_capacity(sockets);
+    let start = Instant::now();
     for i in 0..sockets {
         let local = match server {
             SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -122,16 +333,34 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         let io = Datagrams::new(socket, Path::best(), offload).map_err(|e| net(&e))?;
         // The window spread over the sockets, the first ones taking the remainder.
         let share = window / sockets + usize::from(i < window % sockets);
+        let unused = Slot {
+            state: State::Unused,
+            sent_at: start,
+            expected: 0,
+            got: 0,
+            generation: 0,
+        };
         flows.push(Flow {
             io,
             window: share,
-            in_flight: VecDeque::with_capacity(share),
+            in_flight: 0,
+            slots: vec![unused; pool],
+            // Slot 0 (the base size) is taken first.
+            ready: (0..pool as u16).rev().collect(),
+            order: VecDeque::with_capacity(share),
+            resting_answered: VecDeque::new(),
+            resting_lost: VecDeque::new(),
+            owed: 0,
+            unsent: 0,
         });
     }
 
     let mut t = Tally::default();
     let mut interval = Tally::default();
+    let mut rto = Estimator::new();
+    let mut largest = 0usize; // the largest slot number sent
     let mut outbox = Outbox::new(gso);
+    let mut units: Vec<(u16, u16)> = Vec::with_capacity(BATCH * gso);
     let start = Instant::now();
     let mut end = start + duration;
     let mut drain = DRAIN;
@@ -148,21 +377,47 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         }
         let now = Instant::now();
         let mut progress = false;
+        let mut timed_out = false;
         for flow in &mut flows {
-            // Fill this socket's window, a batch at a time.
-            while now < end && t.sent < limit && flow.in_flight.len() < flow.window {
-                let per_call = BATCH * gso;
-                let room = (flow.window - flow.in_flight.len())
-                    .min(per_call)
-                    .min(usize::try_from(limit - t.sent).unwrap_or(per_call));
-                for _ in 0..room {
-                    outbox.push(server, None, &request);
+            flow.release(now, rto.rto);
+            // Fill this socket's window, a batch at a time, each unit with a free size.
+            while now < end && t.sent < limit && flow.in_flight < flow.window {
+                let mut room = (flow.window - flow.in_flight)
+                    .min(BATCH * gso)
+                    .min(usize::try_from(limit - t.sent).unwrap_or(usize::MAX));
+                units.clear();
+                while room > 0 {
+                    let Some(i) = flow.ready.pop() else { break };
+                    let k = room.min(gso);
+                    room -= k;
+                    let size = base + usize::from(i);
+                    for _ in 0..k {
+                        outbox.push(server, None, &request[..size]);
+                    }
+                    units.push((i, k as u16));
+                }
+                if units.is_empty() {
+                    break; // every size is in flight or resting
                 }
                 // The RTT runs from before the send: a send that blocks counts.
                 let at = Instant::now();
                 let done = flow.io.send(&mut outbox);
-                for _ in 0..done.sent {
-                    flow.in_flight.push_back(at);
+                for &(i, k) in &units {
+                    let s = &mut flow.slots[usize::from(i)];
+                    s.generation = s.generation.wrapping_add(1);
+                    *s = Slot {
+                        state: State::InFlight,
+                        sent_at: at,
+                        expected: k,
+                        got: 0,
+                        generation: s.generation,
+                    };
+                    flow.order.push_back((i, s.generation));
+                    flow.in_flight += usize::from(k);
+                    largest = largest.max(usize::from(i));
+                    if done.failed == 0 {
+                        t.sent_bytes += u64::from(k) * (base + usize::from(i)) as u64;
+                    }
                 }
                 t.sent += done.sent as u64;
                 interval.sent += done.sent as u64;
@@ -171,8 +426,12 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                     last_activity = Instant::now();
                 }
                 if done.failed > 0 {
-                    // Refused (ICMP) or the kernel's queue is full: try again later.
+                    // Refused (ICMP) or the kernel's queue is full: which datagrams did
+                    // not go is not known, so their units wait for the RTO like the rest
+                    // and this many of their missing replies are not counted lost.
+                    flow.unsent += done.failed as u64;
                     t.refused += done.failed as u64;
+                    t.sent_bytes += done.sent as u64 * base as u64;
                     break;
                 }
             }
@@ -190,25 +449,69 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                     Err(e) => return Err(net(&crate::output::plain(&e))),
                 };
                 let at = Instant::now();
-                let replies = (0..n)
-                    .filter_map(|i| flow.io.get(i))
-                    .flat_map(|(meta, buf)| meta.segments().map(move |r| (meta.from, &buf[r])));
-                for (from, d) in replies {
-                    let ok = canonical(from) == canonical(server)
-                        && d.len() <= MAX_REPLY_LEN
-                        && wire::parse_reply(d).is_ok_and(|n| usize::from(n) == args.size);
-                    match (ok, ok.then(|| flow.in_flight.pop_front()).flatten()) {
-                        (true, Some(sent_at)) => {
-                            let us = u32::try_from((at - sent_at).as_micros()).unwrap_or(u32::MAX);
-                            for tally in [&mut t, &mut interval] {
-                                tally.replies += 1;
-                                tally.reply_bytes += d.len() as u64;
-                                tally.rtts.push(us);
+                for i in 0..n {
+                    let Some((meta, buf)) = flow.io.get(i) else {
+                        continue;
+                    };
+                    let ours = canonical(meta.from) == canonical(server);
+                    for r in meta.segments() {
+                        let d = &buf[r];
+                        let count = if ours && d.len() <= MAX_REPLY_LEN {
+                            wire::parse_reply(d).ok()
+                        } else {
+                            None
+                        };
+                        let Some(count) = count else {
+                            t.garbled += 1;
+                            continue;
+                        };
+                        let Some(slot) = usize::from(count)
+                            .checked_sub(base)
+                            .and_then(|i| flow.slots.get_mut(i))
+                        else {
+                            t.wrong_count += 1;
+                            continue;
+                        };
+                        let late = match slot.state {
+                            State::InFlight => false,
+                            State::Lost if slot.got < slot.expected => true,
+                            State::Unused => {
+                                t.wrong_count += 1;
+                                continue;
                             }
-                            last_activity = at;
+                            State::Answered | State::Lost => {
+                                t.duplicates += 1;
+                                continue;
+                            }
+                        };
+                        slot.got += 1;
+                        let rtt = at.saturating_duration_since(slot.sent_at);
+                        if late {
+                            // The RTO was too short: the RTT enters the estimate, and the
+                            // backoff stays until a reply in time.
+                            rto.late(rtt.as_secs_f64());
+                        } else if slot.got == slot.expected {
+                            // A unit's RTO covers its last reply.
+                            rto.sample(rtt.as_secs_f64());
                         }
-                        // A reply to a request already counted lost, or not a reply.
-                        _ => t.ignored += 1,
+                        let us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+                        for tally in [&mut t, &mut interval] {
+                            tally.replies += 1;
+                            tally.reply_bytes += d.len() as u64;
+                            tally.rtts.push(us);
+                        }
+                        last_activity = at;
+                        if late {
+                            t.late += 1;
+                            t.lost -= 1;
+                            interval.lost = interval.lost.saturating_sub(1);
+                            flow.owed = flow.owed.saturating_sub(1);
+                        } else if slot.got == slot.expected {
+                            slot.state = State::Answered;
+                            flow.in_flight -= usize::from(slot.expected);
+                            let i = (usize::from(count) - base) as u16;
+                            flow.resting_answered.push_back((i, at));
+                        }
                     }
                 }
                 progress |= n > 0;
@@ -216,16 +519,26 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
                     break;
                 }
             }
+            // Give up what waited an RTO.
             let now = Instant::now();
-            while flow
-                .in_flight
-                .front()
-                .is_some_and(|s| now - *s >= LOSS_TIMEOUT)
+            while let Some(s) = flow.oldest()
+                && now.saturating_duration_since(s.sent_at) >= rto.rto
             {
-                flow.in_flight.pop_front();
-                t.lost += 1;
-                interval.lost += 1;
+                let (i, _) = flow.order.pop_front().expect("oldest is at the front");
+                let missing = u64::from(s.expected - s.got);
+                let unsent = missing.min(flow.unsent);
+                flow.unsent -= unsent;
+                t.lost += missing - unsent;
+                interval.lost += missing - unsent;
+                flow.owed += missing - unsent;
+                flow.in_flight -= usize::from(s.expected);
+                flow.slots[usize::from(i)].state = State::Lost;
+                flow.resting_lost.push_back((i, now));
+                timed_out = true;
             }
+        }
+        if timed_out {
+            rto.timed_out();
         }
         let now = Instant::now();
         if progress_lines && now >= next_progress {
@@ -237,22 +550,38 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         if !sending && send_stopped.is_none() {
             send_stopped = Some(now.min(end));
         }
-        let in_flight: usize = flows.iter().map(|f| f.in_flight.len()).sum();
+        let in_flight: usize = flows.iter().map(|f| f.in_flight).sum();
+        let owed: u64 = flows.iter().map(|f| f.owed).sum();
         let drain_end = end.min(last_activity) + drain;
-        if !sending && (in_flight == 0 || now >= drain_end.max(end)) {
-            t.lost += in_flight as u64;
+        if !sending && ((in_flight == 0 && owed == 0) || now >= drain_end.max(end)) {
+            // What is still in flight now never got its answer.
+            for f in &mut flows {
+                while let Some(s) = f.oldest() {
+                    f.order.pop_front();
+                    let missing = u64::from(s.expected - s.got);
+                    let unsent = missing.min(f.unsent);
+                    f.unsent -= unsent;
+                    t.lost += missing - unsent;
+                }
+            }
             break;
         }
         if progress {
             continue;
         }
-        // Sleep until a reply, the oldest request's loss, the next progress line, or the
-        // end of sending/draining; a refused send is tried again after a millisecond
-        // instead of spinning.
+        // Sleep until a reply, the oldest request's RTO, a size's rest ends on a socket
+        // with room in its window, the next progress line, or the end of
+        // sending/draining; a refused send is tried again after a millisecond instead of
+        // spinning.
         let mut until = if sending { end } else { drain_end.max(end) };
-        for f in &flows {
-            if let Some(s) = f.in_flight.front() {
-                until = until.min(*s + LOSS_TIMEOUT);
+        for f in &mut flows {
+            if let Some(s) = f.oldest() {
+                until = until.min(s.sent_at + rto.rto);
+            }
+            if ((sending && f.in_flight < f.window) || (!sending && f.owed > 0))
+                && let Some(at) = f.next_release(rto.rto)
+            {
+                until = until.min(at);
             }
         }
         if sending {
@@ -269,13 +598,19 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     drop(flows);
     let Tally {
         sent,
+        sent_bytes,
         replies,
         reply_bytes,
         lost,
-        ignored,
+        late,
+        duplicates,
+        wrong_count,
+        garbled,
         refused,
         mut rtts,
     } = t;
+    let ignored = duplicates + wrong_count + garbled;
+    let size_max = base + largest;
 
     // The run as it happened: from the first send until sending stopped (at --duration,
     // after --requests, or at Ctrl-C) or the last reply, whichever came later.
@@ -286,7 +621,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let secs = elapsed.as_secs_f64();
     let rate = replies as f64 / secs;
     let send_rate = sent as f64 / secs;
-    let sent_bits = bits_per_second(sent * args.size as u64, secs);
+    let sent_bits = bits_per_second(sent_bytes, secs);
     let reply_bits = bits_per_second(reply_bytes, secs);
     rtts.sort_unstable();
     let pct = |p: f64| nearest_rank(&rtts, p).map(|us| f64::from(us) / 1000.0);
@@ -294,23 +629,35 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     if json {
         let bps = |bytes: u64| (bytes as f64 * 8.0 / secs).round();
         out.json(&json!({
-            "event": "bench", "server": server.to_string(), "size": args.size,
-            "window": window, "sockets": sockets, "duration_ms": ms(elapsed),
-            "interrupted": interrupted, "sent": sent, "replies": replies, "lost": lost,
-            "ignored": ignored, "refused": refused, "requests_per_s": send_rate.round(),
-            "replies_per_s": rate.round(), "request_bits_per_s": bps(sent * args.size as u64),
+            "event": "bench", "server": server.to_string(), "size": base,
+            "size_max": size_max, "window": window, "sockets": sockets,
+            "duration_ms": ms(elapsed), "interrupted": interrupted, "sent": sent,
+            "replies": replies, "lost": lost, "late": late, "ignored": ignored,
+            "duplicates": duplicates, "wrong_count": wrong_count, "garbled": garbled,
+            "refused": refused, "requests_per_s": send_rate.round(),
+            "replies_per_s": rate.round(), "request_bits_per_s": bps(sent_bytes),
             "reply_bits_per_s": bps(reply_bytes), "percentile_method": "nearest-rank",
             "rtt_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "max": pct(100.0)},
+            "rto_ms": ms(rto.rto),
         }));
     } else {
         let note = if interrupted { " (interrupted)" } else { "" };
+        let sizes = if size_max > base {
+            format!("{base}-{size_max}")
+        } else {
+            base.to_string()
+        };
         out.line(format_args!(
-            "{sent} requests of {} bytes to {server} ({window} in flight on {sockets} sockets) in {:.3}s{note}",
-            args.size, secs
+            "{sent} requests of {sizes} bytes to {server} ({window} in flight on {sockets} sockets) in {secs:.3}s{note}"
         ));
         out.line(format_args!(
-            "{replies} replies, {lost} lost, {ignored} ignored, {refused} refused: \
+            "{replies} replies ({late} late), {lost} lost, {refused} refused: \
              {send_rate:.0} requests/s ({sent_bits} of payload), {rate:.0} replies/s ({reply_bits})"
+        ));
+        out.line(format_args!(
+            "{ignored} ignored: {duplicates} duplicates, {wrong_count} wrong-count, {garbled} garbled; \
+             loss timeout at the end {:.3} ms",
+            ms(rto.rto)
         ));
         if let (Some(p50), Some(p90), Some(p99), Some(max)) =
             (pct(50.0), pct(90.0), pct(99.0), pct(100.0))
