@@ -176,6 +176,32 @@ pub fn index_of(name: &str) -> Option<u32> {
         .and_then(|ifa| ifa.index)
 }
 
+/// The indexes of the interfaces that have an address of the family asked for (IPv4 if
+/// `ipv4`), each once.
+pub fn indexes_with(ipv4: bool) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for ifa in if_addrs::get_if_addrs().unwrap_or_default() {
+        let fits = matches!(ifa.addr, if_addrs::IfAddr::V4(_)) == ipv4;
+        if let Some(i) = ifa.index.filter(|_| fits)
+            && !out.contains(&i)
+        {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// An IPv4 address of the interface with index `index`.
+pub fn ipv4_of(index: u32) -> Option<Ipv4Addr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .find_map(|ifa| match ifa.addr {
+            if_addrs::IfAddr::V4(v4) if ifa.index == Some(index) => Some(v4.ip),
+            _ => None,
+        })
+}
+
 /// The names of this host's interfaces, each once, in the system's order: for messages
 /// that ask the user to name one.
 pub fn names() -> Vec<String> {

@@ -69,6 +69,8 @@ pub struct StdStack {
     source: Option<SocketAddr>,
     /// The interface every socket is tied to (`--interface`).
     device: Option<String>,
+    /// The TTL (IPv4) or hop limit (IPv6) of datagrams sent to a multicast group.
+    multicast_ttl: Option<u32>,
     /// Where a short buffer's datagram is received whole, to tell its length (not Linux).
     scratch: Scratch,
 }
@@ -159,6 +161,13 @@ impl StdStack {
         self
     }
 
+    /// Datagrams to a multicast group go `hops` routers far (`IP_MULTICAST_TTL`,
+    /// `IPV6_MULTICAST_HOPS`; the system's default is 1: the local network only).
+    pub fn with_multicast_ttl(mut self, hops: u32) -> Self {
+        self.multicast_ttl = Some(hops);
+        self
+    }
+
     /// A new OS socket for talking to `remote`: the stack-wide options, then bound to the
     /// source address if one is set.
     fn open_client(&self, remote: SocketAddr) -> io::Result<Socket> {
@@ -200,6 +209,12 @@ impl StdStack {
         }
         if let Some(name) = &self.device {
             crate::udp::bind_device(&socket, name)?;
+        }
+        if let Some(hops) = self.multicast_ttl {
+            match addr {
+                SocketAddr::V4(_) => socket.set_multicast_ttl_v4(hops)?,
+                SocketAddr::V6(_) => socket.set_multicast_hops_v6(hops)?,
+            }
         }
         Ok(socket)
     }

@@ -51,6 +51,62 @@ impl Netns {
         ns
     }
 
+    /// A namespace with only `lo`, up (no TAP device).
+    pub fn bare(prefix: &str, test: &str) -> Self {
+        remove_stale_namespaces(prefix);
+        let name = format!("{prefix}-{}-{test}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Two namespaces joined by a veth pair, `va` in the first and `vb` in the second,
+    /// holding `a` and `b` (e.g. `10.7.0.1/24`), up, with IPv6 duplicate address
+    /// detection off so that their link-local addresses work at once.
+    pub fn pair(prefix: &str, test: &str, a: &str, b: &str) -> (Self, Self) {
+        let first = Self::bare(prefix, &format!("{test}-a"));
+        let second = Self::bare(prefix, &format!("{test}-b"));
+        for ns in [&first, &second] {
+            for key in ["all", "default"] {
+                let out = ns
+                    .command("sysctl", &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")])
+                    .output()
+                    .expect("sysctl");
+                assert!(out.status.success(), "sysctl in {}", ns.name);
+            }
+        }
+        ip(&[
+            "-n", &first.name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+            "netns", &second.name,
+        ]);
+        for (ns, dev, cidr) in [(&first, "va", a), (&second, "vb", b)] {
+            ip(&["-n", &ns.name, "addr", "add", cidr, "dev", dev]);
+            ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+        }
+        // The link-local addresses come once both ends are up: wait for them (bounded).
+        for (ns, dev) in [(&first, "va"), (&second, "vb")] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", &ns.name, "-6", "addr", "show", "dev", dev, "scope", "link"])
+                    .output()
+                    .expect("ip");
+                let text = String::from_utf8_lossy(&out.stdout);
+                if text.contains("fe80::") && !text.contains("tentative") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{dev} in {} has no link-local address: {text}",
+                    ns.name
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        (first, second)
+    }
+
     /// `program args…` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
@@ -72,6 +128,7 @@ impl Drop for Netns {
                 .status();
         };
         quiet(&["-n", &self.name, "link", "del", "tap0"]);
+        quiet(&["-n", &self.name, "link", "del", "va"]);
         quiet(&["netns", "del", &self.name]);
     }
 }

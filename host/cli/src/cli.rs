@@ -441,9 +441,30 @@ impl PingArgs {
 pub struct BroadcastArgs {
     /// The message; `-` reads it from stdin.
     pub message: OsString,
-    /// Destination: a broadcast address (SO_BROADCAST is set) or any other.
-    #[arg(long, default_value_t = everyone(), value_parser = parse_peer)]
-    pub to: SocketAddr,
+    /// Destination: a broadcast address (SO_BROADCAST is set), a multicast group
+    /// (`239.1.2.3:6666`, `[ff02::1%eth0]:6666`) or any other. Default
+    /// 255.255.255.255:6666.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_peer_arg)]
+    pub to: Option<Peer>,
+    /// How many routers a datagram to a multicast group may cross (the TTL, or IPv6's hop
+    /// limit); the system's default is 1, the local network only.
+    #[arg(long, value_name = "HOPS", value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub ttl: Option<u32>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+impl BroadcastArgs {
+    /// Where the datagram goes, in the family -4/-6 ask for.
+    pub fn destination(&self) -> Result<SocketAddr, Failure> {
+        match &self.to {
+            Some(peer) => self.net.resolve(peer),
+            None if self.net.family() == Some(Family::V6) => Err(Failure::usage(
+                "IPv6 has no broadcast: give a group with its interface, e.g. --to [ff02::1%eth0]:6666",
+            )),
+            None => Ok(everyone()),
+        }
+    }
 }
 
 // `listen`'s options.

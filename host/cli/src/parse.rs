@@ -167,6 +167,7 @@ pub fn parse_listen_bind(s: &str) -> Result<SocketAddr, String> {
 pub fn names_port(s: &str) -> bool {
     bare_port(s).is_some()
         || s.parse::<SocketAddr>().is_ok()
+        || (s.starts_with('[') && s.contains("]:"))
         || (!s.starts_with('[') && s.matches(':').count() == 1)
 }
 
@@ -584,6 +585,7 @@ mod tests {
         assert_eq!(parse_peer("::1"), Ok("[::1]:6666".parse().unwrap()));
         assert_eq!(parse_peer("fd00::"), Ok("[fd00::]:6666".parse().unwrap()));
         assert!(names_port("[::1]:7") && names_port("h:7") && names_port("7"));
+        assert!(names_port("[ff02::1%eth0]:7") && !names_port("[ff02::1%eth0]"));
         assert!(!names_port("::1") && !names_port("[::1]") && !names_port("h"));
     }
 

@@ -294,6 +294,53 @@ pub struct BindOptions {
     pub reuse_port: bool,
     /// `SO_BROADCAST`.
     pub broadcast: bool,
+    /// The interface (by index) a multicast group the socket is bound to is joined on;
+    /// `None`: every interface.
+    pub interface: Option<u32>,
+}
+
+/// Joins the multicast group `group` on the interface with index `index`, or on every
+/// interface that has an address of the group's family when `index` is `None` (a server
+/// on a LAN does not know which one its clients are behind).
+///
+/// # Errors
+///
+/// If the system refuses every join.
+pub fn join(socket: &Socket, group: IpAddr, index: Option<u32>) -> io::Result<()> {
+    let indexes: Vec<u32> = match index {
+        Some(i) => vec![i],
+        None => crate::interfaces::indexes_with(group.is_ipv4()),
+    };
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        "no interface to join the group on",
+    );
+    let mut joined = false;
+    for i in indexes {
+        let r = match group {
+            IpAddr::V4(g) => join_v4(socket, g, i),
+            IpAddr::V6(g) => socket.join_multicast_v6(&g, i),
+        };
+        match r {
+            Ok(()) => joined = true,
+            Err(e) => last = e,
+        }
+    }
+    if joined { Ok(()) } else { Err(last) }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn join_v4(socket: &Socket, group: std::net::Ipv4Addr, index: u32) -> io::Result<()> {
+    socket.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(index))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn join_v4(socket: &Socket, group: std::net::Ipv4Addr, index: u32) -> io::Result<()> {
+    // Elsewhere IPv4 joins name the interface by one of its addresses.
+    let addr = crate::interfaces::ipv4_of(index).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "the interface has no IPv4 address")
+    })?;
+    socket.join_multicast_v4(&group, &addr)
 }
 
 /// A non-blocking UDP socket bound to `addr`; `[::]` makes a dual-stack socket.
@@ -323,6 +370,15 @@ pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<Socket> {
         socket.set_broadcast(true)?;
     }
     socket.bind(&addr.into())?;
+    // Bound to a multicast group: join it, on the interface the address's scope names
+    // (`[ff02::1234%eth0]`) or on every one.
+    if addr.ip().is_multicast() {
+        let scope = match addr {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
+            _ => None,
+        };
+        join(&socket, addr.ip(), scope.or(options.interface))?;
+    }
     Ok(socket)
 }
 

@@ -25,15 +25,25 @@ pub fn any_of(to: SocketAddr) -> IpAddr {
 
 /// Sends the message once; exit 0 when it went out.
 pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
-    let payload = message_bytes(&args.message, udp_echo_core::wire::max_request(args.to))?;
-    let mut stack = StdStack::new()
-        .with_broadcast(true)
-        .with_bind_ip(any_of(args.to));
-    let mut sender = Broadcaster::open(&mut stack, 0)
+    let to = args.destination()?;
+    let payload = message_bytes(&args.message, udp_echo_core::wire::max_request(to))?;
+    // From --source if given (its port too), else any address of the family.
+    let (ip, port) = match args.net.source {
+        Some(source) => (source.ip(), source.port()),
+        None => (any_of(to), 0),
+    };
+    let mut stack = StdStack::new().with_broadcast(true).with_bind_ip(ip);
+    if let Some(name) = &args.net.interface {
+        stack = stack.with_device(name.clone());
+    }
+    if let Some(hops) = args.ttl {
+        stack = stack.with_multicast_ttl(hops);
+    }
+    let mut sender = Broadcaster::open(&mut stack, port)
         .map_err(|e| broadcast_failure(e, "cannot open a socket"))?;
     let deadline = Instant::now() + SEND_PATIENCE;
     let sent = loop {
-        match sender.send(&mut stack, args.to, &payload) {
+        match sender.send(&mut stack, to, &payload) {
             Ok(()) => break Ok(()),
             Err(nb::Error::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
@@ -41,14 +51,14 @@ pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
             Err(nb::Error::WouldBlock) => {
                 break Err(Failure::network(format!(
                     "cannot send to {}: the kernel's queue stayed full",
-                    args.to
+                    to
                 )));
             }
             Err(nb::Error::Other(e @ BroadcastError::PayloadTooLarge { .. })) => {
                 break Err(broadcast_failure(e, ""));
             }
             Err(nb::Error::Other(e)) => {
-                break Err(broadcast_failure(e, &format!("cannot send to {}", args.to)));
+                break Err(broadcast_failure(e, &format!("cannot send to {}", to)));
             }
         }
     };
@@ -56,9 +66,9 @@ pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
     sent?;
     let mut out = Stdout::default();
     if json {
-        out.json(&json!({"event": "sent", "to": args.to.to_string(), "bytes": payload.len()}));
+        out.json(&json!({"event": "sent", "to": to.to_string(), "bytes": payload.len()}));
     } else {
-        out.line(format_args!("sent {} bytes to {}", payload.len(), args.to));
+        out.line(format_args!("sent {} bytes to {}", payload.len(), to));
     }
     Ok(ExitCode::SUCCESS)
 }
