@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use udp_echo::parse::{
-    Family, Limit, Peer, names_port, parse_bind, parse_duration, parse_limit,
-    parse_listen_bind, parse_peer, parse_peer_arg, parse_source,
+    Family, Limit, Peer, names_port, parse_bind, parse_duration, parse_limit, parse_listen_bind,
+    parse_peer_arg, parse_source,
 };
 use udp_echo_core::RetryPolicy;
 use udp_echo_core::retry::Factor;
@@ -526,11 +526,13 @@ impl DiscoverArgs {
 pub struct BenchArgs {
     /// The server to load (the only destination): `HOST`, `HOST:PORT`, `IP`,
     /// `[IPv6]:PORT` or a bare `PORT` (127.0.0.1); default 127.0.0.1:6666.
-    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer, conflicts_with = "server")]
-    pub target: Option<SocketAddr>,
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer_arg, conflicts_with = "server")]
+    pub target: Option<Peer>,
     /// The server, as an option.
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
-    pub server: Option<SocketAddr>,
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer_arg)]
+    pub server: Option<Peer>,
+    #[command(flatten)]
+    pub net: NetArgs,
     /// How long to send (at most 60s; a number alone is seconds).
     #[arg(long, short = 't', default_value = "2s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -558,9 +560,13 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    /// The server: the positional target, else --server, else 127.0.0.1:6666.
-    pub fn server(&self) -> SocketAddr {
-        self.target.or(self.server).unwrap_or_else(local_server)
+    /// The server: the positional target, else --server, else 127.0.0.1:6666 ([::1] with
+    /// -6), in the family -4/-6 ask for.
+    pub fn server(&self) -> Result<SocketAddr, Failure> {
+        match self.target.as_ref().or(self.server.as_ref()) {
+            Some(peer) => self.net.resolve(peer),
+            None => Ok(local_server_in(self.net.family())),
+        }
     }
 }
 

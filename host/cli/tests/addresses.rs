@@ -85,6 +85,18 @@ fn source_picks_the_address_and_port_a_request_goes_from() {
     assert_eq!(code, Some(0), "{err}");
     let line = lines.wait_for("sent 12 bytes", PATIENCE).expect("no line");
     assert!(line.starts_with("10.7.0.2:"), "{line}");
+    let (code, err) = host.run(&[
+        "bench",
+        "--source",
+        "10.7.0.2",
+        "10.7.0.1:6666",
+        "--requests",
+        "20",
+        "-q",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = lines.wait_for("sent 12 bytes", PATIENCE).expect("no line");
+    assert!(line.starts_with("10.7.0.2:"), "{line}");
     // Not an address of this machine, or of another family: exit 2, said plainly.
     let (code, err) = host.run(&["send", "--source", "10.8.0.1", "10.7.0.1:6666", "hi"]);
     assert_eq!(code, Some(2), "{err}");
@@ -140,6 +152,12 @@ fn four_and_six_pick_the_family_a_name_resolves_to() {
     }
     let (code, err) = host.run(&["ping", "-6", "both.test", "-c", "1"]);
     assert_eq!(code, Some(0), "{err}");
+    let (code, err) = host.run(&["bench", "-6", "both.test", "--requests", "50", "-q"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        lines.wait_for("[::1]:", PATIENCE).is_some(),
+        "bench -6 went to [::1]"
+    );
     // -6 alone: the default server is [::1]:6666.
     let (code, err) = host.run(&["send", "-6", "hi"]);
     assert_eq!(code, Some(0), "{err}");

@@ -68,6 +68,11 @@ fn bad_input_is_exit_2_with_what_to_do_instead() {
         ),
         (&["discover", "--port", "0"], &["--port", "0"]),
         (
+            &["bench", "255.255.255.255:7", "-t", "1"],
+            &["broadcast address"],
+        ),
+        (&["ping", "224.0.0.1", "-c", "1"], &["broadcast address"]),
+        (
             &["send", "[fe80::1]:6666", "hi"],
             &["link-local", "%INTERFACE"],
         ),

@@ -284,7 +284,8 @@ fn bits_per_second(bytes: u64, secs: f64) -> String {
 
 /// Runs the load; exit 0 if any reply came.
 pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
-    let server = args.server();
+    let server = args.server()?;
+    super::one_server(server)?;
     let base = args.size;
     filler(server, base)?;
     if args.duration > MAX_DURATION {
@@ -318,15 +319,35 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let mut flows = Vec::with_capacity(sockets);
     let start = Instant::now();
     for i in 0..sockets {
-        let local = match server {
-            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        let local = match (args.net.source, server) {
+            // --source's address; its port only for one socket (they cannot share it).
+            (Some(source), _) if source.is_ipv4() == server.is_ipv4() => {
+                SocketAddr::new(source.ip(), if sockets == 1 { source.port() } else { 0 })
+            }
+            (Some(source), _) => {
+                return Err(Failure::usage(format!(
+                    "the source {source} and the server {server} are of different address families"
+                )));
+            }
+            (None, SocketAddr::V4(_)) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            (None, SocketAddr::V6(_)) => SocketAddr::from(([0u16; 8], 0)),
         };
         // Replies are told from other datagrams by their source. On Linux the socket is
         // also connected, so an ICMP "port unreachable" comes back as "refused"; elsewhere
         // (BSD, macOS) a connected socket refuses a destination on each send, which both
         // datagram paths give.
-        let socket = udp::bind(local, BindOptions::default()).map_err(|e| net(&e))?;
+        let socket =
+            udp::bind(local, BindOptions::default()).map_err(|e| match args.net.source {
+                Some(_) => {
+                    Failure::usage(format!("--source {local}: {}", crate::output::plain(&e)))
+                }
+                None => net(&e),
+            })?;
+        if let Some(name) = &args.net.interface {
+            udp::bind_device(&socket, name).map_err(|e| {
+                Failure::usage(format!("--interface {name}: {}", crate::output::plain(&e)))
+            })?;
+        }
         #[cfg(target_os = "linux")]
         socket.connect(&server.into()).map_err(|e| net(&e))?;
         let _ = socket.set_recv_buffer_size(4 << 20);
