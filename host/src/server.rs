@@ -16,6 +16,9 @@
 //! A [`Server`] built with [`Server::listen`] never replies: it only tells the
 //! [`Observer`] what arrives (the `udp-echo listen` command).
 //!
+//! A server binds its own socket ([`Server::bind`]), or takes one a service manager
+//! handed over ([`activation`], [`Server::bind_inherited`]): the same server either way.
+//!
 //! Each turn handles one batch, then the loop sleeps until a datagram arrives, the
 //! observer's next deadline (e.g. a per-second summary), a signal (through
 //! [`Shutdown::fd`]), or [`MAX_WAIT`], whichever is first.
@@ -68,7 +71,7 @@ impl Observer for () {
 /// Why a loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
-    /// A signal (SIGINT or SIGTERM) arrived.
+    /// A signal (SIGINT, SIGTERM or, on Unix, SIGHUP) arrived.
     Signal,
     /// The observer asked to stop.
     Observer,
@@ -144,7 +147,7 @@ impl<const N: usize> Server<N> {
     /// If the socket cannot be opened, bound or set up.
     pub fn bind(options: &Options) -> io::Result<Self> {
         let responder = Responder::with_sources(options.config).with_seed(options.seed);
-        Self::open(options, Some(responder))
+        Self::open(options, Some(responder), None)
     }
 
     /// Binds `options.bind` to listen: every datagram goes to the observer, none is
@@ -154,11 +157,47 @@ impl<const N: usize> Server<N> {
     ///
     /// As [`bind`](Self::bind).
     pub fn listen(options: &Options) -> io::Result<Self> {
-        Self::open(options, None)
+        Self::open(options, None, None)
     }
 
-    fn open(options: &Options, responder: Option<Responder<N>>) -> io::Result<Self> {
-        let socket = udp::bind(options.bind, options.socket)?;
+    /// Answers on `socket`, handed over by a service manager ([`activation::take`]), as
+    /// [`bind`](Self::bind) does on its own: `options.bind` and `options.socket` do not
+    /// apply (the socket is bound, with the options its manager set).
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be set up.
+    pub fn bind_inherited(socket: activation::Inherited, options: &Options) -> io::Result<Self> {
+        let responder = Responder::with_sources(options.config).with_seed(options.seed);
+        Self::open(options, Some(responder), Some(socket))
+    }
+
+    /// Listens on `socket`, handed over by a service manager, as [`listen`](Self::listen)
+    /// does on its own (see [`bind_inherited`](Self::bind_inherited)).
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_inherited`](Self::bind_inherited).
+    pub fn listen_inherited(socket: activation::Inherited, options: &Options) -> io::Result<Self> {
+        Self::open(options, None, Some(socket))
+    }
+
+    fn open(
+        options: &Options,
+        responder: Option<Responder<N>>,
+        inherited: Option<activation::Inherited>,
+    ) -> io::Result<Self> {
+        let (socket, spare) = match inherited {
+            None => (udp::bind(options.bind, options.socket)?, None),
+            Some(inherited) => {
+                let socket = inherited.into_socket();
+                socket.set_nonblocking(true)?;
+                // A socket handed over cannot be opened again: a duplicate, for the
+                // fallback below.
+                let spare = socket.try_clone()?;
+                (socket, Some(spare))
+            }
+        };
         let local = socket
             .local_addr()?
             .as_socket()
@@ -166,8 +205,12 @@ impl<const N: usize> Server<N> {
         let (io, fallback) = match Datagrams::new(socket, options.path, options.offload) {
             Ok(io) => (io, None),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                // The socket went with the refusal: open the port again.
-                let socket = udp::bind(local, options.socket)?;
+                // The socket went with the refusal: open the port again (or take the
+                // duplicate of a socket handed over).
+                let socket = match spare {
+                    Some(spare) => spare,
+                    None => udp::bind(local, options.socket)?,
+                };
                 (
                     Datagrams::new(socket, Path::Portable, options.offload)?,
                     Some(e),
@@ -356,6 +399,169 @@ pub fn reply_source(dst: IpAddr) -> Option<IpAddr> {
         IpAddr::V4(v4) if v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified() => None,
         IpAddr::V6(v6) if v6.is_multicast() || v6.is_unspecified() => None,
         _ => Some(dst),
+    }
+}
+
+pub mod activation {
+    //! Socket activation: the socket a service manager hands over (systemd's `.socket`
+    //! units, `systemd-socket-activate`), as `sd_listen_fds(3)` describes it: `LISTEN_FDS`
+    //! descriptors from 3 on, for the process whose PID is `LISTEN_PID`.
+    //!
+    //! Unix only: elsewhere [`take`] refuses a set `LISTEN_FDS` with an error that says so.
+    //! This module holds the crate's only `unsafe` outside the system-call layer: unsetting
+    //! the variables, and taking ownership of the descriptor.
+    #![allow(unsafe_code)]
+
+    use std::io;
+    use std::net::SocketAddr;
+
+    use socket2::Socket;
+
+    /// The first descriptor passed (`SD_LISTEN_FDS_START`).
+    pub const LISTEN_FDS_START: i32 = 3;
+
+    /// A bound UDP socket over IPv4 or IPv6 that a service manager handed over, for
+    /// [`Server::bind_inherited`](super::Server::bind_inherited) or
+    /// [`Server::listen_inherited`](super::Server::listen_inherited).
+    #[derive(Debug)]
+    pub struct Inherited {
+        socket: Socket,
+        local: SocketAddr,
+    }
+
+    impl Inherited {
+        /// The address the socket is bound to.
+        pub fn local_addr(&self) -> SocketAddr {
+            self.local
+        }
+
+        pub(super) fn into_socket(self) -> Socket {
+            self.socket
+        }
+    }
+
+    #[cfg(unix)]
+    fn refuse(message: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, message)
+    }
+
+    /// The socket passed to this process, if one was. `Ok(None)` without `LISTEN_PID` or
+    /// `LISTEN_FDS`, with `LISTEN_FDS=0`, or when `LISTEN_PID` is another process's
+    /// (variables inherited from a parent), as `sd_listen_fds(3)` does. Unsets
+    /// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` in every case (as `sd_listen_fds`
+    /// with `unset_environment`), so that no child process takes them for its own.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput` with a message for people when the variables are
+    /// malformed or pass more than one descriptor, or when the descriptor is not open or
+    /// not a UDP socket over IPv4 or IPv6; `ErrorKind::Unsupported` where there is no
+    /// socket activation (not Unix) and `LISTEN_FDS` is set.
+    ///
+    /// # Safety
+    ///
+    /// It unsets environment variables: as with [`std::env::remove_var`], no other thread
+    /// may read or write the environment meanwhile. Call it before the process starts
+    /// threads.
+    pub unsafe fn take() -> io::Result<Option<Inherited>> {
+        let pid = std::env::var("LISTEN_PID");
+        let fds = std::env::var("LISTEN_FDS");
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            // SAFETY: the caller guarantees that no other thread reads or writes the
+            // environment now (this function's contract).
+            unsafe { std::env::remove_var(name) };
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = pid;
+            match fds {
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "LISTEN_FDS is set, but socket activation exists only on Unix",
+                )),
+            }
+        }
+        #[cfg(unix)]
+        {
+            let (Ok(pid), Ok(fds)) = (pid, fds) else {
+                return Ok(None);
+            };
+            let pid: u32 = pid
+                .parse()
+                .map_err(|_| refuse(format!("LISTEN_PID={pid} is not a process ID")))?;
+            if pid != std::process::id() {
+                return Ok(None);
+            }
+            let n: u32 = fds
+                .parse()
+                .map_err(|_| refuse(format!("LISTEN_FDS={fds} is not a number")))?;
+            match n {
+                0 => Ok(None),
+                1 => take_fd(LISTEN_FDS_START).map(Some),
+                n => Err(refuse(format!(
+                    "the service manager passed {n} sockets (LISTEN_FDS={n}); udp-echo takes \
+                     one (one ListenDatagram= in the .socket unit)"
+                ))),
+            }
+        }
+    }
+
+    /// Takes descriptor `fd` if it is open and a UDP socket over IPv4 or IPv6.
+    #[cfg(unix)]
+    fn take_fd(fd: i32) -> io::Result<Inherited> {
+        use std::os::fd::{BorrowedFd, FromRawFd};
+
+        use rustix::io::{Errno, FdFlags};
+
+        // SAFETY: only to ask whether `fd` is open (F_GETFD), and to set FD_CLOEXEC as
+        // sd_listen_fds(3) does: the borrow ends with this statement, and nothing in this
+        // process closes the descriptors the service manager passed.
+        let flags = unsafe {
+            let borrowed = BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_getfd(borrowed)
+                .and_then(|f| rustix::io::fcntl_setfd(borrowed, f | FdFlags::CLOEXEC))
+        };
+        match flags {
+            Ok(()) => {}
+            Err(Errno::BADF) => {
+                return Err(refuse(format!(
+                    "LISTEN_FDS=1, but descriptor {fd} is not open"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // SAFETY: `fd` is open (checked above) and, by the protocol (LISTEN_PID is this
+        // process, LISTEN_FDS counts it), passed to this process for it to own; nothing
+        // else in the process owns it, and the variables are gone, so it is taken once.
+        let socket = unsafe { Socket::from_raw_fd(fd) };
+        let not_udp = |what: &str| {
+            refuse(format!(
+                "descriptor {fd} from the service manager is not a UDP socket (SOCK_DGRAM over \
+                 IPv4 or IPv6): {what}"
+            ))
+        };
+        match socket.r#type() {
+            Ok(t) if t == socket2::Type::DGRAM => {}
+            Ok(t) if t == socket2::Type::STREAM => {
+                return Err(not_udp(
+                    "it is a stream socket (ListenStream= in the .socket unit: use ListenDatagram=)",
+                ));
+            }
+            Ok(_) => return Err(not_udp("it is another type of socket")),
+            Err(e) if e.raw_os_error() == Some(Errno::NOTSOCK.raw_os_error()) => {
+                return Err(not_udp("it is not a socket"));
+            }
+            Err(e) => return Err(e),
+        }
+        let Some(local) = socket.local_addr()?.as_socket() else {
+            return Err(not_udp("it is not an IPv4 or IPv6 socket"));
+        };
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        if !matches!(socket.protocol(), Ok(Some(p)) if p == socket2::Protocol::UDP) {
+            return Err(not_udp("its protocol is not UDP"));
+        }
+        Ok(Inherited { socket, local })
     }
 }
 

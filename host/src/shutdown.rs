@@ -1,6 +1,6 @@
-//! Stopping cleanly on SIGINT and SIGTERM (Ctrl-C).
+//! Stopping cleanly on SIGINT and SIGTERM (Ctrl-C), and on Unix on SIGHUP too.
 //!
-//! [`Shutdown::install`] registers both signals with `signal-hook`: each sets a flag and,
+//! [`Shutdown::install`] registers these signals with `signal-hook`: each sets a flag and,
 //! on Unix, writes one byte to a self-pipe. A shell passes the shutdown to its waits
 //! ([`Shutdown::fd`] to
 //! [`StdStack::wait_readable_or`](crate::stack::StdStack::wait_readable_or), or the whole
@@ -8,6 +8,9 @@
 //! moment a signal arrives; the shell then checks [`Shutdown::requested`] and stops. A
 //! second SIGINT while the first is being handled ends the process at once (exit status
 //! 130), as an impatient user expects.
+//!
+//! SIGHUP (the terminal went away, or `kill -HUP`) stops the same way as SIGTERM, so a
+//! server or a ping stopped by it still prints its summary; nothing is reloaded.
 //!
 //! On Windows there is no descriptor to wake a wait ([`Shutdown::fd`] is `None`: Ctrl-C
 //! runs its handler on a thread of its own and only sets the flag), so a wait that should
@@ -21,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use rustix::fd::BorrowedFd;
 use signal_hook::SigId;
+#[cfg(unix)]
+use signal_hook::consts::SIGHUP;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Where no descriptor wakes a wait on a signal (Windows), the longest a wait that
@@ -28,7 +33,14 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 /// [`MAX_WAIT`](crate::server::MAX_WAIT).
 pub const CHECK_EVERY: Duration = crate::server::MAX_WAIT;
 
-/// SIGINT and SIGTERM, turned into a flag and (on Unix) a readable file descriptor.
+/// The signals that ask to stop: SIGINT and SIGTERM, and on Unix SIGHUP.
+#[cfg(unix)]
+const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+#[cfg(not(unix))]
+const STOP_SIGNALS: [i32; 2] = [SIGINT, SIGTERM];
+
+/// SIGINT, SIGTERM and (on Unix) SIGHUP, turned into a flag and (on Unix) a readable file
+/// descriptor.
 #[derive(Debug)]
 pub struct Shutdown {
     signal: Arc<AtomicUsize>,
@@ -39,8 +51,8 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Installs the handlers. Until this value is dropped, SIGINT and SIGTERM (on Windows:
-    /// Ctrl-C) no longer kill the process: they only make [`signal`](Self::signal) return
+    /// Installs the handlers. Until this value is dropped, SIGINT, SIGTERM and SIGHUP (on
+    /// Windows: Ctrl-C) no longer kill the process: they only make [`signal`](Self::signal) return
     /// `Some`.
     pub fn install() -> io::Result<Self> {
         #[cfg(unix)]
@@ -61,7 +73,7 @@ impl Shutdown {
             Arc::clone(&twice),
         )?);
         ids.push(signal_hook::flag::register(SIGINT, Arc::clone(&twice))?);
-        for sig in [SIGINT, SIGTERM] {
+        for sig in STOP_SIGNALS {
             ids.push(signal_hook::flag::register_usize(
                 sig,
                 Arc::clone(&signal),
@@ -100,6 +112,8 @@ impl Shutdown {
         self.signal().map(|sig| match sig {
             SIGINT => "SIGINT",
             SIGTERM => "SIGTERM",
+            #[cfg(unix)]
+            SIGHUP => "SIGHUP",
             _ => "a signal",
         })
     }

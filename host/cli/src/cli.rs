@@ -198,9 +198,11 @@ pub struct ManpageArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to bind: `IP:PORT`, an IP alone (port 6666), or a bare `PORT` / `:PORT`
-    /// (127.0.0.1); port 0 lets the OS pick (the `listening on` line shows it).
-    #[arg(long, default_value_t = local_server(), value_parser = parse_bind)]
-    pub bind: SocketAddr,
+    /// (127.0.0.1); port 0 lets the OS pick (the `listening on` line shows it). Default:
+    /// 127.0.0.1:6666, or the socket a service manager passes (systemd socket activation:
+    /// LISTEN_FDS), which --bind cannot be given with.
+    #[arg(long, value_parser = parse_bind)]
+    pub bind: Option<SocketAddr>,
     /// Print nothing per datagram (the summary at exit still comes).
     #[arg(long, short)]
     pub quiet: bool,
@@ -240,6 +242,13 @@ pub struct ServeArgs {
     /// are answered (within the limits) when the source is on a directly connected network.
     #[arg(long)]
     pub no_broadcast: bool,
+}
+
+impl ServeArgs {
+    /// The address to bind: --bind, else 127.0.0.1:6666.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(local_server)
+    }
 }
 
 // The retry schedule's options (flattened into send and ping).
@@ -471,12 +480,26 @@ impl BroadcastArgs {
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Address to bind (SO_REUSEADDR is set, so listeners can share the port); a bare
-    /// `PORT` or `:PORT` means every IPv4 interface.
-    #[arg(long, default_value_t = all_interfaces(), value_parser = parse_listen_bind)]
-    pub bind: SocketAddr,
+    /// `PORT` or `:PORT` means every IPv4 interface. Default: 0.0.0.0:6666, or the socket a
+    /// service manager passes (systemd socket activation: LISTEN_FDS), which --bind cannot
+    /// be given with.
+    #[arg(long, value_parser = parse_listen_bind)]
+    pub bind: Option<SocketAddr>,
+    /// Set SO_REUSEPORT (Unix), so this listener shares the port with servers and
+    /// listeners that set it too (`serve --reuse-port`): the kernel spreads unicast
+    /// datagrams over them by source, broadcasts reach each.
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_lines: u32,
+}
+
+impl ListenArgs {
+    /// The address to bind: --bind, else 0.0.0.0:6666.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(all_interfaces)
+    }
 }
 
 // `discover`'s options.

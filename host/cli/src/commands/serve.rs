@@ -1,5 +1,6 @@
 //! `udp-echo serve`: the host's [`Server`] (the core's responder on every datagram) on
-//! one thread or several (`SO_REUSEPORT`), on the path `--io` picks.
+//! one thread or several (`SO_REUSEPORT`), on the path `--io` picks; on its own socket or
+//! on one a service manager passes (socket activation, one thread).
 
 use std::hash::{BuildHasher, RandomState};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use serde_json::json;
 use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
 use udp_echo_core::{Counters, RateLimit, ResponderConfig};
 use udp_echo_host::clock::Clock;
+use udp_echo_host::server::activation::{self, Inherited};
 use udp_echo_host::server::{Options, Server, Stopped};
 use udp_echo_host::udp::{BindOptions, Offload, Path};
 
@@ -35,17 +37,71 @@ impl Io {
     }
 }
 
-/// Runs the server until SIGINT/SIGTERM; exit 0 with a summary.
+/// The socket a service manager passed (socket activation), if one did; see
+/// [`activation::take`]. `serve` and `listen` call it first, before anything else.
+pub(super) fn inherited_socket() -> Result<Option<Inherited>, Failure> {
+    // SAFETY: `serve` and `listen` call this first, and no thread runs but this one yet:
+    // `cli::run` starts none for them (no stdout watcher), and their own (the presenter's
+    // writer, the server threads) start later. So nothing reads the environment meanwhile.
+    let taken = unsafe { activation::take() };
+    taken.map_err(|e| {
+        let message = format!("socket activation: {}", crate::output::plain(&e));
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported => {
+                Failure::usage(message)
+            }
+            _ => Failure::network(message),
+        }
+    })
+}
+
+/// Refuses the options that cannot go with a socket from the service manager: the
+/// .socket unit says where to listen (ListenDatagram=) and how (ReusePort=).
+pub(super) fn refuse_with_inherited(
+    bind: Option<std::net::SocketAddr>,
+    reuse_port: bool,
+) -> Result<(), Failure> {
+    if let Some(bind) = bind {
+        return Err(Failure::usage(format!(
+            "--bind {bind} and a socket from the service manager (LISTEN_FDS) both say where \
+             to listen: drop --bind (the .socket unit's ListenDatagram= says where)"
+        )));
+    }
+    if reuse_port {
+        return Err(Failure::usage(
+            "--reuse-port does not apply to a socket from the service manager (LISTEN_FDS): \
+             drop it, and set ReusePort=yes in the .socket unit",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT/SIGTERM/SIGHUP; exit 0 with a summary.
 pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
-    let shutdown = install_shutdown()?;
+    let inherited = inherited_socket()?;
     let threads = match args.threads {
         0 => thread::available_parallelism().map_or(1, usize::from),
         n => usize::from(n),
     };
+    if inherited.is_some() {
+        refuse_with_inherited(args.bind, args.reuse_port)?;
+        if threads > 1 {
+            return Err(Failure::usage(format!(
+                "--threads {threads} needs a socket per thread (SO_REUSEPORT), and the service \
+                 manager passed one (LISTEN_FDS=1): serve runs one thread on it; drop \
+                 --threads, or run several instances, each with its own .socket unit with \
+                 ReusePort=yes"
+            )));
+        }
+    }
+    let shutdown = install_shutdown()?;
+    let bind = inherited
+        .as_ref()
+        .map_or_else(|| args.bind_addr(), Inherited::local_addr);
     let mut config = ResponderConfig::default();
     config.block_reflection_ports = !args.allow_reflection_ports;
     // Loopback is where benchmarks run and only this machine can reach: no default limit.
-    let default_limit = (!args.bind.ip().is_loopback()).then_some(DEFAULT_SOURCE_LIMIT);
+    let default_limit = (!bind.ip().is_loopback()).then_some(DEFAULT_SOURCE_LIMIT);
     config.source_limit = args.rate_limit.map_or(default_limit, |l| l.0);
     config.rate_limit = args.total_limit.and_then(|l| l.0);
     config.answer_broadcast = !args.no_broadcast;
@@ -56,13 +112,12 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
     let hasher = RandomState::new();
     let cannot_bind = |e: std::io::Error| {
         Failure::network(format!(
-            "cannot bind {}: {}",
-            args.bind,
-            super::socket_error(&e, args.bind)
+            "cannot bind {bind}: {}",
+            super::socket_error(&e, bind)
         ))
     };
     let mut options = Options {
-        bind: args.bind,
+        bind,
         path: args.io.map_or(Path::best(), Io::path),
         offload: if args.no_offload {
             Offload::NONE
@@ -76,7 +131,16 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         config: per_thread,
         seed: hasher.hash_one(0usize),
     };
-    let first = Server::<SOURCES>::bind(&options).map_err(cannot_bind)?;
+    let from_manager = inherited.is_some();
+    let first = match inherited {
+        None => Server::<SOURCES>::bind(&options).map_err(cannot_bind)?,
+        Some(socket) => Server::bind_inherited(socket, &options).map_err(|e| {
+            Failure::network(format!(
+                "cannot take the socket from the service manager ({bind}): {}",
+                crate::output::plain(&e)
+            ))
+        })?,
+    };
     if let Some(why) = first.fallback() {
         diag!("udp-echo: {why}: taking the portable path (quinn-udp)");
     }
@@ -88,6 +152,9 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         servers.push(Server::bind(&options).map_err(cannot_bind)?);
     }
     let mut presenter = announce(servers[0].local_addr(), json, args.quiet, args.max_lines)?;
+    if from_manager {
+        diag!("socket: from the service manager (socket activation), one thread");
+    }
     diag!("limits: {}", limits(&config, threads));
     diag!("{}", io_line(&servers[0], threads, args.no_offload));
 
