@@ -559,7 +559,9 @@ pub struct BenchArgs {
     /// How long to send (at most 60s; a number alone is seconds).
     #[arg(long, short = 't', default_value = "2s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Request size in bytes.
+    /// The base request size in bytes: each request (or --gso train) in flight on a socket
+    /// has a size of its own, SIZE, SIZE+1, … (up to SIZE+2047, within the datagram limit),
+    /// so the count in each reply names its request.
     #[arg(long, short, default_value_t = 12)]
     pub size: usize,
     /// No progress lines on stderr (the summary still comes).
