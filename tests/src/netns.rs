@@ -70,15 +70,28 @@ impl Netns {
         for ns in [&first, &second] {
             for key in ["all", "default"] {
                 let out = ns
-                    .command("sysctl", &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")])
+                    .command(
+                        "sysctl",
+                        &["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")],
+                    )
                     .output()
                     .expect("sysctl");
                 assert!(out.status.success(), "sysctl in {}", ns.name);
             }
         }
         ip(&[
-            "-n", &first.name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-            "netns", &second.name,
+            "-n",
+            &first.name,
+            "link",
+            "add",
+            "va",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "netns",
+            &second.name,
         ]);
         for (ns, dev, cidr) in [(&first, "va", a), (&second, "vb", b)] {
             ip(&["-n", &ns.name, "addr", "add", cidr, "dev", dev]);
@@ -89,7 +102,9 @@ impl Netns {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             loop {
                 let out = Command::new("ip")
-                    .args(["-n", &ns.name, "-6", "addr", "show", "dev", dev, "scope", "link"])
+                    .args([
+                        "-n", &ns.name, "-6", "addr", "show", "dev", dev, "scope", "link",
+                    ])
                     .output()
                     .expect("ip");
                 let text = String::from_utf8_lossy(&out.stdout);

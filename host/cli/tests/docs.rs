@@ -43,6 +43,7 @@
 //! directory, so it is usually up to date; skipped without qemu-system-arm, the
 //! thumbv7em target or arm-none-eabi-size). The bare-metal console's numbers (it needs a
 //! QEMU run) are not checked.
+#![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;

@@ -311,10 +311,7 @@ pub fn join(socket: &Socket, group: IpAddr, index: Option<u32>) -> io::Result<()
         Some(i) => vec![i],
         None => crate::interfaces::indexes_with(group.is_ipv4()),
     };
-    let mut last = io::Error::new(
-        io::ErrorKind::NotFound,
-        "no interface to join the group on",
-    );
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no interface to join the group on");
     let mut joined = false;
     for i in indexes {
         let r = match group {
@@ -412,9 +409,11 @@ pub fn bind_device(socket: &Socket, name: &str) -> io::Result<()> {
                     format!("there is no interface `{name}` here"),
                 )
             })?;
-        match socket.domain()? {
-            Domain::IPV6 => socket.bind_device_by_index_v6(Some(index)),
-            _ => socket.bind_device_by_index_v4(Some(index)),
+        let ipv6 = socket.local_addr()?.is_ipv6();
+        if ipv6 {
+            socket.bind_device_by_index_v6(Some(index))
+        } else {
+            socket.bind_device_by_index_v4(Some(index))
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
