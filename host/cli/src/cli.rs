@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use udp_echo::parse::{
-    Family, Limit, Peer, names_port, parse_bind, parse_duration, parse_limit, parse_listen_bind,
-    parse_peer_arg, parse_source,
+    Family, Iface, Limit, Peer, names_port, parse_bind, parse_duration, parse_interface,
+    parse_limit, parse_listen_bind, parse_peer_arg, parse_source,
 };
 use udp_echo_core::RetryPolicy;
 use udp_echo_core::retry::Factor;
@@ -224,6 +224,10 @@ pub struct ServeArgs {
     /// Set SO_REUSEPORT, so several servers can share the port.
     #[arg(long)]
     pub reuse_port: bool,
+    /// Answer on this interface only (SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS); a
+    /// multicast group --bind names is joined there (by default on every interface).
+    #[arg(long, value_name = "IFACE", value_parser = parse_interface)]
+    pub interface: Option<Iface>,
     /// How datagrams move: `batched` (recvmmsg/sendmmsg, a batch of replies to many
     /// clients per system call; Linux only) or `simple` (quinn-udp, one sendmsg per reply
     /// train: the path every system takes). Both decide alike and reply from the address
@@ -490,6 +494,10 @@ pub struct ListenArgs {
     /// datagrams over them by source, broadcasts reach each.
     #[arg(long)]
     pub reuse_port: bool,
+    /// Listen on this interface only (SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS); a
+    /// multicast group --bind names is joined there (by default on every interface).
+    #[arg(long, value_name = "IFACE", value_parser = parse_interface)]
+    pub interface: Option<Iface>,
     /// Show at most this many datagram lines per second; the rest are summed up once a second.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_lines: u32,

@@ -266,6 +266,31 @@ impl Peer {
     }
 }
 
+/// An interface named on the command line, with its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    /// Its name, e.g. `eth0`.
+    pub name: String,
+    /// Its index.
+    pub index: u32,
+}
+
+/// `--interface IFACE`: an interface of this machine, by name or index.
+pub fn parse_interface(s: &str) -> Result<Iface, String> {
+    if let Ok(index) = s.parse::<u32>() {
+        return Ok(Iface {
+            name: s.to_owned(),
+            index,
+        });
+    }
+    udp_echo_host::interfaces::index_of(s)
+        .map(|index| Iface {
+            name: s.to_owned(),
+            index,
+        })
+        .ok_or_else(|| format!("there is no interface `{s}` here{}", interfaces_hint()))
+}
+
 /// A destination argument ([`parse_peer`]), keeping its text for `-4`/`-6`.
 pub fn parse_peer_arg(s: &str) -> Result<Peer, String> {
     Ok(Peer {

@@ -68,6 +68,14 @@ fn bad_input_is_exit_2_with_what_to_do_instead() {
         ),
         (&["discover", "--port", "0"], &["--port", "0"]),
         (
+            &["serve", "--interface", "nosuch0"],
+            &["no interface `nosuch0`"],
+        ),
+        (
+            &["listen", "--interface", "nosuch0"],
+            &["no interface `nosuch0`"],
+        ),
+        (
             &["bench", "255.255.255.255:7", "-t", "1"],
             &["broadcast address"],
         ),

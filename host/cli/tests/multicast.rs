@@ -113,3 +113,64 @@ fn an_ipv6_listener_bound_to_a_scoped_group_hears_it() {
     let line = heard.wait_for("hi six", PATIENCE).expect("nothing heard");
     assert!(line.starts_with("[fe80::"), "{line}");
 }
+
+#[test]
+fn interface_says_where_a_group_is_joined_and_where_a_server_answers() {
+    or_skip!();
+    let (a, b) = Netns::pair("ue-mc", "iface", "10.7.0.1/24", "10.7.0.2/24");
+    let (_l, mut heard) = start(
+        &a,
+        &["listen", "--bind", "239.9.9.9:6666", "--interface", "va"],
+    );
+    let (code, _, err) = run(
+        &b,
+        &[
+            "broadcast",
+            "on va",
+            "--to",
+            "239.9.9.9:6666",
+            "--interface",
+            "vb",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(heard.wait_for("on va", PATIENCE).is_some());
+    // A server tied to lo does not answer what arrives on va.
+    let (_s, _) = start(
+        &a,
+        &[
+            "serve",
+            "--bind",
+            "0.0.0.0:7000",
+            "--interface",
+            "lo",
+            "--quiet",
+        ],
+    );
+    let (code, _, err) = run(
+        &b,
+        &[
+            "send",
+            "10.7.0.1:7000",
+            "hi",
+            "--attempts",
+            "1",
+            "--initial-timeout",
+            "300ms",
+        ],
+    );
+    assert_eq!(code, Some(1), "answered through lo: {err}");
+    let (_s2, _) = start(
+        &a,
+        &[
+            "serve",
+            "--bind",
+            "0.0.0.0:7001",
+            "--interface",
+            "va",
+            "--quiet",
+        ],
+    );
+    let (code, _, err) = run(&b, &["send", "10.7.0.1:7001", "hi"]);
+    assert_eq!(code, Some(0), "{err}");
+}

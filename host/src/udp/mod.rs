@@ -294,8 +294,8 @@ pub struct BindOptions {
     pub reuse_port: bool,
     /// `SO_BROADCAST`.
     pub broadcast: bool,
-    /// The interface (by index) a multicast group the socket is bound to is joined on;
-    /// `None`: every interface.
+    /// The interface (by index, see [`crate::interfaces::index_of`]) the socket is tied
+    /// to, and on which a multicast group it is bound to is joined; `None`: every one.
     pub interface: Option<u32>,
 }
 
@@ -366,6 +366,9 @@ pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<Socket> {
     if options.broadcast {
         socket.set_broadcast(true)?;
     }
+    if let Some(index) = options.interface {
+        bind_device_index(&socket, index, addr.is_ipv6())?;
+    }
     socket.bind(&addr.into())?;
     // Bound to a multicast group: join it, on the interface the address's scope names
     // (`[ff02::1234%eth0]`) or on every one.
@@ -389,27 +392,25 @@ pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<Socket> {
 /// `CAP_NET_RAW` on older kernels), or the system has no such option (`Unsupported`:
 /// Windows and FreeBSD).
 pub fn bind_device(socket: &Socket, name: &str) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let index = crate::interfaces::index_of(name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("there is no interface `{name}` here"),
+        )
+    })?;
+    bind_device_index(socket, index, socket.local_addr()?.is_ipv6())
+}
+
+/// [`bind_device`] by the interface's index, for a socket of the family `ipv6` says.
+///
+/// # Errors
+///
+/// As [`bind_device`].
+pub fn bind_device_index(socket: &Socket, index: u32, ipv6: bool) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
     {
-        if crate::interfaces::index_of(name).is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("there is no interface `{name}` here"),
-            ));
-        }
-        socket.bind_device(Some(name.as_bytes()))
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        let index = crate::interfaces::index_of(name)
-            .and_then(std::num::NonZeroU32::new)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("there is no interface `{name}` here"),
-                )
-            })?;
-        let ipv6 = socket.local_addr()?.is_ipv6();
+        let index = std::num::NonZeroU32::new(index)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "interface index 0"))?;
         if ipv6 {
             socket.bind_device_by_index_v6(Some(index))
         } else {
@@ -418,7 +419,7 @@ pub fn bind_device(socket: &Socket, name: &str) -> io::Result<()> {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
     {
-        let _ = (socket, name);
+        let _ = (socket, index, ipv6);
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "binding a socket to an interface works on Linux and macOS only",

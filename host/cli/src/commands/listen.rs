@@ -32,6 +32,7 @@ pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
     options.socket = BindOptions {
         reuse_addr: true,
         reuse_port: args.reuse_port,
+        interface: args.interface.as_ref().map(|i| i.index),
         ..BindOptions::default()
     };
     let from_manager = inherited.is_some();

@@ -126,6 +126,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         },
         socket: BindOptions {
             reuse_port: args.reuse_port || threads > 1,
+            interface: args.interface.as_ref().map(|i| i.index),
             ..BindOptions::default()
         },
         config: per_thread,
