@@ -52,16 +52,85 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::AsFd;
 use serde_json::json;
+use udp_echo::parse::{Peer, parse_duration, parse_peer_arg};
 use udp_echo_core::StackErrorKind;
 use udp_echo_core::wire::{self, MAX_REPLY_LEN, canonical};
 use udp_echo_host::udp::{self, BATCH, BindOptions, Datagrams, Offload, Outbox, Path};
 
 use super::filler;
-use crate::cli::{BenchArgs, Failure};
+use crate::args::{Failure, NetArgs, local_server_in};
 use crate::output::{Stdout, ms};
+
+// `bench`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct BenchArgs {
+    /// The server to load (the only destination): `HOST`, `HOST:PORT`, `IP`,
+    /// `[IPv6]:PORT` or a bare `PORT` (127.0.0.1); default 127.0.0.1:6666.
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer_arg, conflicts_with = "server")]
+    pub target: Option<Peer>,
+    /// The server, as an option.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer_arg)]
+    pub server: Option<Peer>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// How long to send (at most 60s; a number alone is seconds).
+    #[arg(long, short = 't', default_value = "2s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// The base request size in bytes: each request (or --gso train) in flight on a socket
+    /// has a size of its own, SIZE, SIZE+1, … (up to SIZE+2047, within the datagram limit),
+    /// so the count in each reply names its request.
+    #[arg(long, short, default_value_t = 12)]
+    pub size: usize,
+    /// No progress lines on stderr (the summary still comes).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Requests in flight at once (1..=1024), spread over the sockets.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub window: u32,
+    /// Sockets to spread the window over (1..=64; at most --window are used).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sockets: u32,
+    /// Send each socket's requests as trains of up to K datagrams per system call (GSO,
+    /// Linux), and take replies with GRO; 1 (the default) sends datagrams one by one.
+    /// Every datagram of a train is a request of its own and is counted as one.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub gso: u8,
+    /// Stop sending after this many requests (or at --duration, whichever comes first;
+    /// 1..=20000000). Default: only --duration limits the run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
+    pub requests: Option<u64>,
+}
+
+impl BenchArgs {
+    /// The server: the positional target, else --server, else 127.0.0.1:6666 ([::1] with
+    /// -6), in the family -4/-6 ask for.
+    pub fn server(&self) -> Result<SocketAddr, Failure> {
+        match self.target.as_ref().or(self.server.as_ref()) {
+            Some(peer) => self.net.resolve(peer),
+            None => Ok(local_server_in(self.net.family())),
+        }
+    }
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+Keeps --window requests in flight, spread over --sockets connected sockets and sent and
+received by the batch (sendmmsg/recvmmsg), for --duration (at most 60s) or until --requests
+have been sent, whichever comes first, then waits briefly for stragglers. Sends only to
+the server given. A progress line per second goes to stderr (unless --json or -q); Ctrl-C
+stops sending and prints the summary of what ran. Every figure is measured: the time runs
+from the first send until sending stopped or the last reply came, whichever is later; an
+RTT runs from just before its send; percentiles are nearest-rank; bits/s count UDP payload.
+
+Examples:
+  udp-echo bench                                   # 127.0.0.1:6666 for 2 s
+  udp-echo bench 127.0.0.1:7000 -t 10 -s 1400 --window 32
+  udp-echo bench ::1 --requests 20000 --window 8 --json";
 
 /// The longest run.
 pub const MAX_DURATION: Duration = Duration::from_secs(60);

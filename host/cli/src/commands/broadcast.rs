@@ -1,16 +1,61 @@
 //! `udp-echo broadcast`: one datagram through the core's `Broadcaster` (SO_BROADCAST on).
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde_json::json;
+use udp_echo::parse::{Family, Peer, parse_peer_arg};
 use udp_echo_core::{BroadcastError, Broadcaster, nb};
 use udp_echo_host::stack::StdStack;
 
 use super::{broadcast_failure, message_bytes};
-use crate::cli::{BroadcastArgs, Failure};
+use crate::args::{DEFAULT_PORT, Failure, NetArgs};
 use crate::output::Stdout;
+
+// `broadcast`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct BroadcastArgs {
+    /// The message; `-` reads it from stdin.
+    pub message: OsString,
+    /// Destination: a broadcast address (SO_BROADCAST is set), a multicast group
+    /// (`239.1.2.3:6666`, `[ff02::1%eth0]:6666`) or any other. Default
+    /// 255.255.255.255:6666.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_peer_arg)]
+    pub to: Option<Peer>,
+    /// How many routers a datagram to a multicast group may cross (the TTL, or IPv6's hop
+    /// limit); the system's default is 1, the local network only.
+    #[arg(long, value_name = "HOPS", value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub ttl: Option<u32>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+impl BroadcastArgs {
+    /// Where the datagram goes, in the family -4/-6 ask for.
+    pub fn destination(&self) -> Result<SocketAddr, Failure> {
+        match &self.to {
+            Some(peer) => self.net.resolve(peer),
+            None if self.net.family() == Some(Family::V6) => Err(Failure::usage(
+                "IPv6 has no broadcast: give a group with its interface, e.g. --to [ff02::1%eth0]:6666",
+            )),
+            None => Ok(everyone()),
+        }
+    }
+}
+
+/// The limited broadcast address, the protocol's port.
+fn everyone() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::BROADCAST, DEFAULT_PORT))
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+Example:
+  udp-echo broadcast 'hello, LAN' --to 192.168.1.255:6666";
 
 /// How long a send the kernel keeps refusing for now (ENOBUFS, EAGAIN) is retried.
 const SEND_PATIENCE: Duration = Duration::from_secs(1);

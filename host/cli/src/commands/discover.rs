@@ -1,17 +1,74 @@
 //! `udp-echo discover`: one broadcast request through the core's `Discovery`.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::Args;
 use serde_json::json;
+use udp_echo::parse::{Family, names_port, parse_duration, parse_peer_arg};
 use udp_echo_core::{BroadcastError, Discovery, DiscoveryEvent};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::stack::StdStack;
 
 use super::broadcast::any_of;
 use super::broadcast_failure;
-use crate::cli::{DiscoverArgs, Failure};
+use crate::args::{DEFAULT_PORT, Failure, NetArgs};
 use crate::diag;
 use crate::output::{Stdout, human, ms};
+
+// `discover`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct DiscoverArgs {
+    /// The servers' port (default 6666); used by --to when it has none.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Where to send the request (default: 255.255.255.255 at --port).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub to: Option<String>,
+    /// How long to collect answers (a number alone is seconds).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub wait: Duration,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+impl DiscoverArgs {
+    /// Where the request goes: --to, with --port filling in a missing port.
+    pub fn destination(&self) -> Result<SocketAddr, Failure> {
+        let port = self.port.unwrap_or(DEFAULT_PORT);
+        let Some(to) = &self.to else {
+            if self.net.family() == Some(Family::V6) {
+                return Err(Failure::usage(
+                    "IPv6 has no broadcast: give a group with its interface, e.g. --to [ff02::1%eth0]",
+                ));
+            }
+            return Ok(SocketAddr::from((Ipv4Addr::BROADCAST, port)));
+        };
+        let peer = parse_peer_arg(to).map_err(|e| Failure::usage(format!("--to {e}")))?;
+        let addr = self.net.resolve(&peer)?;
+        if !names_port(to) {
+            return Ok(SocketAddr::new(addr.ip(), port));
+        }
+        match self.port {
+            Some(p) if p != addr.port() => Err(Failure::usage(format!(
+                "--port {p} and --to {to} name different ports: give the port once"
+            ))),
+            _ => Ok(addr),
+        }
+    }
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+--to without a port uses --port; --to with a port and a different --port is an error.
+Exit status 0 if at least one server answered, 1 if none did.
+
+Examples:
+  udp-echo discover
+  udp-echo discover --port 7000 --wait 2
+  udp-echo discover --to 192.168.1.255:6666 --wait 2s";
 
 /// The request discovery sends; servers answer `Your data was 17 bytes`.
 const REQUEST: &[u8] = b"udp-echo discover";

@@ -1,17 +1,65 @@
 //! `udp-echo listen`: the host's [`Server`] as a listener (never replies), on its own
 //! socket or on one a service manager passes (socket activation).
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use clap::Args;
 use serde_json::json;
+use udp_echo::parse::{Iface, parse_interface, parse_listen_bind};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::{Options, Server};
 use udp_echo_host::udp::BindOptions;
 
 use super::serve::{inherited_socket, refuse_with_inherited};
 use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
-use crate::cli::{Failure, ListenArgs};
+use crate::args::{DEFAULT_PORT, Failure};
 use crate::diag;
+
+// `listen`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct ListenArgs {
+    /// Address to bind (SO_REUSEADDR is set, so listeners can share the port); a bare
+    /// `PORT` or `:PORT` means every IPv4 interface. Default: 0.0.0.0:6666, or the socket a
+    /// service manager passes (systemd socket activation: LISTEN_FDS), which --bind cannot
+    /// be given with.
+    #[arg(long, value_parser = parse_listen_bind)]
+    pub bind: Option<SocketAddr>,
+    /// Set SO_REUSEPORT (Unix), so this listener shares the port with servers and
+    /// listeners that set it too (`serve --reuse-port`): the kernel spreads unicast
+    /// datagrams over them by source, broadcasts reach each.
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// Listen on this interface only (SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS); a
+    /// multicast group --bind names is joined there (by default on every interface).
+    #[arg(long, value_name = "IFACE", value_parser = parse_interface)]
+    pub interface: Option<Iface>,
+    /// Show at most this many datagram lines per second; the rest are summed up once a second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lines: u32,
+}
+
+impl ListenArgs {
+    /// The address to bind: --bind, else 0.0.0.0:6666.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(all_interfaces)
+    }
+}
+
+/// Every IPv4 interface, the protocol's port: where broadcasts arrive.
+fn all_interfaces() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+Several listeners may share the port (SO_REUSEADDR). Prints `listening on ADDR` on stderr.
+SIGINT or SIGTERM stops it with exit status 0.
+
+Examples:
+  udp-echo listen                  # 0.0.0.0:6666
+  udp-echo listen --bind 7000      # 0.0.0.0:7000 (a number is a port)";
 
 /// Prints what arrives until SIGINT/SIGTERM/SIGHUP; exit 0.
 pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {

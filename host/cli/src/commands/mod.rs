@@ -1,11 +1,20 @@
-//! One module per subcommand; each `run` returns the exit status or a [`Failure`].
+//! One module per subcommand, each with its clap arguments (`ServeArgs`, …), the text after
+//! its `--help` options, its helpers and its `run`, which returns the exit status or a
+//! [`Failure`]. What several commands share is here or in the leaf modules `args`, `parse`
+//! and `output`; nothing here uses `cli`.
 //!
-//! [`Failure`]: crate::cli::Failure
+//! Each subcommand's arguments carry plain comments, not doc comments: with deferred
+//! subcommands a doc comment on the struct would replace the subcommand's description in
+//! --help.
+//!
+//! [`Failure`]: crate::args::Failure
 
 pub mod bench;
 pub mod broadcast;
+pub mod completions;
 pub mod discover;
 pub mod listen;
+pub mod manpage;
 pub mod ping;
 pub mod send;
 pub mod serve;
@@ -19,7 +28,7 @@ use udp_echo_host::server::Stopped;
 use udp_echo_host::shutdown::Shutdown;
 use udp_echo_host::stack::StdError;
 
-use crate::cli::Failure;
+use crate::args::Failure;
 use crate::diag;
 use crate::output::Presenter;
 
@@ -254,4 +263,15 @@ fn stop_reason(result: &Result<Stopped, std::io::Error>, shutdown: &Shutdown) ->
         },
         Err(e) => format!("error: {}", crate::output::plain(e)),
     }
+}
+
+/// Writes `bytes` to stdout at once (completions, man pages); a failed write is recorded
+/// for the exit status.
+fn write_all_stdout(bytes: &[u8]) -> Result<std::process::ExitCode, Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        crate::output::stdout_failed(e);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

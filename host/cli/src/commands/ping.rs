@@ -4,14 +4,102 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde_json::json;
+use udp_echo::parse::{Peer, parse_duration, parse_peer_arg};
+use udp_echo_core::RetryPolicy;
 use udp_echo_core::{ClientEvent, Outcome, Reply};
 use udp_echo_host::client::{self, Ended};
 
 use super::{client_failure, filler, install_shutdown};
-use crate::cli::{Failure, PingArgs};
+use crate::args::{Failure, NetArgs, RetryArgs, local_server_in};
 use crate::diag;
 use crate::output::{Stdout, human, ms};
+
+// `ping`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct PingArgs {
+    /// The server: `HOST`, `HOST:PORT`, `IP`, `[IPv6]:PORT` or a bare `PORT` (127.0.0.1);
+    /// default 127.0.0.1:6666.
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_peer_arg, conflicts_with = "server")]
+    pub target: Option<Peer>,
+    /// The server, as an option.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer_arg)]
+    pub server: Option<Peer>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Exchanges to make; 0 runs until Ctrl-C. Default 4, or unlimited with -w.
+    #[arg(long, short, allow_negative_numbers = true, value_parser = parse_count)]
+    pub count: Option<u64>,
+    /// Time between the starts of two exchanges (a number alone is seconds).
+    #[arg(long, short, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Request size in bytes.
+    #[arg(long, short, default_value_t = 12)]
+    pub size: usize,
+    /// Summary only: no line per exchange.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Stop after this long in all, whatever -c says (an exchange in progress is cut at
+    /// the deadline); exit 0 if any reply came.
+    #[arg(long, short = 'w', value_name = "DEADLINE", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
+    /// Wait this long for each reply, with no retry: shorthand for
+    /// `--attempts 1 --initial-timeout WAIT --max-timeout WAIT`.
+    #[arg(long, short = 'W', value_name = "WAIT", value_parser = parse_duration,
+          conflicts_with_all = ["initial_timeout", "max_timeout", "attempts", "factor"])]
+    pub wait: Option<Duration>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+impl PingArgs {
+    /// The server: the positional target, else --server, else 127.0.0.1:6666 ([::1] with
+    /// -6), in the family -4/-6 ask for.
+    pub fn server(&self) -> Result<SocketAddr, Failure> {
+        match self.target.as_ref().or(self.server.as_ref()) {
+            Some(peer) => self.net.resolve(peer),
+            None => Ok(local_server_in(self.net.family())),
+        }
+    }
+
+    /// The retry policy, with -W mapped onto it.
+    pub fn policy(&self) -> Result<RetryPolicy, Failure> {
+        match self.wait {
+            Some(wait) => RetryArgs {
+                initial_timeout: wait,
+                max_timeout: wait,
+                factor: self.retry.factor,
+                attempts: Some(1),
+            }
+            .policy(),
+            None => self.retry.policy(),
+        }
+    }
+}
+
+/// `-c N`: a count, 0 for endless; a negative number gets words, not clap's `--` tip.
+fn parse_count(s: &str) -> Result<u64, String> {
+    s.parse::<u64>().map_err(|_| {
+        format!("`{s}` is not a count: give 0 (until Ctrl-C) or a positive number of exchanges")
+    })
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+Runs one exchange at a time: each sends a request from a fresh socket and waits for its
+reply, retrying on the schedule (by default up to 5 sends over 3.1 s) before the next
+exchange starts; -i spaces the starts of exchanges. -W WAIT makes each exchange a single
+send that waits WAIT (--attempts 1 --initial-timeout WAIT --max-timeout WAIT).
+-c 0 runs until Ctrl-C (or -w), which prints the summary; with -w and no -c, ping runs
+until the deadline. Exit status 0 if any reply came, 1 if none did.
+
+Examples:
+  udp-echo ping
+  udp-echo ping localhost:7000 -c 10 -i 0.2
+  udp-echo ping ::1 -c 100 -i 10ms -s 1400 -q
+  udp-echo ping 192.168.1.20 -w 5 -W 0.5";
 
 /// RTT statistics over the unambiguous samples (Karn's rule: an RTT measured after a
 /// retransmission may belong to an earlier send and is left out).

@@ -3,10 +3,13 @@
 //! on one a service manager passes (socket activation, one thread).
 
 use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::thread;
 
+use clap::Args;
 use serde_json::json;
+use udp_echo::parse::{Iface, Limit, parse_bind, parse_interface, parse_limit};
 
 use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
 use udp_echo_core::{Counters, RateLimit, ResponderConfig};
@@ -16,8 +19,83 @@ use udp_echo_host::server::{Options, Server, Stopped};
 use udp_echo_host::udp::{BindOptions, Offload, Path};
 
 use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
-use crate::cli::{Failure, ServeArgs};
+use crate::args::{Failure, local_server};
 use crate::diag;
+
+// `serve`'s options.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct ServeArgs {
+    /// Address to bind: `IP:PORT`, an IP alone (port 6666), or a bare `PORT` / `:PORT`
+    /// (127.0.0.1); port 0 lets the OS pick (the `listening on` line shows it). Default:
+    /// 127.0.0.1:6666, or the socket a service manager passes (systemd socket activation:
+    /// LISTEN_FDS), which --bind cannot be given with.
+    #[arg(long, value_parser = parse_bind)]
+    pub bind: Option<SocketAddr>,
+    /// Print nothing per datagram (the summary at exit still comes).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Answer datagrams from reflection-prone service ports (DNS 53, NTP 123, …) too.
+    #[arg(long)]
+    pub allow_reflection_ports: bool,
+    /// Limit replies per source address (IPv4 address, IPv6 /64), e.g. `200/s`, or `off`.
+    /// Default: 1000/s (bursts of 100) on any address but loopback, where benchmarks run.
+    /// Bounds what one source, or a loop with a service that answers everything, can get.
+    #[arg(long, value_parser = parse_limit)]
+    pub rate_limit: Option<Limit>,
+    /// Limit replies over all sources together, e.g. `5000/s` (burst of the same size), or
+    /// `off` (the default): the outer cap above the per-source limits.
+    #[arg(long, value_parser = parse_limit)]
+    pub total_limit: Option<Limit>,
+    /// Show at most this many datagram lines per second; the rest are summed up once a second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lines: u32,
+    /// Set SO_REUSEPORT, so several servers can share the port.
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// Answer on this interface only (SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS); a
+    /// multicast group --bind names is joined there (by default on every interface).
+    #[arg(long, value_name = "IFACE", value_parser = parse_interface)]
+    pub interface: Option<Iface>,
+    /// How datagrams move: `batched` (recvmmsg/sendmmsg, a batch of replies to many
+    /// clients per system call; Linux only) or `simple` (quinn-udp, one sendmsg per reply
+    /// train: the path every system takes). Both decide alike and reply from the address
+    /// each request was sent to. Default: `batched` on Linux, `simple` elsewhere.
+    #[arg(long, value_enum)]
+    pub io: Option<Io>,
+    /// Ask for no GRO (trains of datagrams received as one buffer) and no GSO (replies to
+    /// one client sent as one train). By default both are used where the kernel has them.
+    #[arg(long)]
+    pub no_offload: bool,
+    /// Server threads, each with its own SO_REUSEPORT socket, loop and counters (summed at
+    /// exit); 0 = one per CPU.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+    /// Never answer a datagram sent to a broadcast or multicast address. By default they
+    /// are answered (within the limits) when the source is on a directly connected network.
+    #[arg(long)]
+    pub no_broadcast: bool,
+}
+
+impl ServeArgs {
+    /// The address to bind: --bind, else 127.0.0.1:6666.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(local_server)
+    }
+}
+
+/// The text after `--help`'s options.
+const AFTER_HELP: &str = "\
+Prints `listening on ADDR` on stderr at startup (with the real port when --bind has port 0);
+with --json also {\"event\":\"listening\",\"addr\":\"ADDR\"} on stdout. SIGINT or SIGTERM stops
+it with a summary of the counters and exit status 0; a closed stdout stops it with 141.
+
+Examples:
+  udp-echo serve
+  udp-echo serve --bind 7000                       # 127.0.0.1:7000 (a number is a port)
+  udp-echo serve --bind :0 --json                  # the OS picks the port
+  udp-echo serve --bind [::]:6666 --rate-limit 1000/s
+  udp-echo serve --bind 0.0.0.0:6666 --threads 0 -q   # one thread per CPU";
 
 /// `--io`: how datagrams move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
