@@ -55,7 +55,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::AsFd;
-use serde_json::json;
 use udp_echo::parse::{Peer, parse_duration, parse_peer_arg};
 use udp_echo_core::StackErrorKind;
 use udp_echo_core::wire::{self, MAX_REPLY_LEN, canonical};
@@ -63,7 +62,7 @@ use udp_echo_host::udp::{self, BATCH, BindOptions, Datagrams, Offload, Outbox, P
 
 use super::filler;
 use crate::args::{Failure, NetArgs, local_server_in};
-use crate::output::{Stdout, ms};
+use crate::output::{Stdout, events, ms};
 
 // `bench`'s options.
 #[derive(Debug, Args)]
@@ -717,18 +716,30 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
     let pct = |p: f64| nearest_rank(&rtts, p).map(|us| f64::from(us) / 1000.0);
     let mut out = Stdout::default();
     if json {
-        let bps = |bytes: u64| (bytes as f64 * 8.0 / secs).round();
-        out.json(&json!({
-            "event": "bench", "server": server.to_string(), "size": base,
-            "size_max": size_max, "window": window, "sockets": sockets,
-            "duration_ms": ms(elapsed), "interrupted": interrupted, "sent": sent,
-            "replies": replies, "lost": lost, "late": late, "ignored": ignored,
-            "duplicates": duplicates, "wrong_count": wrong_count, "garbled": garbled,
-            "refused": refused, "requests_per_s": send_rate.round(),
-            "replies_per_s": rate.round(), "request_bits_per_s": bps(sent_bytes),
-            "reply_bits_per_s": bps(reply_bytes), "percentile_method": "nearest-rank",
-            "rtt_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "max": pct(100.0)},
-            "rto_ms": ms(rto.rto),
+        let bps = |bytes: u64| bytes as f64 * 8.0 / secs;
+        out.json(&events::bench(&events::BenchSummary {
+            server,
+            size: base,
+            size_max,
+            window,
+            sockets,
+            duration: elapsed,
+            interrupted,
+            sent,
+            replies,
+            lost,
+            late,
+            ignored,
+            duplicates,
+            wrong_count,
+            garbled,
+            refused,
+            requests_per_s: send_rate,
+            replies_per_s: rate,
+            request_bits_per_s: bps(sent_bytes),
+            reply_bits_per_s: bps(reply_bytes),
+            rtt_ms: [pct(50.0), pct(90.0), pct(99.0), pct(100.0)],
+            rto: rto.rto,
         }));
     } else {
         let note = if interrupted { " (interrupted)" } else { "" };

@@ -6,14 +6,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Family, Peer, parse_peer_arg};
 use udp_echo_core::{BroadcastError, Broadcaster, nb};
 use udp_echo_host::stack::StdStack;
 
 use super::{broadcast_failure, message_bytes};
 use crate::args::{DEFAULT_PORT, Failure, NetArgs};
-use crate::output::Stdout;
+use crate::output::{Stdout, events};
 
 // `broadcast`'s options.
 #[derive(Debug, Args)]
@@ -111,7 +110,7 @@ pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
     sent?;
     let mut out = Stdout::default();
     if json {
-        out.json(&json!({"event": "sent", "to": to.to_string(), "bytes": payload.len()}));
+        out.json(&events::sent(to, payload.len()));
     } else {
         out.line(format_args!("sent {} bytes to {}", payload.len(), to));
     }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Family, names_port, parse_duration, parse_peer_arg};
 use udp_echo_core::{BroadcastError, Discovery, DiscoveryEvent};
 use udp_echo_host::clock::Clock;
@@ -15,7 +14,7 @@ use super::broadcast::any_of;
 use super::broadcast_failure;
 use crate::args::{DEFAULT_PORT, Failure, NetArgs};
 use crate::diag;
-use crate::output::{Stdout, human, ms};
+use crate::output::{Stdout, events, human};
 
 // `discover`'s options.
 #[derive(Debug, Args)]
@@ -96,8 +95,7 @@ pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
     loop {
         let now = clock.now();
         match discovery.poll(&mut stack, now).map_err(failed)? {
-            DiscoveryEvent::Found(f) if json => out
-                .json(&json!({"event": "found", "addr": f.addr.to_string(), "rtt_ms": ms(f.rtt)})),
+            DiscoveryEvent::Found(f) if json => out.json(&events::found(f.addr, f.rtt)),
             DiscoveryEvent::Found(f) => {
                 out.line(format_args!("{} answered in {}", f.addr, human(f.rtt)));
             }
@@ -116,10 +114,9 @@ pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
     let ignored = discovery.ignored();
     let _ = discovery.close(&mut stack);
     if json {
-        out.json(
-            &json!({"event": "summary", "to": to.to_string(), "servers": found,
-                         "not_listed": overflow, "ignored": ignored, "wait_ms": ms(args.wait)}),
-        );
+        out.json(&events::discover_summary(
+            to, found, overflow, ignored, args.wait,
+        ));
     } else if found > 0 {
         diag!(
             "udp-echo: {found} server{} answered at {to} within {}",

@@ -5,7 +5,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Iface, parse_interface, parse_listen_bind};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::{Options, Server};
@@ -15,6 +14,7 @@ use super::serve::{inherited_socket, refuse_with_inherited};
 use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
 use crate::args::{DEFAULT_PORT, Failure};
 use crate::diag;
+use crate::output::events;
 
 // `listen`'s options.
 #[derive(Debug, Args)]
@@ -109,8 +109,7 @@ pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {
     let result = listener.run(&Clock::new(), Some(&shutdown), &mut presenter);
     let received = listener.counters().received;
     let why = stop_reason(&result, &shutdown);
-    let last =
-        json.then(|| json!({"event": "stopped", "reason": why, "received": received}).to_string());
+    let last = json.then(|| events::listen_stopped(&why, received).to_string());
     presenter.finish(last, STOP_PATIENCE);
     if !json {
         diag!("udp-echo: stopped by {why}: received {received}");

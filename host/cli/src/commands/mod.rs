@@ -22,7 +22,6 @@ pub mod serve;
 use std::io::Read;
 use std::time::Duration;
 
-use serde_json::json;
 use udp_echo_core::{BroadcastError, ClientError};
 use udp_echo_host::server::Stopped;
 use udp_echo_host::shutdown::Shutdown;
@@ -30,7 +29,7 @@ use udp_echo_host::stack::StdError;
 
 use crate::args::Failure;
 use crate::diag;
-use crate::output::Presenter;
+use crate::output::{Presenter, events};
 
 /// A MESSAGE argument's bytes: `-` reads stdin, up to one byte more than `max` (the largest
 /// request to the destination), so that a longer input shows as too long instead of being
@@ -248,7 +247,7 @@ fn announce(
     let mut presenter = Presenter::new(json, quiet, max_lines);
     diag!("listening on {local}");
     if json {
-        presenter.event(json!({"event": "listening", "addr": local.to_string()}).to_string());
+        presenter.event(events::listening(local).to_string());
     }
     Ok(presenter)
 }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Peer, parse_duration, parse_peer_arg};
 use udp_echo_core::RetryPolicy;
 use udp_echo_core::{ClientEvent, Outcome, Reply};
@@ -14,7 +13,7 @@ use udp_echo_host::client::{self, Ended};
 use super::{client_failure, filler, install_shutdown};
 use crate::args::{Failure, NetArgs, RetryArgs, local_server_in};
 use crate::diag;
-use crate::output::{Stdout, human, ms};
+use crate::output::{Stdout, events, human, ms};
 
 // `ping`'s options.
 #[derive(Debug, Args)]
@@ -224,11 +223,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
                 }
                 let reply = Reply::new(r.count);
                 if json {
-                    out.json(
-                        &json!({"event": "reply", "seq": seq, "server": server.to_string(),
-                        "reply": reply.to_string(), "count": r.count, "attempts": r.attempts,
-                        "rtt_ms": ms(r.rtt), "rtt_ambiguous": r.rtt_ambiguous}),
-                    );
+                    out.json(&events::ping_reply(seq, server, &r));
                 } else if !args.quiet {
                     let note = if r.rtt_ambiguous {
                         format!(" after {} attempts (ambiguous)", r.attempts)
@@ -244,9 +239,7 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
             Ended::Done(Outcome::GaveUp(g)) => {
                 stats.sent += 1;
                 if json {
-                    let mut v = super::send::gave_up_json(server, &g);
-                    v["seq"] = json!(seq);
-                    out.json(&v);
+                    out.json(&events::ping_gave_up(seq, server, &g));
                 } else if !args.quiet {
                     out.line(format_args!(
                         "seq={seq} {}{}",
@@ -279,15 +272,17 @@ pub fn run(args: &PingArgs, json: bool) -> Result<ExitCode, Failure> {
 fn print_summary(out: &mut Stdout, server: SocketAddr, s: &Stats, time: Duration, json: bool) {
     let rtt = s.rtt_ms();
     if json {
-        // Microsecond precision is all the clock gives; no float noise in the output.
-        let us = |x: f64| (x * 1000.0).round() / 1000.0;
-        let rtt_json = rtt.map(|[min, avg, max, mdev]| {
-            json!({"min": us(min), "avg": us(avg), "max": us(max), "mdev": us(mdev)})
-        });
-        out.json(&json!({"event": "summary", "server": server.to_string(),
-            "sent": s.sent, "datagrams_sent": s.datagrams, "received": s.received,
-            "lost": s.lost(), "loss_percent": s.loss_percent(), "rtt_samples": s.rtts.len(),
-            "rtt_ms": rtt_json, "time_ms": ms(time)}));
+        out.json(&events::ping_summary(&events::PingSummary {
+            server,
+            sent: s.sent,
+            datagrams_sent: s.datagrams,
+            received: s.received,
+            lost: s.lost(),
+            loss_percent: s.loss_percent(),
+            rtt_samples: s.rtts.len(),
+            rtt_ms: rtt,
+            time,
+        }));
         return;
     }
     out.line(format_args!("--- {server} udp-echo ping statistics ---"));

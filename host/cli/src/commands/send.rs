@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Peer, parse_peer_arg};
 use udp_echo_core::wire::max_request;
 use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied, Reply};
@@ -14,7 +13,7 @@ use udp_echo_host::client::{self, Ended};
 use super::{client_failure, message_bytes};
 use crate::args::{Failure, NetArgs, RetryArgs, local_server_in};
 use crate::diag;
-use crate::output::{Stdout, human, ms};
+use crate::output::{Stdout, events, human};
 
 // `send`'s options.
 #[derive(Debug, Args)]
@@ -98,10 +97,9 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
             None,
             |event, at| match *event {
                 ClientEvent::Ignored { .. } => ignored.note(event),
-                ClientEvent::Sent { attempt, .. } if json => out.json(
-                    &json!({"event": "send", "attempt": attempt, "at_ms": ms(at),
-                        "bytes": request.len()}),
-                ),
+                ClientEvent::Sent { attempt, .. } if json => {
+                    out.json(&events::send(attempt, at, request.len()))
+                }
                 ClientEvent::Sent { attempt, .. } if attempt > 1 => {
                     diag!("udp-echo: no reply yet; attempt {attempt} at {}", human(at));
                 }
@@ -116,7 +114,7 @@ pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {
         }
         Ended::Done(Outcome::GaveUp(g)) => {
             if json {
-                out.json(&gave_up_json(server, &g));
+                out.json(&events::gave_up(server, &g));
             }
             Err(Failure::network(format!(
                 "{}{}",
@@ -137,11 +135,7 @@ fn print_reply(
 ) {
     let reply = Reply::new(r.count);
     if json {
-        out.json(&json!({
-            "event": "reply", "server": server.to_string(), "reply": reply.to_string(),
-            "count": r.count, "attempts": r.attempts, "rtt_ms": ms(r.rtt),
-            "rtt_ambiguous": r.rtt_ambiguous, "elapsed_ms": ms(r.elapsed),
-        }));
+        out.json(&events::send_reply(server, r));
         return;
     }
     out.line(reply);
@@ -179,10 +173,4 @@ pub fn gave_up_message(server: SocketAddr, g: &GaveUp) -> String {
         g.attempts,
         g.elapsed.as_secs_f64()
     )
-}
-
-/// The give-up as a JSON event.
-pub fn gave_up_json(server: SocketAddr, g: &GaveUp) -> serde_json::Value {
-    json!({"event": "gave_up", "server": server.to_string(), "attempts": g.attempts,
-           "unsent": g.unsent, "elapsed_ms": ms(g.elapsed), "refused": g.refused})
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::Args;
-use serde_json::json;
 use udp_echo::parse::{Iface, Limit, parse_bind, parse_interface, parse_limit};
 
 use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
@@ -21,6 +20,7 @@ use udp_echo_host::udp::{BindOptions, Offload, Path};
 use super::{STOP_PATIENCE, announce, install_shutdown, server_failure, stop_reason};
 use crate::args::{Failure, local_server};
 use crate::diag;
+use crate::output::events;
 
 // `serve`'s options.
 #[derive(Debug, Args)]
@@ -275,17 +275,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode, Failure> {
         counters.add(c);
     }
     let why = stop_reason(&result, &shutdown);
-    let last = json.then(|| {
-        json!({
-            "event": "stopped", "reason": why, "threads": threads,
-            "received": counters.received, "replied": counters.replied,
-            "send_failed": counters.send_failed, "broadcast": counters.broadcast,
-            "dropped": counters.dropped(), "dropped_by_reason": dropped_json(&counters),
-            "per_thread": each.iter().map(|c| json!({"received": c.received, "replied": c.replied}))
-                .collect::<Vec<_>>(),
-        })
-        .to_string()
-    });
+    let last = json.then(|| events::serve_stopped(&why, threads, &counters, &each).to_string());
     presenter.finish(last, STOP_PATIENCE);
     if !json {
         diag!("udp-echo: stopped by {why}: {}", summary(&counters));
@@ -363,14 +353,6 @@ fn limits(config: &ResponderConfig, threads: usize) -> String {
         "broadcasts refused"
     };
     format!("{per_source}, {total}, {broadcast}")
-}
-
-fn dropped_json(c: &Counters) -> serde_json::Value {
-    let by_reason: serde_json::Map<String, serde_json::Value> = c
-        .drops()
-        .map(|(why, n)| (why.key().to_string(), json!(n)))
-        .collect();
-    serde_json::Value::Object(by_reason)
 }
 
 /// `received 12, replied 11, dropped 1 (loop 1), send failed 0` (`, broadcast N` if any).
