@@ -180,7 +180,10 @@ fn bash_completes_after_a_subcommand() {
     let complete = |line| bash_complete(&bash, dir.path(), line);
 
     assert_eq!(complete("udp-echo se"), set(&["serve", "send"]));
-    assert_eq!(complete("udp-echo serve --i"), set(&["--interface", "--io"]));
+    assert_eq!(
+        complete("udp-echo serve --i"),
+        set(&["--interface", "--io"])
+    );
     assert_eq!(
         complete("udp-echo serve --io "),
         set(&["batched", "simple"])
@@ -272,7 +275,10 @@ fn zsh_completes_after_a_subcommand() {
     let complete = |line| zsh_complete(&zsh, dir.path(), line);
 
     assert_eq!(complete("udp-echo se"), set(&["serve", "send"]));
-    assert_eq!(complete("udp-echo serve --i"), set(&["--interface", "--io"]));
+    assert_eq!(
+        complete("udp-echo serve --i"),
+        set(&["--interface", "--io"])
+    );
     assert_eq!(
         complete("udp-echo serve --io "),
         set(&["batched", "simple"])
@@ -323,7 +329,10 @@ fn fish_completes_subcommands_options_and_values_not_files() {
     let complete = |line| fish_complete(&fish, &script, dir.path(), line);
 
     assert_eq!(complete("udp-echo se"), set(&["serve", "send"]));
-    assert_eq!(complete("udp-echo serve --i"), set(&["--interface", "--io"]));
+    assert_eq!(
+        complete("udp-echo serve --i"),
+        set(&["--interface", "--io"])
+    );
     assert_eq!(
         complete("udp-echo serve --io "),
         set(&["batched", "simple"])
