@@ -1,51 +1,30 @@
 //! `udp-echo serve` and `listen` under a service manager's socket activation
 //! (`systemd-socket-activate --datagram`, systemd's own tool for this), their SIGHUP stop,
-//! and `listen --reuse-port`. Ports are picked as in `cli.rs` (bound and closed again);
+//! and `listen --reuse-port`. Ports are picked as in `common` (bound and closed again);
 //! every wait is bounded; every child process is killed and reaped by its guard.
 
 // Signals to child processes and socket activation: Unix only.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-const BIN: &str = env!("CARGO_BIN_EXE_udp-echo");
-/// Upper bound for anything that should happen "at once" on loopback.
-const PATIENCE: Duration = Duration::from_secs(10);
+use common::*;
+
 const ACTIVATE: &str = "systemd-socket-activate";
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A child process that is killed and reaped when dropped.
-struct Proc {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
+/// `common::Proc`, with the ways this file starts and stops one.
 impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
     fn udp_echo(args: &[&str]) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args(args);
@@ -85,69 +64,6 @@ impl Proc {
             thread::sleep(Duration::from_millis(2));
         }
     }
-
-    fn line_containing(which: &Receiver<String>, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match which.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line containing {needle:?} within {PATIENCE:?}; saw {seen:?}"),
-            }
-        }
-    }
-
-    fn stdout_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stdout, needle)
-    }
-
-    fn stderr_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stderr, needle)
-    }
-
-    /// Everything left on stderr (call after exit).
-    fn rest_of_stderr(&self) -> String {
-        let mut out = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads lines (lossily decoded) in a thread until EOF.
-fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut buf = Vec::new();
-        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches('\n')
-                .to_string();
-            if tx.send(line).is_err() {
-                break;
-            }
-            buf.clear();
-        }
-    });
-    rx
-}
-
-/// The port of a socket that was bound and closed again: nothing listens there.
-fn closed_port() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap()
 }
 
 /// Whether `systemd-socket-activate` runs here; if not, says why the test is skipped.
@@ -200,7 +116,7 @@ fn serve_answers_on_a_socket_from_systemd_socket_activate_and_stops_on_sigterm()
     if !have_activate() {
         return;
     }
-    let addr = closed_port();
+    let addr = closed_port("127.0.0.1");
     let mut proc = Proc::activated(true, &[addr], &["serve"]);
     // The first datagram starts udp-echo; it is answered from the socket's queue.
     let socket = client(addr);
@@ -228,7 +144,7 @@ fn listen_prints_what_arrives_on_a_socket_from_systemd_socket_activate() {
     if !have_activate() {
         return;
     }
-    let addr = closed_port();
+    let addr = closed_port("127.0.0.1");
     let mut proc = Proc::activated(true, &[addr], &["listen"]);
     let socket = client(addr);
     socket.send(b"hello").unwrap();
@@ -273,7 +189,7 @@ fn activation_refuses_bind_threads_reuse_port_and_foreign_sockets() {
     if !have_activate() {
         return;
     }
-    let addr = closed_port();
+    let addr = closed_port("127.0.0.1");
     for (args, says) in [
         (
             &["serve", "--bind", "127.0.0.1:7000"][..],
@@ -305,7 +221,7 @@ fn activation_refuses_bind_threads_reuse_port_and_foreign_sockets() {
         "{stderr}"
     );
     // Two sockets.
-    let other = closed_port();
+    let other = closed_port("127.0.0.1");
     let (code, stderr) = activated_refusal(true, &[addr, other], &["listen"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("LISTEN_FDS=2"), "{stderr}");

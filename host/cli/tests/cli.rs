@@ -6,311 +6,21 @@
 // Signals to child processes (rustix::process): Unix only.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_udp-echo");
-/// Upper bound for anything that should happen "at once" on loopback.
-const PATIENCE: Duration = Duration::from_secs(10);
+use common::*;
 
-// ---------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------
-
-/// A child process that is killed and reaped when dropped.
-struct Proc {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits for exit, at most `limit`; `None` if it is still running.
-    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Waits for a line on `which` that contains `needle`; returns it.
-    fn line_containing(which: &Receiver<String>, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match which.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line containing {needle:?} within {limit:?}; saw {seen:?}"),
-            }
-        }
-    }
-
-    /// Every stdout line up to and including the first that contains `needle`.
-    fn stdout_until(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(needle);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no line containing {needle:?}; saw {seen:?}"),
-            }
-        }
-    }
-
-    fn stdout_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stdout, needle, PATIENCE)
-    }
-
-    fn stderr_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stderr, needle, PATIENCE)
-    }
-
-    /// Everything left on stderr (call after exit).
-    fn rest_of_stderr(&self) -> String {
-        let mut out = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
-
-    fn rest_of_stdout(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(500)) {
-            out.push(line);
-        }
-        out
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads lines (lossily decoded) in a thread until EOF.
-fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut buf = Vec::new();
-        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches('\n')
-                .to_string();
-            if tx.send(line).is_err() {
-                break;
-            }
-            buf.clear();
-        }
-    });
-    rx
-}
-
-/// A running `udp-echo serve` and the address it listens on.
-struct Serve {
-    proc: Proc,
-    addr: SocketAddr,
-}
-
-fn serve(bind: &str, extra: &[&str]) -> Serve {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--bind", bind]).args(extra);
-    let proc = Proc::spawn(cmd);
-    let line = proc.stderr_line("listening on ");
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .parse()
-        .unwrap();
-    Serve { proc, addr }
-}
-
-/// The result of a short-lived command.
-struct Ran {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-    elapsed: Duration,
-    /// User + system CPU time of the process, read from /proc before it was reaped.
-    cpu: Option<Duration>,
-}
-
-impl Ran {
-    fn code(&self) -> i32 {
-        self.status.code().expect("exited, not killed")
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-    fn json_lines(&self) -> Vec<Value> {
-        self.stdout()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-            .collect()
-    }
-}
-
-/// Runs `udp-echo ARGS` with `stdin`, killing it after `limit`.
-fn run(args: &[&str], stdin: &[u8], limit: Duration) -> Ran {
-    run_with(Command::new(BIN), args, stdin, limit)
-}
-
-/// Runs `program ARGS` with an empty stdin, killing it after `limit`.
-fn run_program(program: &str, args: &[&str], limit: Duration) -> Ran {
-    run_with(Command::new(program), args, b"", limit)
-}
-
-fn run_with(mut cmd: Command, args: &[&str], stdin: &[u8], limit: Duration) -> Ran {
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut guard = Guard(cmd.spawn().expect("spawn"));
-    let mut input = guard.0.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let out = reader(guard.0.stdout.take().unwrap());
-    let err = reader(guard.0.stderr.take().unwrap());
-    let cpu = cpu_at_exit(guard.0.id(), limit);
-    let status = guard.0.wait().unwrap();
-    let elapsed = start.elapsed();
-    Ran {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-        elapsed,
-        cpu,
-    }
-}
-
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
-    })
-}
-
-/// Waits (at most `limit`, else panics; the guard kills) until `pid` is a zombie, and
-/// returns its user + system CPU time from /proc/PID/stat (it is not reaped yet).
-fn cpu_at_exit(pid: u32, limit: Duration) -> Option<Duration> {
-    let deadline = Instant::now() + limit;
-    let path = format!("/proc/{pid}/stat");
-    loop {
-        let stat = std::fs::read_to_string(&path).ok()?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        if fields[0] == "Z" {
-            let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
-            let hz = rustix::param::clock_ticks_per_second();
-            return Some(Duration::from_micros(ticks * 1_000_000 / hz));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still running after {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The port of a socket that was bound and closed again: nothing listens there.
-fn closed_port(ip: &str) -> SocketAddr {
-    let s = UdpSocket::bind((ip, 0)).unwrap();
-    s.local_addr().unwrap()
-}
-
-fn send_to(server: SocketAddr, message: &str) -> Ran {
-    run(
-        &["send", message, "--server", &server.to_string()],
-        b"",
-        PATIENCE,
-    )
-}
-
-fn ipv6_available() -> bool {
-    UdpSocket::bind("[::1]:0").is_ok()
-}
-
-fn python3() -> Option<&'static str> {
-    Command::new("python3")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "python3")
-}
-
-fn peer(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn signal(pid: i32, sig: rustix::process::Signal) {
-    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), sig).unwrap();
-}
-
-// ---------------------------------------------------------------------------------------
 // serve ↔ send
-// ---------------------------------------------------------------------------------------
 
 #[test]
 fn serve_answers_send_over_ipv4_and_prints_the_datagram() {
@@ -336,10 +46,6 @@ fn a_v4_mapped_server_address_gets_its_reply() {
     assert_eq!(ran.stdout(), "Your data was 2 bytes\n");
     assert!(ran.stderr.contains("(1 attempt)"), "{}", ran.stderr);
 }
-
-// ---------------------------------------------------------------------------------------
-// Rate limits
-// ---------------------------------------------------------------------------------------
 
 /// Sends `count` datagrams from `from` to `to` as fast as the kernel takes them (bounded
 /// by `limit` in time) while counting the replies; returns (sent, replies, elapsed).
@@ -569,10 +275,6 @@ fn under_a_flood_serve_shows_at_most_max_lines_and_sums_up_the_rest() {
     assert!((1..=5).contains(&datagram_lines), "{shown:?}");
 }
 
-// ---------------------------------------------------------------------------------------
-// Giving up
-// ---------------------------------------------------------------------------------------
-
 #[test]
 fn send_to_a_closed_port_gives_up_on_the_default_schedule_and_says_refused() {
     let addr = closed_port("127.0.0.1");
@@ -622,9 +324,7 @@ fn a_client_waiting_out_the_schedule_uses_under_50_ms_of_cpu() {
     assert!(cpu < Duration::from_millis(50), "{cpu:?}");
 }
 
-// ---------------------------------------------------------------------------------------
 // ping, JSON
-// ---------------------------------------------------------------------------------------
 
 #[test]
 fn ping_summary_numbers_add_up() {
@@ -754,10 +454,6 @@ fn json_output_is_one_object_per_line_for_send_and_serve() {
     assert_eq!(stopped["replied"], 1);
 }
 
-// ---------------------------------------------------------------------------------------
-// Usage errors, closed stdout
-// ---------------------------------------------------------------------------------------
-
 #[test]
 fn bad_durations_and_policies_are_usage_errors() {
     for (args, needle) in [
@@ -848,10 +544,6 @@ fn serve_stops_with_141_and_its_summary_when_its_stdout_is_closed() {
     assert!(stderr.contains("stopped by stdout closed"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
-
-// ---------------------------------------------------------------------------------------
-// Signals
-// ---------------------------------------------------------------------------------------
 
 fn stops_within_500_ms_on(sig: rustix::process::Signal, name: &str) {
     let mut server = serve("127.0.0.1:0", &[]);
@@ -957,9 +649,7 @@ fn sigint_stops_an_endless_ping_with_its_summary() {
     assert!(rest.contains("0.0% loss"), "{rest}");
 }
 
-// ---------------------------------------------------------------------------------------
 // discover, bench
-// ---------------------------------------------------------------------------------------
 
 #[test]
 fn discover_lists_a_local_server_and_fails_when_none_answers() {
@@ -1053,120 +743,6 @@ fn bench_requests_sends_exactly_that_many() {
             PATIENCE,
         );
         assert_eq!(ran.code(), 2, "--requests {bad}: {}", ran.stderr);
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Broadcast in a network namespace
-// ---------------------------------------------------------------------------------------
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    /// A namespace with its loopback up and a /24 on it with its broadcast address.
-    fn create() -> Result<Netns, String> {
-        let ns = Netns::empty()?;
-        // Loopback with a /24 and its broadcast address: a real broadcast route
-        // (`broadcast 10.213.7.255 dev lo`) inside the namespace only.
-        ns.ip(&[
-            "addr",
-            "add",
-            "10.213.7.1/24",
-            "broadcast",
-            "10.213.7.255",
-            "dev",
-            "lo",
-        ])?;
-        Ok(ns)
-    }
-
-    /// A namespace with only its loopback, up (root only).
-    fn empty() -> Result<Netns, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not root".into());
-        }
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("udpecho-bc-{}-{n}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// Two namespaces joined by a veth pair, `vs` in the first and `vc` in the second,
-    /// both up, each with its addresses (IPv6 ones without duplicate detection).
-    fn pair(first: &[&str], second: &[&str]) -> Result<(Netns, Netns), String> {
-        let (a, b) = (Netns::empty()?, Netns::empty()?);
-        a.ip(&[
-            "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", &b.0,
-        ])?;
-        for (ns, dev, addrs) in [(&a, "vs", first), (&b, "vc", second)] {
-            for addr in addrs {
-                // An address may carry options, e.g. `fd00::1/64 preferred_lft 0`.
-                let mut words = addr.split(' ');
-                let mut args = vec!["addr", "add", words.next().unwrap_or(""), "dev", dev];
-                args.extend(words);
-                if addr.contains(':') {
-                    args.push("nodad");
-                }
-                ns.ip(&args)?;
-            }
-            ns.ip(&["link", "set", dev, "up"])?;
-        }
-        Ok((a, b))
-    }
-
-    /// `ip -n NS ARGS`.
-    fn ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["-n", &self.0];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `udp-echo serve ARGS` inside, once it listens.
-    fn serve(&self, args: &[&str]) -> Proc {
-        let mut all = vec!["serve"];
-        all.extend_from_slice(args);
-        let proc = Proc::spawn(self.command(&all));
-        proc.stderr_line("listening on ");
-        proc
-    }
-
-    /// `udp-echo ARGS` inside, to its end (bounded by PATIENCE).
-    fn run(&self, args: &[&str]) -> Ran {
-        let mut all = vec!["netns", "exec", &self.0, BIN];
-        all.extend_from_slice(args);
-        run_program("ip", &all, PATIENCE)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0, BIN]).args(args);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
 }
 
@@ -1385,10 +961,6 @@ fn broadcasts_on(io: &str) {
     assert_eq!(r["dropped_by_reason"]["broadcast"], 1, "{r}");
 }
 
-// ---------------------------------------------------------------------------------------
-// Batched path, threads
-// ---------------------------------------------------------------------------------------
-
 #[test]
 fn both_io_paths_answer_and_say_which_they_are() {
     for (io, says) in [("batched", "io: batched"), ("simple", "io: simple")] {
@@ -1514,10 +1086,6 @@ fn sigterm_under_a_flood_stops_within_500_ms() {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Python peers, written from the wire facts
-// ---------------------------------------------------------------------------------------
-
 #[test]
 fn python_client_gets_exact_counts_from_serve() {
     let Some(py) = python3() else {
@@ -1578,10 +1146,6 @@ fn send_gets_exact_counts_from_the_python_server() {
         ran.stderr
     );
 }
-
-// ---------------------------------------------------------------------------------------
-// Issue 10: wrong or lost output
-// ---------------------------------------------------------------------------------------
 
 /// Runs `udp-echo ARGS` with stdout on /dev/full (every write fails with ENOSPC).
 fn run_to_dev_full(args: &[&str]) -> (i32, String) {
@@ -1860,10 +1424,6 @@ fn unbalanced_brackets_and_ambiguous_ipv6_ports_are_usage_errors() {
     assert!(ran.stderr.contains("ambiguous"), "{}", ran.stderr);
 }
 
-// ---------------------------------------------------------------------------------------
-// Issue 10: habits
-// ---------------------------------------------------------------------------------------
-
 #[test]
 fn targets_are_positional_and_server_stays_a_long_alias() {
     let server = serve("127.0.0.1:0", &["--quiet"]);
@@ -2104,10 +1664,6 @@ fn completions_and_the_man_page_come_from_the_clap_definitions() {
     );
     assert!(man.contains("bench"), "{man}");
 }
-
-// ---------------------------------------------------------------------------------------
-// Issue 10: output for machines
-// ---------------------------------------------------------------------------------------
 
 #[test]
 fn json_datagrams_carry_base64_and_text_only_when_utf8() {
