@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+// The tests against `udp-echo serve` (at the end) use the shared helpers: Unix only.
+#[cfg(unix)]
+mod common;
+#[cfg(unix)]
+use common::*;
+
 const BIN: &str = env!("CARGO_BIN_EXE_udp-echo");
 /// The longest a bench run may take here before it is killed.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -385,4 +391,230 @@ fn a_slow_reply_is_late_not_lost_and_its_rtt_is_real() {
     assert_rtts_real(&r);
     // Without replacing them, 20 slow requests on 4 sockets of 4 would hold the window.
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Against `udp-echo serve` (Unix)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+#[cfg(unix)]
+fn bench_reports_replies_and_percentiles() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(
+        &[
+            "bench",
+            "--server",
+            &to,
+            "--duration",
+            "300ms",
+            "--window",
+            "8",
+            "--json",
+        ],
+        b"",
+        common::PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let report = ran.json_lines().pop().unwrap();
+    let replies = report["replies"].as_u64().unwrap();
+    assert!(replies > 0, "{report}");
+    assert!(report["sent"].as_u64().unwrap() >= replies);
+    assert!(report["rtt_ms"]["p50"].as_f64().unwrap() <= report["rtt_ms"]["max"].as_f64().unwrap());
+}
+
+#[test]
+#[cfg(unix)]
+fn bench_requests_sends_exactly_that_many() {
+    let mut server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    // A duration far beyond common::PATIENCE: the run must end because of --requests.
+    let ran = run(
+        &[
+            "bench",
+            "--server",
+            &to,
+            "--requests",
+            "100",
+            "--duration",
+            "60s",
+            "--window",
+            "8",
+            "--json",
+        ],
+        b"",
+        common::PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let report = ran.json_lines().pop().unwrap();
+    assert_eq!(report["sent"].as_u64(), Some(100), "{report}");
+    let replies = report["replies"].as_u64().unwrap();
+    assert!(replies > 0, "{report}");
+    assert_eq!(replies + report["lost"].as_u64().unwrap(), 100, "{report}");
+
+    // The server saw exactly 100 datagrams, not a window's worth more.
+    signal(server.proc.pid(), rustix::process::Signal::TERM);
+    server
+        .proc
+        .wait_for(common::PATIENCE)
+        .expect("serve ignored SIGTERM");
+    let stderr = server.proc.rest_of_stderr();
+    assert!(stderr.contains("received 100,"), "{stderr}");
+
+    for bad in ["0", "20000001", "many"] {
+        let ran = run(
+            &["bench", "--server", &to, "--requests", bad],
+            b"",
+            common::PATIENCE,
+        );
+        assert_eq!(ran.code(), 2, "--requests {bad}: {}", ran.stderr);
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn bench_and_discover_end_with_141_when_their_reader_goes_away() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let addr = server.addr.to_string();
+    // bench prints its summary only at the end: the pipe closes before, and the run
+    // stops at once instead of loading the server for 60 s.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bench", &addr, "-t", "60", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    thread::sleep(Duration::from_millis(200));
+    drop(guard.0.stdout.take());
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(closed.elapsed() < common::PATIENCE, "bench kept running");
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(141));
+    let (code, _) = first_line_then_close(&["discover", "--to", &addr, "--wait", "30"]);
+    assert_eq!(code, Some(141));
+}
+
+#[test]
+#[cfg(unix)]
+fn bench_reports_the_time_it_took_and_rates_over_it() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(
+        &[
+            "bench",
+            &to,
+            "--requests",
+            "2000",
+            "-t",
+            "60",
+            "--window",
+            "4",
+            "--json",
+        ],
+        b"",
+        common::PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let r = ran.json_lines().pop().unwrap();
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(
+        took > 0.0 && took < ran.elapsed.as_secs_f64() * 1000.0,
+        "{r}"
+    );
+    let replies = r["replies"].as_f64().unwrap();
+    let rate = r["replies_per_s"].as_f64().unwrap();
+    assert!((rate - replies / (took / 1000.0)).abs() <= 1.0, "{r}");
+    assert_eq!(r["percentile_method"], "nearest-rank");
+    // Timestamps taken before the send: no round trip is measured as zero.
+    assert!(r["rtt_ms"]["p50"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["request_bits_per_s"].as_f64().unwrap() > 0.0, "{r}");
+
+    // Against a server limited to 100 replies/s, the rate is over the run, not over
+    // the burst of the first replies.
+    let limited = serve("127.0.0.1:0", &["--quiet", "--total-limit", "100/s"]);
+    let to = limited.addr.to_string();
+    let ran = run(
+        &["bench", &to, "-t", "1", "--window", "4", "--json"],
+        b"",
+        common::PATIENCE,
+    );
+    let r = ran.json_lines().pop().unwrap();
+    let rate = r["replies_per_s"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 500.0, "{r}");
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(took >= 900.0, "{r}");
+
+    // The text summary states the time it took and the method.
+    let ran = run(
+        &["bench", &to, "--requests", "50", "-q"],
+        b"",
+        common::PATIENCE,
+    );
+    let out = ran.stdout();
+    assert!(!out.contains("in 2.00s"), "{out}");
+    assert!(out.contains("nearest-rank"), "{out}");
+    assert!(out.contains("bit/s"), "{out}");
+}
+
+#[test]
+#[cfg(unix)]
+fn sigint_during_bench_prints_the_summary_of_what_ran() {
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bench", &to, "-t", "30", "--window", "4"]);
+    let mut bench = Proc::spawn(cmd);
+    bench.stderr_line("replies/s"); // the first progress line, after a second
+    signal(bench.pid(), rustix::process::Signal::INT);
+    let status = bench
+        .wait_for(common::PATIENCE)
+        .expect("bench ignored SIGINT");
+    assert_eq!(status.code(), Some(0));
+    let out = bench.rest_of_stdout().join("\n");
+    assert!(out.contains("(interrupted)"), "{out}");
+    assert!(out.contains("replies/s"), "{out}");
+    assert!(out.contains("rtt p50"), "{out}");
+}
+
+#[test]
+#[cfg(unix)]
+fn bench_caps_its_duration_with_an_error_and_shows_progress_on_stderr() {
+    let ran = run(&["bench", "-t", "61"], b"", common::PATIENCE);
+    assert_eq!(ran.code(), 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("60s"), "{}", ran.stderr);
+    let server = serve("127.0.0.1:0", &["--quiet"]);
+    let to = server.addr.to_string();
+    let ran = run(
+        &["bench", &to, "-t", "1.5", "--window", "4"],
+        b"",
+        common::PATIENCE,
+    );
+    assert_eq!(ran.code(), 0, "{}", ran.stderr);
+    let progress: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("replies/s"))
+        .collect();
+    assert!(!progress.is_empty(), "{}", ran.stderr);
+    assert!(
+        progress[0].contains("loss") && progress[0].contains("p99"),
+        "{progress:?}"
+    );
+    assert!(ran.stdout().contains("bit/s"), "{}", ran.stdout());
+    for quiet in [&["-q"][..], &["--json"][..]] {
+        let mut args = vec!["bench", to.as_str(), "-t", "1.2", "--window", "4"];
+        args.extend_from_slice(quiet);
+        let ran = run(&args, b"", common::PATIENCE);
+        assert!(
+            !ran.stderr.contains("replies/s"),
+            "{quiet:?}: {}",
+            ran.stderr
+        );
+    }
 }

@@ -308,6 +308,52 @@ pub fn signal(pid: i32, sig: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), sig).unwrap();
 }
 
+/// A `--json` server or listener whose stdout pipe nobody reads (the pipe fills up and
+/// its writer blocks) still stops within 500 ms of SIGTERM.
+pub fn json_stops_within_500_ms_with_an_unread_stdout(command: &str) {
+    let mut child = Command::new(BIN)
+        .args([
+            command,
+            "--bind",
+            "127.0.0.1:0",
+            "--json",
+            "--max-lines",
+            "100000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // kept open, never read: the pipe fills up
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = child.stdout.take();
+    let stderr = lines(child.stderr.take().unwrap());
+    let mut guard = Guard(child);
+    let line = Proc::line_containing(&stderr, "listening on ", PATIENCE);
+    let addr: SocketAddr = line["listening on ".len()..].parse().unwrap();
+    // 2000 datagrams × ~150 bytes of JSON each: far more than a 64 KiB pipe holds.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..2000 {
+        sock.send_to(&[b'x'; 64], addr).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    signal(guard.0.id() as i32, rustix::process::Signal::TERM);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{command} --json hangs on SIGTERM with a full stdout pipe"
+        );
+        thread::sleep(Duration::from_millis(2));
+    };
+    let took = start.elapsed();
+    drop(pipe);
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
 /// A network namespace, deleted on drop.
 pub struct Netns(pub String);
 
@@ -415,5 +461,32 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+/// `udp-echo ARGS`, reading its first stdout line, then closing the pipe: the exit status
+/// and how long it took after the close.
+pub fn first_line_then_close(args: &[&str]) -> (Option<i32>, Duration) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut guard = Guard(cmd.spawn().unwrap());
+    let mut out = BufReader::new(guard.0.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "{args:?}: no first line");
+    drop(out); // `| head -1`
+    let closed = Instant::now();
+    let deadline = closed + PATIENCE;
+    loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            return (s.code(), closed.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return (None, closed.elapsed());
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }
