@@ -49,7 +49,7 @@ fn listeners_sharing_a_port_both_get_a_broadcast() {
     let mut server = Proc::spawn(ns.command(&["serve", "--bind", "0.0.0.0:7777", "--quiet"]));
     server.stderr_line("listening on 0.0.0.0:7777");
     let found = ns
-        .command(&["discover", "--to", "10.213.7.255:7777", "--wait", "300ms"])
+        .command(&["discover", "--to", "10.213.7.255:7777", "--wait", "1s"])
         .output()
         .unwrap();
     assert!(
