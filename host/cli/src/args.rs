@@ -116,6 +116,24 @@ impl NetArgs {
         }
         stack
     }
+
+    /// A stack for a socket that sends to `to`, a broadcast address or group
+    /// (`SO_BROADCAST` on), bound to --source if given (its port too), else to any address
+    /// of `to`'s family; and the port to bind.
+    pub fn broadcast_stack(&self, to: SocketAddr) -> (udp_echo_host::stack::StdStack, u16) {
+        let (ip, port) = match self.source {
+            Some(source) => (source.ip(), source.port()),
+            None if to.is_ipv4() => (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+            None => (std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+        };
+        let mut stack = udp_echo_host::stack::StdStack::new()
+            .with_broadcast(true)
+            .with_bind_ip(ip);
+        if let Some(name) = &self.interface {
+            stack = stack.with_device(name.clone());
+        }
+        (stack, port)
+    }
 }
 
 /// The default server in the family asked for: 127.0.0.1:6666, or [::1]:6666 with -6.

@@ -1,14 +1,13 @@
 //! `udp-echo broadcast`: one datagram through the core's `Broadcaster` (SO_BROADCAST on).
 
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use udp_echo::parse::{Family, Peer, parse_peer_arg};
 use udp_echo_core::{BroadcastError, Broadcaster, nb};
-use udp_echo_host::stack::StdStack;
 
 use super::{broadcast_failure, message_bytes};
 use crate::args::{DEFAULT_PORT, Failure, NetArgs};
@@ -53,33 +52,19 @@ fn everyone() -> SocketAddr {
 
 /// The text after `--help`'s options.
 const AFTER_HELP: &str = "\
-Example:
-  udp-echo broadcast 'hello, LAN' --to 192.168.1.255:6666";
+Examples:
+  udp-echo broadcast 'hello, LAN' --to 192.168.1.255:6666
+  udp-echo broadcast hi --to 239.1.2.3:6666 --ttl 2 --interface eth0   # a multicast group
+  udp-echo broadcast hi --to '[ff02::1%eth0]:6666'                     # IPv6: all nodes on eth0";
 
 /// How long a send the kernel keeps refusing for now (ENOBUFS, EAGAIN) is retried.
 const SEND_PATIENCE: Duration = Duration::from_secs(1);
-
-/// The unspecified address of `to`'s family, for a socket that sends there.
-pub fn any_of(to: SocketAddr) -> IpAddr {
-    match to {
-        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
-}
 
 /// Sends the message once; exit 0 when it went out.
 pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
     let to = args.destination()?;
     let payload = message_bytes(&args.message, udp_echo_core::wire::max_request(to))?;
-    // From --source if given (its port too), else any address of the family.
-    let (ip, port) = match args.net.source {
-        Some(source) => (source.ip(), source.port()),
-        None => (any_of(to), 0),
-    };
-    let mut stack = StdStack::new().with_broadcast(true).with_bind_ip(ip);
-    if let Some(name) = &args.net.interface {
-        stack = stack.with_device(name.clone());
-    }
+    let (mut stack, port) = args.net.broadcast_stack(to);
     if let Some(hops) = args.ttl {
         stack = stack.with_multicast_ttl(hops);
     }

@@ -10,7 +10,6 @@ use udp_echo_core::{BroadcastError, Discovery, DiscoveryEvent};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::stack::StdStack;
 
-use super::broadcast::any_of;
 use super::broadcast_failure;
 use crate::args::{DEFAULT_PORT, Failure, NetArgs};
 use crate::diag;
@@ -67,7 +66,9 @@ Exit status 0 if at least one server answered, 1 if none did.
 Examples:
   udp-echo discover
   udp-echo discover --port 7000 --wait 2
-  udp-echo discover --to 192.168.1.255:6666 --wait 2s";
+  udp-echo discover --to 192.168.1.255:6666 --wait 2s
+  udp-echo discover --to 239.1.2.3:6666 --interface eth0   # the servers of a group
+  udp-echo discover --to '[ff02::1%eth0]:6666'   # IPv6 (no broadcast): all nodes";
 
 /// The request discovery sends; servers answer `Your data was 17 bytes`.
 const REQUEST: &[u8] = b"udp-echo discover";
@@ -77,15 +78,7 @@ const MAX_SERVERS: usize = 256;
 /// Lists the servers that answered; exit 0 if any did, 1 if none.
 pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
     let to = args.destination()?;
-    // The request goes from --source if given (its port too), else any address.
-    let (ip, port) = match args.net.source {
-        Some(source) => (source.ip(), source.port()),
-        None => (any_of(to), 0),
-    };
-    let mut stack = StdStack::new().with_broadcast(true).with_bind_ip(ip);
-    if let Some(name) = &args.net.interface {
-        stack = stack.with_device(name.clone());
-    }
+    let (mut stack, port) = args.net.broadcast_stack(to);
     let clock = Clock::new();
     let mut discovery =
         Discovery::<StdStack, MAX_SERVERS>::start(&mut stack, port, to, REQUEST, args.wait)

@@ -59,7 +59,9 @@ SIGINT or SIGTERM stops it with exit status 0.
 
 Examples:
   udp-echo listen                  # 0.0.0.0:6666
-  udp-echo listen --bind 7000      # 0.0.0.0:7000 (a number is a port)";
+  udp-echo listen --bind 7000      # 0.0.0.0:7000 (a number is a port)
+  udp-echo listen --bind 239.1.2.3:6666 --interface eth0   # join a group on eth0
+  udp-echo listen --bind '[ff02::1234%eth0]:6666'          # an IPv6 group";
 
 /// Prints what arrives until SIGINT/SIGTERM/SIGHUP; exit 0.
 pub fn run(args: &ListenArgs, json: bool) -> Result<ExitCode, Failure> {

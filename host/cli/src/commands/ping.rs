@@ -98,7 +98,8 @@ Examples:
   udp-echo ping
   udp-echo ping localhost:7000 -c 10 -i 0.2
   udp-echo ping ::1 -c 100 -i 10ms -s 1400 -q
-  udp-echo ping 192.168.1.20 -w 5 -W 0.5";
+  udp-echo ping 192.168.1.20 -w 5 -W 0.5
+  udp-echo ping 10.0.0.1 --interface eth0 -4      # through eth0 only";
 
 /// RTT statistics over the unambiguous samples (Karn's rule: an RTT measured after a
 /// retransmission may belong to an earlier send and is left out).

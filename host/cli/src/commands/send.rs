@@ -77,7 +77,10 @@ Examples:
   udp-echo send ::1 ''                           # an empty datagram to [::1]:6666
   udp-echo send 127.0.0.1:7000 hi                # HOST:PORT then MESSAGE
   printf '\\377\\000' | udp-echo send -          # bytes from stdin
-  udp-echo send hi --initial-timeout 50ms --max-timeout 1s --attempts 3";
+  udp-echo send hi --initial-timeout 50ms --max-timeout 1s --attempts 3
+  udp-echo send -6 myhost hi                     # myhost's IPv6 address
+  udp-echo send --source 10.0.0.2:40000 10.0.0.1 hi   # from this address and port
+  udp-echo send '[fe80::1%eth0]:6666' hi         # link-local: name the interface";
 
 /// Sends the message; exit 0 on a reply, 1 when the schedule runs out.
 pub fn run(args: &SendArgs, json: bool) -> Result<ExitCode, Failure> {

@@ -95,7 +95,8 @@ Examples:
   udp-echo serve --bind 7000                       # 127.0.0.1:7000 (a number is a port)
   udp-echo serve --bind :0 --json                  # the OS picks the port
   udp-echo serve --bind [::]:6666 --rate-limit 1000/s
-  udp-echo serve --bind 0.0.0.0:6666 --threads 0 -q   # one thread per CPU";
+  udp-echo serve --bind 0.0.0.0:6666 --threads 0 -q   # one thread per CPU
+  udp-echo serve --bind 239.1.2.3:6666             # answer a multicast group";
 
 /// `--io`: how datagrams move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
