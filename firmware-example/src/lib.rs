@@ -22,9 +22,9 @@
 //! - [`lan9118`] (feature `ethernet`): a polled `phy::Device` driver for the LAN9118
 //!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`).
 //! - [`show`]: addresses for defmt logs, by their octets (no `core::fmt` on the target).
-//! - `tap` (feature `std`): the drivers over a Linux TAP device.
+//! - `tap` (feature `std`, Linux only): the drivers over a Linux TAP device.
 //!
-//! Features: `std` (default) enables the `tap` module; `ethernet` (on with `std`) adds
+//! Features: `std` (default) enables the `tap` module (on Linux); `ethernet` (on with `std`) adds
 //! Ethernet framing and ARP, and the `lan9118` driver; `reassembly` turns on smoltcp's
 //! IPv4 reassembly (one 4 KB buffer); `defmt` derives `defmt::Format`; `ipv6` accepts IPv6
 //! remotes in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
@@ -44,7 +44,7 @@ pub mod nal;
 pub mod selftest;
 pub mod show;
 pub mod sim;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_os = "linux"))]
 pub mod tap;
 
 pub use smoltcp;
