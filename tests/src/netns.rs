@@ -1,20 +1,17 @@
-//! Throwaway network namespaces with a TAP device, for the root-only tests: created per
-//! test, always deleted (by a drop guard, and stale ones of killed runs at the next start).
+//! Throwaway network namespaces (with a TAP device, or joined by a veth pair), for the
+//! root-only tests: created per test, always deleted (by a drop guard, and stale ones of
+//! killed runs at the next start).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::process::run_bounded;
 
 /// Why this machine cannot run the namespace tests, if it cannot.
 pub fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
+    if !is_root() {
         return Some("needs root (network namespaces and TAP devices)".into());
     }
     if !Path::new("/dev/net/tun").exists() {
@@ -122,6 +119,56 @@ impl Netns {
         (first, second)
     }
 
+    /// A namespace `<prefix>-<pid>-<n>` with only `lo`, up, or why it cannot be made (not
+    /// root, no `ip`, …): for the tests that skip, with the reason, rather than fail.
+    pub fn empty(prefix: &str) -> Result<Self, String> {
+        if !is_root() {
+            return Err("not root".into());
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        remove_stale_namespaces(prefix);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        try_ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Two [`empty`](Self::empty) namespaces joined by a veth pair, `vs` in the first and
+    /// `vc` in the second, both up, each with its addresses (e.g. `10.7.0.1/24`; an address
+    /// may carry options, e.g. `fd00::1/64 preferred_lft 0`; IPv6 ones get `nodad`).
+    pub fn veth_pair(
+        prefix: &str,
+        first: &[&str],
+        second: &[&str],
+    ) -> Result<(Self, Self), String> {
+        let (a, b) = (Self::empty(prefix)?, Self::empty(prefix)?);
+        a.ip(&[
+            "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", &b.name,
+        ])?;
+        for (ns, dev, addrs) in [(&a, "vs", first), (&b, "vc", second)] {
+            for addr in addrs {
+                let mut words = addr.split(' ');
+                let mut args = vec!["addr", "add", words.next().unwrap_or(""), "dev", dev];
+                args.extend(words);
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                ns.ip(&args)?;
+            }
+            ns.ip(&["link", "set", dev, "up"])?;
+        }
+        Ok((a, b))
+    }
+
+    /// `ip -n <namespace> args…` (bounded); `Err` with its stderr if it fails.
+    pub fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        try_ip(&all)
+    }
+
     /// `program args…` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
@@ -175,13 +222,33 @@ fn remove_stale_namespaces(prefix: &str) {
 
 /// Runs `ip args…` (bounded), failing the test if it fails.
 pub fn ip(args: &[&str]) {
+    if let Err(why) = try_ip(args) {
+        panic!("{why}");
+    }
+}
+
+/// Runs `ip args…` (bounded); `Err` with its stderr if it fails.
+pub fn try_ip(args: &[&str]) -> Result<(), String> {
     let mut command = Command::new("ip");
     command.args(args);
     let out = run_bounded(command, Duration::from_secs(10));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Whether this process runs as root (effective UID 0, from `/proc/self/status`).
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
 }

@@ -1,11 +1,12 @@
 //! Child processes with deadlines, for the tests that run binaries: every wait is bounded,
 //! and a child is killed (by its PID) and reaped when its guard drops, whatever happened.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// A child that is killed and reaped when dropped.
@@ -59,10 +60,22 @@ impl Reaped {
     /// are read from `/proc/<pid>/stat` while the exited child is still a zombie
     /// (clock-tick resolution, 10 ms here).
     pub fn wait_with_cpu(&mut self, deadline: Duration) -> (ExitStatus, Duration) {
+        let (status, cpu) = self.wait_measuring(deadline);
+        (status, cpu.expect("an unreaped child's /proc entry"))
+    }
+
+    /// Like [`wait_with_cpu`](Self::wait_with_cpu), with `None` for the CPU time where there
+    /// is no `/proc/<pid>/stat` to read it from (not Linux): then it only waits.
+    pub fn wait_measuring(&mut self, deadline: Duration) -> (ExitStatus, Option<Duration>) {
         let stat = format!("/proc/{}/stat", self.child.id());
         let until = Instant::now() + deadline;
         let ticks = loop {
-            let text = std::fs::read_to_string(&stat).expect("an unreaped child's /proc entry");
+            let Ok(text) = std::fs::read_to_string(&stat) else {
+                return (
+                    self.wait(until.saturating_duration_since(Instant::now())),
+                    None,
+                );
+            };
             // After "pid (comm) ": state, then fields 4..: utime, stime, cutime and
             // cstime are fields 14 to 17 of proc(5).
             let fields: Vec<&str> = text[text.rfind(')').expect("(comm)") + 1..]
@@ -84,8 +97,15 @@ impl Reaped {
         let status = self.child.wait().expect("wait");
         (
             status,
-            Duration::from_micros(ticks * 1_000_000 / clock_ticks_per_second()),
+            Some(Duration::from_micros(
+                ticks * 1_000_000 / clock_ticks_per_second(),
+            )),
         )
+    }
+
+    /// The child's status if it has exited (`Child::try_wait`).
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// Waits for the child to exit, at most `deadline`: `None` if it is still running.
@@ -119,62 +139,109 @@ impl Drop for Reaped {
     }
 }
 
-/// Lines of a child's pipe, read by a thread, so that they can be awaited with a deadline.
+/// Lines of a child's pipe (decoded lossily), read by a thread, so that they can be
+/// awaited with a deadline.
 #[derive(Debug)]
 pub struct Lines {
     rx: Receiver<String>,
-    seen: Vec<String>,
+    seen: RefCell<Vec<String>>,
 }
 
 impl Lines {
-    /// Reads `pipe` line by line in a thread.
+    /// Reads `pipe` line by line in a thread, until it closes.
     pub fn new(pipe: impl Read + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
+            let mut pipe = BufReader::new(pipe);
+            let mut buf = Vec::new();
+            while matches!(pipe.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches('\n')
+                    .to_owned();
                 if tx.send(line).is_err() {
                     break;
                 }
+                buf.clear();
             }
         });
         Lines {
             rx,
-            seen: Vec::new(),
+            seen: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The next line, waiting at most `deadline` (`None`: none came, or the pipe closed).
+    fn next(&self, deadline: Duration) -> Option<String> {
+        let line = self.rx.recv_timeout(deadline).ok()?;
+        self.seen.borrow_mut().push(line.clone());
+        Some(line)
     }
 
     /// The first line (from now on) containing `needle`, waiting at most `deadline`.
     pub fn wait_for(&mut self, needle: &str, deadline: Duration) -> Option<String> {
-        let until = Instant::now() + deadline;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(_) => return None,
+        self.until(needle, deadline).ok()?.pop()
+    }
+
+    /// Like [`wait_for`](Self::wait_for), failing the test (with the lines it saw) if no
+    /// such line comes.
+    pub fn line(&self, needle: &str, deadline: Duration) -> String {
+        match self.until(needle, deadline) {
+            Ok(mut lines) => lines.pop().expect("the matching line"),
+            Err(seen) => {
+                panic!("no line containing {needle:?} within {deadline:?}; saw {seen:?}")
             }
         }
+    }
+
+    /// Every line from now on up to and including the first that contains `needle`,
+    /// waiting at most `deadline`; `Err` with the lines seen if none did.
+    pub fn until(&self, needle: &str, deadline: Duration) -> Result<Vec<String>, Vec<String>> {
+        let until = Instant::now() + deadline;
+        let mut lines = Vec::new();
+        loop {
+            let Some(line) = self.next(until.saturating_duration_since(Instant::now())) else {
+                return Err(lines);
+            };
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return Ok(lines);
+            }
+        }
+    }
+
+    /// The lines that arrive from now on until none has for `quiet` (or the pipe closed):
+    /// the rest of a child's output, once it has exited.
+    pub fn rest(&self, quiet: Duration) -> Vec<String> {
+        std::iter::from_fn(|| self.next(quiet)).collect()
+    }
+
+    /// The lines already read, without waiting.
+    pub fn ready(&self) -> Vec<String> {
+        std::iter::from_fn(|| self.next(Duration::ZERO)).collect()
     }
 
     /// Everything read so far, plus what arrives within `grace` (until the pipe closes).
     pub fn drain(&mut self, grace: Duration) -> String {
         let until = Instant::now() + grace;
-        while let Ok(line) = self
-            .rx
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
+        while self
+            .next(until.saturating_duration_since(Instant::now()))
+            .is_some()
+        {}
+        self.seen.borrow().join("\n")
     }
 }
 
-/// `sysconf(_SC_CLK_TCK)`, through getconf(1) (no libc here); 100 on Linux if it fails.
+/// Reads all of `pipe` in a thread; join it for the bytes.
+pub fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// `sysconf(_SC_CLK_TCK)`, through getconf(1) (no libc here); 100 (Linux's) if it fails.
 fn clock_ticks_per_second() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -195,18 +262,8 @@ pub fn run_bounded(command: Command, deadline: Duration) -> Output {
 pub fn run_measured(command: Command, deadline: Duration) -> (Output, Duration) {
     let what = format!("{command:?}");
     let mut child = Reaped::spawn(command, &what);
-    let mut stdout = child.child.stdout.take().unwrap();
-    let mut stderr = child.child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
+    let out_reader = read_all(child.child.stdout.take().unwrap());
+    let err_reader = read_all(child.child.stderr.take().unwrap());
     let (status, cpu) = child.wait_with_cpu(deadline);
     let output = Output {
         status,

@@ -484,12 +484,12 @@ fn bench_and_discover_end_with_141_when_their_reader_goes_away() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut guard = Guard(cmd.spawn().unwrap());
+    let mut guard = Reaped::start(cmd, "udp-echo");
     thread::sleep(Duration::from_millis(200));
-    drop(guard.0.stdout.take());
+    drop(guard.child.stdout.take());
     let closed = Instant::now();
     let status = loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
+        if let Some(s) = guard.try_wait().unwrap() {
             break s;
         }
         assert!(closed.elapsed() < common::PATIENCE, "bench kept running");

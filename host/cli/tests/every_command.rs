@@ -62,12 +62,12 @@ fn a_closed_stdout_is_not_a_panic() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut guard = Guard(cmd.spawn().unwrap());
-    drop(guard.0.stdout.take()); // the reader is gone before the first line
-    let err = reader(guard.0.stderr.take().unwrap());
+    let mut guard = Reaped::start(cmd, "udp-echo");
+    drop(guard.child.stdout.take()); // the reader is gone before the first line
+    let err = read_all(guard.child.stderr.take().unwrap());
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
+        if let Some(s) = guard.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "ping did not end");
@@ -89,11 +89,11 @@ fn run_to_dev_full(args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .stdout(Stdio::from(full))
         .stderr(Stdio::piped());
-    let mut guard = Guard(cmd.spawn().unwrap());
-    let err = reader(guard.0.stderr.take().unwrap());
+    let mut guard = Reaped::start(cmd, "udp-echo");
+    let err = read_all(guard.child.stderr.take().unwrap());
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
+        if let Some(s) = guard.try_wait().unwrap() {
             break s;
         }
         assert!(

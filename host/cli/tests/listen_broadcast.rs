@@ -16,7 +16,7 @@ fn listen_json_stops_within_500_ms_when_nobody_reads_stdout() {
 
 #[test]
 fn listeners_sharing_a_port_both_get_a_broadcast() {
-    let ns = match Netns::create() {
+    let ns = match broadcast_netns() {
         Ok(ns) => ns,
         Err(why) => {
             eprintln!("skipped: cannot create a network namespace: {why}");
@@ -24,12 +24,12 @@ fn listeners_sharing_a_port_both_get_a_broadcast() {
         }
     };
     let listen = || {
-        let proc = Proc::spawn(ns.command(&["listen", "--bind", "0.0.0.0:6666"]));
+        let proc = Proc::spawn(ns.udp_echo(&["listen", "--bind", "0.0.0.0:6666"]));
         proc.stderr_line("listening on 0.0.0.0:6666");
         proc
     };
     let (mut a, mut b) = (listen(), listen());
-    let mut send = ns.command(&["broadcast", "hello, LAN", "--to", "10.213.7.255:6666"]);
+    let mut send = ns.udp_echo(&["broadcast", "hello, LAN", "--to", "10.213.7.255:6666"]);
     let sent = send.output().unwrap();
     assert!(
         sent.status.success(),
@@ -46,10 +46,10 @@ fn listeners_sharing_a_port_both_get_a_broadcast() {
         assert!(line.ends_with(r#"sent 10 bytes: "hello, LAN""#), "{line}");
     }
     // Discovery over the same broadcast address finds a server there.
-    let mut server = Proc::spawn(ns.command(&["serve", "--bind", "0.0.0.0:7777", "--quiet"]));
+    let mut server = Proc::spawn(ns.udp_echo(&["serve", "--bind", "0.0.0.0:7777", "--quiet"]));
     server.stderr_line("listening on 0.0.0.0:7777");
     let found = ns
-        .command(&["discover", "--to", "10.213.7.255:7777", "--wait", "1s"])
+        .udp_echo(&["discover", "--to", "10.213.7.255:7777", "--wait", "1s"])
         .output()
         .unwrap();
     assert!(

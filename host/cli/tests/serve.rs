@@ -11,7 +11,6 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -234,9 +233,12 @@ fn serve_stops_with_141_and_its_summary_when_its_stdout_is_closed() {
     let line = proc.stderr_line("listening on ");
     let addr: SocketAddr = line["listening on ".len()..].parse().unwrap();
     // Close the read end of the server's stdout: its next write fails with EPIPE.
-    let (tx, rx) = mpsc::channel();
-    drop(std::mem::replace(&mut proc.stdout, rx));
-    drop(tx);
+    // (Its line reader is dropped: the reading thread stops at the next line and closes
+    // the pipe.)
+    drop(std::mem::replace(
+        &mut proc.stdout,
+        Lines::new(std::io::empty()),
+    ));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
@@ -291,20 +293,20 @@ fn sigint_stops_serve_within_500_ms_with_a_summary() {
 
 #[test]
 fn a_server_off_loopback_limits_each_source_by_default() {
-    let ns = match Netns::create() {
+    let ns = match broadcast_netns() {
         Ok(ns) => ns,
         Err(why) => {
             eprintln!("skipped: cannot create a network namespace: {why}");
             return;
         }
     };
-    let server = Proc::spawn(ns.command(&["serve", "--bind", "10.213.7.1:6666", "--quiet"]));
+    let server = Proc::spawn(ns.udp_echo(&["serve", "--bind", "10.213.7.1:6666", "--quiet"]));
     server.stderr_line("listening on 10.213.7.1:6666");
     server.stderr_line("limits: 1000 replies/s per source (bursts of 100), no total limit");
     // One source keeping 64 requests in flight: past the burst, replies are limited and
     // its window stalls on the lost requests (bench waits a second for each).
     let out = ns
-        .command(&[
+        .udp_echo(&[
             "bench",
             "--server",
             "10.213.7.1:6666",
@@ -358,7 +360,7 @@ fn stopped_event(mut server: Proc) -> Value {
 #[test]
 fn a_wildcard_server_replies_from_the_ipv4_address_the_request_was_sent_to() {
     // Two addresses on one interface: the kernel would answer from the primary one.
-    let ns = or_skip!(Netns::empty());
+    let ns = or_skip!(Netns::empty(NS_PREFIX));
     for addr in ["10.7.0.1/24", "10.7.0.2/24"] {
         ns.ip(&["addr", "add", addr, "dev", "lo"]).unwrap();
     }
@@ -373,7 +375,8 @@ fn a_wildcard_server_replies_from_the_ipv4_address_the_request_was_sent_to() {
 fn a_wildcard_server_replies_from_the_ipv6_address_the_request_was_sent_to() {
     // ::20 is deprecated (as a rotated-out temporary address is): still valid, so the
     // request reaches it, but the kernel's own choice of source for the reply is ::10.
-    let (server_ns, client_ns) = or_skip!(Netns::pair(
+    let (server_ns, client_ns) = or_skip!(Netns::veth_pair(
+        NS_PREFIX,
         &["fd00:7::10/64", "fd00:7::20/64 preferred_lft 0"],
         &["fd00:7::11/64"]
     ));
@@ -404,7 +407,11 @@ fn broadcasts_are_answered_only_to_directly_connected_sources_and_counted() {
 }
 
 fn broadcasts_on(io: &str) {
-    let (server_ns, client_ns) = or_skip!(Netns::pair(&["10.7.0.1/24"], &["10.7.0.2/24"]));
+    let (server_ns, client_ns) = or_skip!(Netns::veth_pair(
+        NS_PREFIX,
+        &["10.7.0.1/24"],
+        &["10.7.0.2/24"]
+    ));
     let answering = server_ns.serve(&["--bind", "0.0.0.0:6666", "--quiet", "--json", "--io", io]);
     let refusing = server_ns.serve(&[
         "--bind",

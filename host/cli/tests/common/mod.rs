@@ -1,20 +1,22 @@
-//! Helpers shared by the test files that run the `udp-echo` binary on Unix: child
-//! processes killed and reaped by their guards, line readers, bounded runs, a free UDP
-//! port, and network namespaces for the root-only tests. Written once; each test file
-//! takes it with `mod common;`.
+//! Helpers shared by the test files that run the `udp-echo` binary on Unix, on top of the
+//! workspace's `udp_echo_tests::{process, netns}` (child guards, line readers, CPU time at
+//! exit, network namespaces): starting `udp-echo` (whose path only this package's test
+//! crates know), bounded runs, servers, peers, a closed UDP port and the namespaces these
+//! tests use. Each test file takes it with `mod common;`.
 
 // Each test file uses some of these helpers, never all.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+pub use udp_echo_tests::netns::Netns;
+pub use udp_echo_tests::process::{Lines, Reaped, read_all};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udp-echo");
 /// Upper bound for anything that should happen "at once" on loopback.
@@ -24,21 +26,20 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A child process that is killed and reaped when dropped.
+/// A child process (killed and reaped when dropped) with its stdout and stderr read line
+/// by line: the shared [`Reaped`] and [`Lines`], with this file's patience.
 pub struct Proc {
-    pub child: Child,
-    pub stdout: Receiver<String>,
-    pub stderr: Receiver<String>,
+    pub child: Reaped,
+    pub stdout: Lines,
+    pub stderr: Lines,
 }
 
 impl Proc {
-    pub fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
+    pub fn spawn(cmd: Command) -> Proc {
+        let what = format!("{cmd:?}");
+        let mut child = Reaped::spawn(cmd, &what);
+        let stdout = Lines::new(child.child.stdout.take().unwrap());
+        let stderr = Lines::new(child.child.stderr.take().unwrap());
         Proc {
             child,
             stdout,
@@ -52,63 +53,28 @@ impl Proc {
 
     /// Waits for exit, at most `limit`; `None` if it is still running.
     pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Waits for a line on `which` that contains `needle`; returns it.
-    pub fn line_containing(which: &Receiver<String>, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match which.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line containing {needle:?} within {limit:?}; saw {seen:?}"),
-            }
-        }
+        self.child.wait_at_most(limit)
     }
 
     /// Every stdout line up to and including the first that contains `needle`.
     pub fn stdout_until(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(needle);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no line containing {needle:?}; saw {seen:?}"),
-            }
-        }
+        self.stdout
+            .until(needle, PATIENCE)
+            .unwrap_or_else(|seen| panic!("no line containing {needle:?}; saw {seen:?}"))
     }
 
     pub fn stdout_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stdout, needle, PATIENCE)
+        self.stdout.line(needle, PATIENCE)
     }
 
     pub fn stderr_line(&self, needle: &str) -> String {
-        Self::line_containing(&self.stderr, needle, PATIENCE)
+        self.stderr.line(needle, PATIENCE)
     }
 
     /// Everything left on stderr (call after exit).
     pub fn rest_of_stderr(&self) -> String {
         let mut out = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+        for line in self.stderr.rest(Duration::from_millis(500)) {
             out.push_str(&line);
             out.push('\n');
         }
@@ -116,38 +82,8 @@ impl Proc {
     }
 
     pub fn rest_of_stdout(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(500)) {
-            out.push(line);
-        }
-        out
+        self.stdout.rest(Duration::from_millis(500))
     }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads lines (lossily decoded) in a thread until EOF.
-pub fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut buf = Vec::new();
-        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches('\n')
-                .to_string();
-            if tx.send(line).is_err() {
-                break;
-            }
-            buf.clear();
-        }
-    });
-    rx
 }
 
 /// A running `udp-echo serve` and the address it listens on.
@@ -210,16 +146,16 @@ pub fn run_with(mut cmd: Command, args: &[&str], stdin: &[u8], limit: Duration) 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut guard = Guard(cmd.spawn().expect("spawn"));
-    let mut input = guard.0.stdin.take().unwrap();
+    let what = format!("{cmd:?}");
+    let mut child = Reaped::start(cmd, &what);
+    let mut input = child.child.stdin.take().unwrap();
     let stdin = stdin.to_vec();
     thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
-    let out = reader(guard.0.stdout.take().unwrap());
-    let err = reader(guard.0.stderr.take().unwrap());
-    let cpu = cpu_at_exit(guard.0.id(), limit);
-    let status = guard.0.wait().unwrap();
+    let out = read_all(child.child.stdout.take().unwrap());
+    let err = read_all(child.child.stderr.take().unwrap());
+    let (status, cpu) = child.wait_measuring(limit);
     let elapsed = start.elapsed();
     Ran {
         status,
@@ -227,45 +163,6 @@ pub fn run_with(mut cmd: Command, args: &[&str], stdin: &[u8], limit: Duration) 
         stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
         elapsed,
         cpu,
-    }
-}
-
-pub struct Guard(pub Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
-    })
-}
-
-/// Waits (at most `limit`, else panics; the guard kills) until `pid` is a zombie, and
-/// returns its user + system CPU time from /proc/PID/stat (it is not reaped yet).
-pub fn cpu_at_exit(pid: u32, limit: Duration) -> Option<Duration> {
-    let deadline = Instant::now() + limit;
-    let path = format!("/proc/{pid}/stat");
-    loop {
-        let stat = std::fs::read_to_string(&path).ok()?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        if fields[0] == "Z" {
-            let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
-            let hz = rustix::param::clock_ticks_per_second();
-            return Some(Duration::from_micros(ticks * 1_000_000 / hz));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still running after {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -311,24 +208,22 @@ pub fn signal(pid: i32, sig: rustix::process::Signal) {
 /// A `--json` server or listener whose stdout pipe nobody reads (the pipe fills up and
 /// its writer blocks) still stops within 500 ms of SIGTERM.
 pub fn json_stops_within_500_ms_with_an_unread_stdout(command: &str) {
-    let mut child = Command::new(BIN)
-        .args([
-            command,
-            "--bind",
-            "127.0.0.1:0",
-            "--json",
-            "--max-lines",
-            "100000",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped()) // kept open, never read: the pipe fills up
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipe = child.stdout.take();
-    let stderr = lines(child.stderr.take().unwrap());
-    let mut guard = Guard(child);
-    let line = Proc::line_containing(&stderr, "listening on ", PATIENCE);
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        command,
+        "--bind",
+        "127.0.0.1:0",
+        "--json",
+        "--max-lines",
+        "100000",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped()) // kept open, never read: the pipe fills up
+    .stderr(Stdio::piped());
+    let mut guard = Reaped::start(cmd, command);
+    let pipe = guard.child.stdout.take();
+    let stderr = Lines::new(guard.child.stderr.take().unwrap());
+    let line = stderr.line("listening on ", PATIENCE);
     let addr: SocketAddr = line["listening on ".len()..].parse().unwrap();
     // 2000 datagrams × ~150 bytes of JSON each: far more than a 64 KiB pipe holds.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -337,9 +232,9 @@ pub fn json_stops_within_500_ms_with_an_unread_stdout(command: &str) {
     }
     thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
-    signal(guard.0.id() as i32, rustix::process::Signal::TERM);
+    signal(guard.id() as i32, rustix::process::Signal::TERM);
     let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
+        if let Some(status) = guard.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -354,113 +249,53 @@ pub fn json_stops_within_500_ms_with_an_unread_stdout(command: &str) {
     assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
-/// A network namespace, deleted on drop.
-pub struct Netns(pub String);
+/// The prefix of this package's network namespaces (see [`Netns::empty`]).
+pub const NS_PREFIX: &str = "udpecho-bc";
 
-impl Netns {
-    /// A namespace with its loopback up and a /24 on it with its broadcast address.
-    pub fn create() -> Result<Netns, String> {
-        let ns = Netns::empty()?;
-        // Loopback with a /24 and its broadcast address: a real broadcast route
-        // (`broadcast 10.213.7.255 dev lo`) inside the namespace only.
-        ns.ip(&[
-            "addr",
-            "add",
-            "10.213.7.1/24",
-            "broadcast",
-            "10.213.7.255",
-            "dev",
-            "lo",
-        ])?;
-        Ok(ns)
-    }
+/// A namespace with its loopback up and a /24 on it with its broadcast address.
+pub fn broadcast_netns() -> Result<Netns, String> {
+    let ns = Netns::empty(NS_PREFIX)?;
+    // Loopback with a /24 and its broadcast address: a real broadcast route
+    // (`broadcast 10.213.7.255 dev lo`) inside the namespace only.
+    ns.ip(&[
+        "addr",
+        "add",
+        "10.213.7.1/24",
+        "broadcast",
+        "10.213.7.255",
+        "dev",
+        "lo",
+    ])?;
+    Ok(ns)
+}
 
-    /// A namespace with only its loopback, up (root only).
-    pub fn empty() -> Result<Netns, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not root".into());
-        }
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("udpecho-bc-{}-{n}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// Two namespaces joined by a veth pair, `vs` in the first and `vc` in the second,
-    /// both up, each with its addresses (IPv6 ones without duplicate detection).
-    pub fn pair(first: &[&str], second: &[&str]) -> Result<(Netns, Netns), String> {
-        let (a, b) = (Netns::empty()?, Netns::empty()?);
-        a.ip(&[
-            "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", &b.0,
-        ])?;
-        for (ns, dev, addrs) in [(&a, "vs", first), (&b, "vc", second)] {
-            for addr in addrs {
-                // An address may carry options, e.g. `fd00::1/64 preferred_lft 0`.
-                let mut words = addr.split(' ');
-                let mut args = vec!["addr", "add", words.next().unwrap_or(""), "dev", dev];
-                args.extend(words);
-                if addr.contains(':') {
-                    args.push("nodad");
-                }
-                ns.ip(&args)?;
-            }
-            ns.ip(&["link", "set", dev, "up"])?;
-        }
-        Ok((a, b))
-    }
-
-    /// `ip -n NS ARGS`.
-    pub fn ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["-n", &self.0];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
+/// The `udp-echo` binary inside a shared [`Netns`].
+pub trait InNetns {
+    /// `udp-echo ARGS` inside, not started.
+    fn udp_echo(&self, args: &[&str]) -> Command;
     /// `udp-echo serve ARGS` inside, once it listens.
-    pub fn serve(&self, args: &[&str]) -> Proc {
+    fn serve(&self, args: &[&str]) -> Proc;
+    /// `udp-echo ARGS` inside, to its end (bounded by PATIENCE).
+    fn run(&self, args: &[&str]) -> Ran;
+}
+
+impl InNetns for Netns {
+    fn udp_echo(&self, args: &[&str]) -> Command {
+        self.command(BIN, args)
+    }
+
+    fn serve(&self, args: &[&str]) -> Proc {
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
-        let proc = Proc::spawn(self.command(&all));
+        let proc = Proc::spawn(self.udp_echo(&all));
         proc.stderr_line("listening on ");
         proc
     }
 
-    /// `udp-echo ARGS` inside, to its end (bounded by PATIENCE).
-    pub fn run(&self, args: &[&str]) -> Ran {
-        let mut all = vec!["netns", "exec", &self.0, BIN];
+    fn run(&self, args: &[&str]) -> Ran {
+        let mut all = vec!["netns", "exec", &self.name, BIN];
         all.extend_from_slice(args);
         run_program("ip", &all, PATIENCE)
-    }
-
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0, BIN]).args(args);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-pub fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
 }
 
@@ -472,8 +307,8 @@ pub fn first_line_then_close(args: &[&str]) -> (Option<i32>, Duration) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut guard = Guard(cmd.spawn().unwrap());
-    let mut out = BufReader::new(guard.0.stdout.take().unwrap());
+    let mut guard = Reaped::start(cmd, "udp-echo");
+    let mut out = BufReader::new(guard.child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
     assert!(!first.is_empty(), "{args:?}: no first line");
@@ -481,7 +316,7 @@ pub fn first_line_then_close(args: &[&str]) -> (Option<i32>, Duration) {
     let closed = Instant::now();
     let deadline = closed + PATIENCE;
     loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
+        if let Some(s) = guard.try_wait().unwrap() {
             return (s.code(), closed.elapsed());
         }
         if Instant::now() >= deadline {
