@@ -222,6 +222,19 @@ fn host_client_gets_its_byte_count_from_the_firmware_server() {
     );
 }
 
+/// The give-up line says 3100 ms, give or take a late wake-up: the instant is exact on
+/// virtual time (the core's timeline tests); here a real clock reports it, and a loaded
+/// machine may wake the process a few milliseconds late.
+fn assert_gave_up_at_3100_ms(text: &str) {
+    let took_ms: u64 = text
+        .split(" in ")
+        .last()
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no give-up time in {text}"));
+    assert!((3100..3200).contains(&took_ms), "{text}");
+}
+
 #[test]
 fn firmware_client_gives_up_on_the_default_schedule() {
     require_root_and_tap!();
@@ -241,7 +254,7 @@ fn firmware_client_gives_up_on_the_default_schedule() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(stderr.contains("after 5 attempts"), "{stderr}");
-    assert!(stderr.contains(" in 3100 ms"), "{stderr}");
+    assert_gave_up_at_3100_ms(&stderr);
     assert!(
         (Duration::from_millis(3100)..Duration::from_secs(10)).contains(&wall),
         "gave up after {wall:?}"
@@ -272,7 +285,7 @@ fn firmware_client_gives_up_on_time_at_an_address_nobody_answers() {
         .lines()
         .find(|l| l.contains(&format!("no reply from {to} after")))
         .unwrap_or_else(|| panic!("no give-up line in: {stderr}"));
-    assert!(gave_up.contains(" in 3100 ms"), "{gave_up}");
+    assert_gave_up_at_3100_ms(gave_up);
     assert!(
         (Duration::from_millis(3100)..Duration::from_secs(10)).contains(&wall),
         "gave up after {wall:?}"
