@@ -251,13 +251,6 @@ impl<const N: usize> Server<N> {
         self.io.offload()
     }
 
-    /// Whether replies come from the address each request was sent to (the system
-    /// reports destinations, and the socket is bound to a wildcard or non-local address;
-    /// a socket bound to one address answers from it anyway).
-    pub fn replies_from_destination(&self) -> bool {
-        self.io.reports_destinations()
-    }
-
     /// What moved through the system calls so far.
     pub fn io_stats(&self) -> IoStats {
         self.stats
@@ -316,15 +309,14 @@ impl<const N: usize> Server<N> {
                 _ => meta.dst.and_then(reply_source),
             };
             for seg in meta.segments() {
-                let bytes = &buf[seg];
-                let head = &bytes[..bytes.len().min(HEAD)];
-                let decision = responder.handle_to(now, from, to, bytes.len(), head);
+                let r = received(from, &buf[seg], now);
+                let decision = responder.handle_to(now, from, to, r.len, r.head);
                 if let Decision::Reply(reply) = decision {
                     // To the source as the socket reported it (a dual-stack socket's IPv4
                     // peers as `::ffff:a.b.c.d`, which it takes back as they came).
                     self.outbox.push(meta.from, src, reply.as_bytes());
                 }
-                observer.datagram(&received(from, bytes, now), Some(&decision));
+                observer.datagram(&r, Some(&decision));
             }
         }
         if !self.outbox.is_empty() {

