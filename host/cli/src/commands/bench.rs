@@ -4,7 +4,8 @@
 //! a server with several `SO_REUSEPORT` threads gets work on each, and one socket's
 //! queue is not the bottleneck), for `duration` (at most 60 s) and at most `--requests`
 //! (itself at most [`MAX_REQUESTS`]) requests, whichever ends first, then waits up to
-//! [`DRAIN`] for the last replies. Requests go out and replies come in by the batch
+//! [`DRAIN`] for the last replies; once every reply is in, it listens one [`dup_hold`]
+//! more, so a duplicate trailing the last reply is counted too. Requests go out and replies come in by the batch
 //! (`sendmmsg`/`recvmmsg`, the same calls as the batched server).
 //!
 //! # Matching replies to requests
@@ -642,7 +643,10 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         let in_flight: usize = flows.iter().map(|f| f.in_flight).sum();
         let owed: u64 = flows.iter().map(|f| f.owed).sum();
         let drain_end = end.min(last_activity) + drain;
-        if !sending && ((in_flight == 0 && owed == 0) || now >= drain_end.max(end)) {
+        // Every reply came: listen one duplicate hold more, so a duplicate trailing the
+        // last reply is counted, as the server sent it.
+        let settle = (in_flight == 0 && owed == 0).then(|| last_activity + dup_hold(rto.rto));
+        if !sending && (settle.is_some_and(|at| now >= at) || now >= drain_end.max(end)) {
             // What is still in flight now never got its answer.
             for f in &mut flows {
                 while let Some(s) = f.oldest() {
@@ -663,6 +667,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<ExitCode, Failure> {
         // sending/draining; a refused send is tried again after a millisecond instead of
         // spinning.
         let mut until = if sending { end } else { drain_end.max(end) };
+        if let Some(at) = settle.filter(|_| !sending) {
+            until = until.min(at);
+        }
         for f in &mut flows {
             if let Some(s) = f.oldest() {
                 until = until.min(s.sent_at + rto.rto);
