@@ -21,8 +21,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use udp_echo_core::exchange::{Action, Exchange, Outcome, Verdict};
-//! use udp_echo_core::{Instant, RetryPolicy};
+//! use udp_echo_core::{Action, Exchange, Instant, Outcome, RetryPolicy, Verdict};
 //!
 //! let server = "127.0.0.1:6666".parse().unwrap();
 //! let t0 = Instant::from_millis(0);
@@ -32,8 +31,10 @@
 //! assert_eq!(ex.poll(t0), Action::Wait(Instant::from_millis(100)));
 //!
 //! let t = Instant::from_millis(7);
-//! assert_eq!(ex.on_datagram(t, server, b"Your data was 5 bytes", 21), Verdict::Accepted);
-//! let Action::Done(Outcome::Reply(reply)) = ex.poll(t) else { panic!() };
+//! let Verdict::Accepted(reply) = ex.on_datagram(t, server, 21, b"Your data was 5 bytes") else {
+//!     panic!()
+//! };
+//! assert_eq!(ex.poll(t), Action::Done(Outcome::Reply(reply)));
 //! assert_eq!((reply.count, reply.attempts, reply.rtt), (5, 1, Duration::from_millis(7)));
 //! ```
 
@@ -103,8 +104,8 @@ pub struct GaveUp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Verdict {
-    /// The awaited reply: the exchange is done.
-    Accepted,
+    /// The awaited reply: the exchange is done, with this outcome.
+    Accepted(Replied),
     /// Ignored: it came from another address than the server's.
     Foreign,
     /// Ignored: it is not a well-formed reply.
@@ -116,6 +117,19 @@ pub enum Verdict {
     },
     /// Ignored: the exchange had already ended.
     Late,
+}
+
+impl Verdict {
+    /// In words, for logs.
+    pub const fn words(self) -> &'static str {
+        match self {
+            Verdict::Accepted(_) => "accepted",
+            Verdict::Foreign => "foreign source",
+            Verdict::Malformed => "malformed",
+            Verdict::Stale { .. } => "stale count",
+            Verdict::Late => "after the end",
+        }
+    }
 }
 
 /// Counts of datagrams the exchange ignored.
@@ -162,6 +176,7 @@ impl fmt::Display for ExchangeError {
 impl core::error::Error for ExchangeError {}
 
 /// The jitter generator's seed unless [`Exchange::with_seed`] gives one.
+#[cfg(feature = "jitter")]
 const DEFAULT_SEED: u32 = 0x9E37_79B9;
 
 /// The first pause after a send the stack refused for now (`WouldBlock`); each further
@@ -213,6 +228,7 @@ pub struct Exchange {
     refusal_retried: bool,
     last_sent: Instant,
     ignored: Ignored,
+    #[cfg(feature = "jitter")]
     rng: u32,
     outcome: Option<Outcome>,
 }
@@ -261,13 +277,15 @@ impl Exchange {
             refusal_retried: false,
             last_sent: Instant::ZERO,
             ignored: Ignored::default(),
+            #[cfg(feature = "jitter")]
             rng: DEFAULT_SEED,
             outcome: None,
         })
     }
 
-    /// Seeds the generator behind [`Jitter`](crate::retry::Jitter) (ignored without jitter).
+    /// Seeds the generator behind [`Jitter`](crate::Jitter) (ignored without jitter).
     /// Give each exchange its own seed, e.g. from a hardware RNG, so clients spread out.
+    #[cfg(feature = "jitter")]
     #[must_use]
     pub fn with_seed(mut self, seed: u32) -> Self {
         // xorshift never leaves zero, so zero means "the default".
@@ -278,11 +296,6 @@ impl Exchange {
     /// The server this exchange talks to (IPv4-mapped addresses already made IPv4).
     pub fn server(&self) -> SocketAddr {
         self.server
-    }
-
-    /// The request length the reply must report.
-    pub fn request_len(&self) -> u16 {
-        self.request_len
     }
 
     /// Sends that went out so far.
@@ -338,7 +351,10 @@ impl Exchange {
         // Never under the clock's 1 µs (nor over `base`, which validates to at least that):
         // a shorter slot would end as it begins, its send never going out, and a flat
         // schedule would never move on.
+        #[cfg(feature = "jitter")]
         let wait = self.policy.jitter.apply_us(base, self.next_random()).max(1);
+        #[cfg(not(feature = "jitter"))]
+        let wait = base.max(1);
         self.slot_end = Instant::from_micros(at.as_micros().saturating_add(wait));
         if let Some(d) = self.deadline_at {
             self.slot_end = self.slot_end.min(d);
@@ -362,6 +378,12 @@ impl Exchange {
         );
         self.outcome = Some(gave_up);
         Action::Done(gave_up)
+    }
+
+    /// When the current slot ends: a send still pending then never went out in it.
+    #[cfg(feature = "async")]
+    pub(crate) fn slot_end(&self) -> Instant {
+        self.slot_end
     }
 
     /// Records that the request went out at `now`, after [`Action::Send`].
@@ -400,14 +422,14 @@ impl Exchange {
         }
     }
 
-    /// Classifies a datagram of `len` bytes (its true length) from `from`, whose first
-    /// bytes are `bytes`, received at `now`.
+    /// Classifies a datagram from `from` whose true length is `len`, of which the first
+    /// bytes are `head`, received at `now`.
     pub fn on_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        bytes: &[u8],
         len: usize,
+        head: &[u8],
     ) -> Verdict {
         if self.outcome.is_some() {
             return Verdict::Late;
@@ -416,8 +438,8 @@ impl Exchange {
             self.ignored.foreign += 1;
             return Verdict::Foreign;
         }
-        let count = match wire::parse_reply(bytes) {
-            Ok(count) if len == bytes.len() => count,
+        let count = match wire::parse_reply(head) {
+            Ok(count) if len == head.len() => count,
             _ => return self.on_unreadable(now),
         };
         if count != self.request_len || self.sent == 0 {
@@ -425,14 +447,15 @@ impl Exchange {
             return Verdict::Stale { count };
         }
         let started = self.started.unwrap_or(now);
-        self.outcome = Some(Outcome::Reply(Replied {
+        let replied = Replied {
             count,
             attempts: self.sent,
             rtt: now - self.last_sent,
             rtt_ambiguous: self.sent > 1,
             elapsed: now - started,
-        }));
-        Verdict::Accepted
+        };
+        self.outcome = Some(Outcome::Reply(replied));
+        Verdict::Accepted(replied)
     }
 
     /// Records a datagram the stack could not hand over whole and could not measure
@@ -451,6 +474,7 @@ impl Exchange {
         self.ignored.refused += 1;
     }
 
+    #[cfg(feature = "jitter")]
     fn next_random(&mut self) -> u32 {
         // xorshift32: enough to spread retries, no dependency, no_std.
         let mut x = self.rng;
@@ -467,7 +491,9 @@ impl Exchange {
 #[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
-    use crate::retry::{Factor, Jitter};
+    use crate::retry::Factor;
+    #[cfg(feature = "jitter")]
+    use crate::retry::Jitter;
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -501,6 +527,7 @@ mod tests {
     /// then, the slot ended as it began, and its send was counted unsent on a stack that
     /// never blocked.
     #[test]
+    #[cfg(feature = "jitter")]
     fn every_jittered_slot_sends_when_the_stack_is_ready() {
         let mut p = RetryPolicy::default();
         p.initial_wait = Duration::from_micros(41);
@@ -521,6 +548,7 @@ mod tests {
     /// Found by `fuzz/exchange`: with factor 1 and a deadline, jitter that scales a 1 µs
     /// wait to nothing never moved the slot on, and `poll` looped forever.
     #[test]
+    #[cfg(feature = "jitter")]
     fn a_flat_jittered_schedule_ends_at_its_deadline() {
         let mut p = RetryPolicy::default();
         p.initial_wait = Duration::from_micros(1);

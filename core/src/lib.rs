@@ -2,6 +2,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
@@ -12,29 +13,44 @@ compile_error!("features `defmt` and `log` are mutually exclusive: pick one logg
 #[macro_use]
 mod fmt;
 
-pub mod driver;
-pub mod exchange;
-pub mod limit;
-pub mod responder;
-pub mod retry;
-pub mod stack;
-pub mod time;
+#[cfg(feature = "async")]
+pub mod asynch;
+mod driver;
+mod exchange;
+mod limit;
+mod responder;
+mod retry;
+mod stack;
+mod survey;
+mod time;
 pub mod wire;
 
 // The traits the drivers run on, at the versions they were built for: depend on these
 // re-exports and the versions always match.
 pub use embedded_nal;
+#[cfg(feature = "async")]
+pub use embedded_nal_async;
 pub use nb;
 
 pub use driver::{
     BATCH, BroadcastError, Broadcaster, Client, ClientError, ClientEvent, Discovery,
-    DiscoveryEvent, Found, Listener, Received, Request, Server, ServerError, Wake,
+    DiscoveryEvent, Listener, Received, Request, RequestError, Server, ServerError, Shell, Wake,
+    request,
 };
-pub use exchange::{Exchange, ExchangeError, GaveUp, Ignored, Outcome, Replied, Verdict};
+pub use exchange::{
+    Action, BLOCKED_FIRST_PAUSE, Exchange, ExchangeError, GaveUp, Ignored, Outcome, Replied,
+    Verdict,
+};
+pub use limit::RateLimit;
 pub use responder::{
-    Counters, Decision, Destination, DropReason, RateLimit, Responder, ResponderConfig,
+    Counters, DEFAULT_SOURCE_LIMIT, DEFAULT_SOURCES, Decision, Destination, DropReason,
+    REFLECTION_PORTS, Responder, ResponderConfig,
 };
-pub use retry::{Factor, Jitter, PolicyError, RetryPolicy};
+#[cfg(feature = "jitter")]
+pub use retry::Jitter;
+pub use retry::{Factor, PolicyError, RetryPolicy};
+#[cfg(feature = "std")]
+pub use stack::classify_io_error;
 pub use stack::{StackCaps, StackErrorKind};
+pub use survey::{Found, Survey, SurveyStep, SurveyVerdict};
 pub use time::Instant;
-pub use wire::{DEFAULT_PORT, Reply};

@@ -43,7 +43,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-pub use crate::limit::RateLimit;
+use crate::limit::RateLimit;
 use crate::limit::{Bucket, SourceTable};
 use crate::time::Instant;
 use crate::wire::{self, MAX_REPLY_LEN, Reply};

@@ -15,7 +15,6 @@
 //! ```
 
 use core::fmt;
-use core::str::FromStr;
 use core::time::Duration;
 
 use crate::time::micros;
@@ -68,45 +67,8 @@ impl fmt::Display for Factor {
     }
 }
 
-/// Why a string is not a factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ParseFactorError;
-
-impl fmt::Display for ParseFactorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("expected a decimal number with at most 3 decimals, like `2` or `1.5`")
-    }
-}
-
-impl core::error::Error for ParseFactorError {}
-
-/// Parses `2`, `1.5`, `1.25`: up to three decimals, no sign or exponent.
-impl FromStr for Factor {
-    type Err = ParseFactorError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-        let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || frac.len() > 3 {
-            return Err(ParseFactorError);
-        }
-        if s.ends_with('.') {
-            return Err(ParseFactorError);
-        }
-        let whole: u32 = whole.parse().map_err(|_| ParseFactorError)?;
-        let mut milli: u32 = 0;
-        for (i, b) in frac.bytes().enumerate() {
-            milli += u32::from(b - b'0') * [100, 10, 1][i];
-        }
-        whole
-            .checked_mul(1000)
-            .and_then(|w| w.checked_add(milli))
-            .map(Factor::from_milli)
-            .ok_or(ParseFactorError)
-    }
-}
-
-/// Randomisation of each wait, from randomness the caller supplies.
+/// Randomisation of each wait, from randomness the caller supplies (feature `jitter`).
+#[cfg(feature = "jitter")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Jitter {
@@ -120,6 +82,7 @@ pub enum Jitter {
     Equal,
 }
 
+#[cfg(feature = "jitter")]
 impl Jitter {
     /// The wait to use for a scheduled `wait`, given 32 random bits.
     pub fn apply(self, wait: Duration, random: u32) -> Duration {
@@ -160,7 +123,8 @@ pub struct RetryPolicy {
     pub max_attempts: Option<u32>,
     /// Give up this long after the first send at the latest (`None`: no overall limit).
     pub deadline: Option<Duration>,
-    /// Randomisation of each wait.
+    /// Randomisation of each wait (feature `jitter`).
+    #[cfg(feature = "jitter")]
     pub jitter: Jitter,
 }
 
@@ -172,6 +136,7 @@ impl Default for RetryPolicy {
             max_wait: Duration::from_secs(2),
             max_attempts: None,
             deadline: None,
+            #[cfg(feature = "jitter")]
             jitter: Jitter::None,
         }
     }
@@ -323,7 +288,6 @@ fn whole_micros(d: Duration) -> Duration {
 #[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
-    use std::string::ToString;
     use std::vec::Vec;
 
     fn ms(v: u64) -> Duration {
@@ -368,7 +332,7 @@ mod tests {
     #[test]
     fn fractional_factor_is_exact() {
         let mut p = RetryPolicy::default();
-        p.factor = "1.5".parse().unwrap();
+        p.factor = Factor::from_milli(1500);
         p.max_wait = ms(400);
         assert_eq!(
             p.waits().collect::<Vec<_>>(),
@@ -488,18 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn factor_parses_up_to_three_decimals_and_displays_back() {
-        for (text, milli) in [("2", 2000), ("1.5", 1500), ("1.25", 1250), ("0.999", 999)] {
-            let f: Factor = text.parse().unwrap();
-            assert_eq!(f.as_milli(), milli);
-            assert_eq!(f.to_string(), text);
-        }
-        for bad in ["", ".5", "1.", "1.2345", "-2", "+2", "2e3", "x", "99999999"] {
-            assert_eq!(bad.parse::<Factor>(), Err(ParseFactorError), "{bad:?}");
-        }
-    }
-
-    #[test]
+    #[cfg(feature = "jitter")]
     fn jitter_stays_within_its_bounds() {
         let wait = ms(400);
         for random in [0, 1, u32::MAX / 3, u32::MAX / 2, u32::MAX - 1, u32::MAX] {

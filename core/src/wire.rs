@@ -33,6 +33,42 @@ pub fn max_request(to: SocketAddr) -> usize {
     }
 }
 
+/// A payload that does not fit one UDP datagram to its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TooLarge {
+    /// The payload's length.
+    pub len: usize,
+    /// The largest payload for the destination's family (65507 over IPv4, 65527 over
+    /// IPv6).
+    pub max: usize,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the payload is {} bytes; one UDP datagram carries at most {} bytes",
+            self.len, self.max
+        )
+    }
+}
+
+impl core::error::Error for TooLarge {}
+
+/// `len` as a count a reply can carry, if a payload that long fits one datagram to `to`.
+///
+/// # Errors
+///
+/// [`TooLarge`] if it does not.
+pub fn fits(to: SocketAddr, len: usize) -> Result<u16, TooLarge> {
+    let max = max_request(to);
+    u16::try_from(len)
+        .ok()
+        .filter(|&n| usize::from(n) <= max)
+        .ok_or(TooLarge { len, max })
+}
+
 /// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) made plain IPv4: the one
 /// form in which a peer's address is compared. Dual-stack sockets report IPv4 peers in
 /// the mapped form, other stacks in the plain one.
