@@ -1,42 +1,4 @@
 //! One request/reply exchange as a sans-IO state machine.
-//!
-//! The [`Exchange`] decides; the caller does the I/O and tells it the time. Call order:
-//!
-//! 1. [`Exchange::new`] with the request length; the schedule starts at the first poll.
-//! 2. Loop: hand every received datagram to [`Exchange::on_datagram`] and every ICMP
-//!    "port unreachable" to [`Exchange::on_refused`]; then ask [`Exchange::poll`]:
-//!    - [`Action::Send`]: send the request, then report how it went: [`Exchange::on_sent`]
-//!      if it went out, [`Exchange::on_send_blocked`] if the stack said `WouldBlock`,
-//!      [`Exchange::on_send_refused`] if it failed with a leftover ICMP error;
-//!    - [`Action::Wait`]: wait for a datagram or until the given instant, whichever is first;
-//!    - [`Action::Done`]: the [`Outcome`].
-//!
-//! `now` must never go backwards. Datagrams that are not the awaited reply (another
-//! source, garbage, a stale reply carrying another count) are ignored and counted
-//! without moving the current deadline. The give-up instant is a promise: it holds
-//! whether sends go out, block or fail.
-//!
-//! Most users drive an exchange through [`Client`](crate::Client), which does this loop's
-//! I/O on an `embedded-nal` stack.
-//!
-//! ```
-//! use core::time::Duration;
-//! use udp_echo_core::{Action, Exchange, Instant, Outcome, RetryPolicy, Verdict};
-//!
-//! let server = "127.0.0.1:6666".parse().unwrap();
-//! let t0 = Instant::from_millis(0);
-//! let mut ex = Exchange::new(&RetryPolicy::default(), server, 5).unwrap();
-//! assert_eq!(ex.poll(t0), Action::Send);
-//! ex.on_sent(t0);
-//! assert_eq!(ex.poll(t0), Action::Wait(Instant::from_millis(100)));
-//!
-//! let t = Instant::from_millis(7);
-//! let Verdict::Accepted(reply) = ex.on_datagram(t, server, 21, b"Your data was 5 bytes") else {
-//!     panic!()
-//! };
-//! assert_eq!(ex.poll(t), Action::Done(Outcome::Reply(reply)));
-//! assert_eq!((reply.count, reply.attempts, reply.rtt), (5, 1, Duration::from_millis(7)));
-//! ```
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -194,12 +156,50 @@ pub(crate) fn next_blocked_pause_us(last_us: u64) -> u64 {
     }
 }
 
-/// One request/reply exchange with retries. See the [module docs](self) for the call order.
+/// One request/reply exchange with retries, as a sans-IO state machine.
 ///
 /// The schedule is anchored to the first [`poll`](Self::poll): slot `k` starts at the sum
 /// of the first `k` waits (0, 100, 300, 700, 1500 ms by default) and the exchange gives up
 /// when the last slot ends (3100 ms), whatever the stack does. A slot whose send the stack
 /// never took is counted in [`GaveUp::unsent`]; a late send does not push the later slots.
+///
+/// The [`Exchange`] decides; the caller does the I/O and tells it the time. Call order:
+///
+/// 1. [`Exchange::new`] with the request length; the schedule starts at the first poll.
+/// 2. Loop: hand every received datagram to [`Exchange::on_datagram`] and every ICMP
+///    "port unreachable" to [`Exchange::on_refused`]; then ask [`Exchange::poll`]:
+///    - [`Action::Send`]: send the request, then report how it went: [`Exchange::on_sent`]
+///      if it went out, [`Exchange::on_send_blocked`] if the stack said `WouldBlock`,
+///      [`Exchange::on_send_refused`] if it failed with a leftover ICMP error;
+///    - [`Action::Wait`]: wait for a datagram or until the given instant, whichever is first;
+///    - [`Action::Done`]: the [`Outcome`].
+///
+/// `now` must never go backwards. Datagrams that are not the awaited reply (another
+/// source, garbage, a stale reply carrying another count) are ignored and counted
+/// without moving the current deadline. The give-up instant is a promise: it holds
+/// whether sends go out, block or fail.
+///
+/// Most users drive an exchange through [`Client`](crate::Client), which does this loop's
+/// I/O on an `embedded-nal` stack.
+///
+/// ```
+/// use core::time::Duration;
+/// use udp_echo_core::{Action, Exchange, Instant, Outcome, RetryPolicy, Verdict};
+///
+/// let server = "127.0.0.1:6666".parse().unwrap();
+/// let t0 = Instant::from_millis(0);
+/// let mut ex = Exchange::new(&RetryPolicy::default(), server, 5).unwrap();
+/// assert_eq!(ex.poll(t0), Action::Send);
+/// ex.on_sent(t0);
+/// assert_eq!(ex.poll(t0), Action::Wait(Instant::from_millis(100)));
+///
+/// let t = Instant::from_millis(7);
+/// let Verdict::Accepted(reply) = ex.on_datagram(t, server, 21, b"Your data was 5 bytes") else {
+///     panic!()
+/// };
+/// assert_eq!(ex.poll(t), Action::Done(Outcome::Reply(reply)));
+/// assert_eq!((reply.count, reply.attempts, reply.rtt), (5, 1, Duration::from_millis(7)));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Exchange {
     policy: RetryPolicy,

@@ -14,6 +14,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive: pick one logg
 mod fmt;
 
 #[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod asynch;
 mod driver;
 mod exchange;

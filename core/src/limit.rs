@@ -83,7 +83,7 @@ struct Slot {
     bucket: Bucket,
 }
 
-/// Per-source token buckets in `N` slots. See the [module docs](self).
+/// Per-source token buckets in `N` slots (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct SourceTable<const N: usize> {
     slots: [Slot; N],

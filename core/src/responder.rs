@@ -1,44 +1,4 @@
 //! The server's decision for one datagram, as a sans-IO state machine.
-//!
-//! [`Responder::handle`] takes what arrived (source, true length, first bytes) and says
-//! reply — with the reply bytes — or drop, and why. It carries the guards that keep a
-//! public echo server from being abused, each on by default and each switchable off:
-//!
-//! - **source port 0**: not a real sender; a reply can only go astray;
-//! - **reflection ports** ([`REFLECTION_PORTS`]): echo, daytime, chargen, DNS, NTP, SSDP, …
-//!   A spoofed request "from" such a service would make two servers talk forever or
-//!   turn this server into an amplifier;
-//! - **loops**: a datagram that is itself a byte-count reply is never answered, or two
-//!   echo servers would bounce 22-byte replies forever;
-//! - **cut datagrams**: a datagram whose true length is unknown (the stack may have cut it
-//!   to the buffer, see [`crate::stack`]) is dropped rather than answered wrongly;
-//! - **per-source rate limit** (on by default, [`DEFAULT_SOURCE_LIMIT`]): a token bucket
-//!   per source address in a fixed table of `N` slots ([`crate::limit`]), so that no
-//!   source starves another and a loop with a foreign service that answers everything
-//!   (the CVE-1999-0103 pattern) is bounded;
-//! - **broadcasts**: a datagram sent to a broadcast address (or a multicast group) is
-//!   answered only when its source is on a directly connected network, and not at all
-//!   with [`ResponderConfig::answer_broadcast`] off, so that one spoofed packet cannot make
-//!   every server on a subnet answer a victim elsewhere (smurf/fraggle). Only a stack that
-//!   knows where each datagram was sent can tell ([`Responder::handle_to`] with a
-//!   [`Destination`]); [`Responder::handle`] does not know and treats every datagram as
-//!   unicast;
-//! - **rate limit** (off by default): a token bucket over all replies, the outer cap.
-//!
-//! ```
-//! use udp_echo_core::responder::{Decision, DropReason, Responder, ResponderConfig};
-//! use udp_echo_core::Instant;
-//!
-//! let mut r = Responder::new(ResponderConfig::default());
-//! let now = Instant::ZERO;
-//! let client = "127.0.0.1:50000".parse().unwrap();
-//! let Decision::Reply(reply) = r.handle(now, client, 5, b"hello") else { panic!() };
-//! assert_eq!(reply.as_bytes(), b"Your data was 5 bytes");
-//!
-//! let dns = "127.0.0.1:53".parse().unwrap();
-//! assert_eq!(r.handle(now, dns, 5, b"hello"), Decision::Drop(DropReason::ReflectionPort));
-//! assert_eq!(r.counters().replied, 1);
-//! ```
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -262,9 +222,49 @@ impl Counters {
     }
 }
 
-/// Decides reply-or-drop for each datagram and counts. See the [module docs](self).
+/// Decides reply-or-drop for each datagram, and counts.
 ///
 /// `N` is the number of per-source buckets (32 bytes each), fixed at compile time.
+///
+/// [`Responder::handle`] takes what arrived (source, true length, first bytes) and says
+/// reply — with the reply bytes — or drop, and why. It carries the guards that keep a
+/// public echo server from being abused, each on by default and each switchable off:
+///
+/// - **source port 0**: not a real sender; a reply can only go astray;
+/// - **reflection ports** ([`REFLECTION_PORTS`]): echo, daytime, chargen, DNS, NTP, SSDP, …
+///   A spoofed request "from" such a service would make two servers talk forever or
+///   turn this server into an amplifier;
+/// - **loops**: a datagram that is itself a byte-count reply is never answered, or two
+///   echo servers would bounce 22-byte replies forever;
+/// - **cut datagrams**: a datagram whose true length is unknown (the stack may have cut it
+///   to the buffer, see [`StackCaps`](crate::StackCaps)) is dropped rather than answered wrongly;
+/// - **per-source rate limit** (on by default, [`DEFAULT_SOURCE_LIMIT`]): a token bucket
+///   per source address in a fixed table of `N` slots ([`RateLimit`](crate::RateLimit)), so that no
+///   source starves another and a loop with a foreign service that answers everything
+///   (the CVE-1999-0103 pattern) is bounded;
+/// - **broadcasts**: a datagram sent to a broadcast address (or a multicast group) is
+///   answered only when its source is on a directly connected network, and not at all
+///   with [`ResponderConfig::answer_broadcast`] off, so that one spoofed packet cannot make
+///   every server on a subnet answer a victim elsewhere (smurf/fraggle). Only a stack that
+///   knows where each datagram was sent can tell ([`Responder::handle_to`] with a
+///   [`Destination`]); [`Responder::handle`] does not know and treats every datagram as
+///   unicast;
+/// - **rate limit** (off by default): a token bucket over all replies, the outer cap.
+///
+/// ```
+/// use udp_echo_core::responder::{Decision, DropReason, Responder, ResponderConfig};
+/// use udp_echo_core::Instant;
+///
+/// let mut r = Responder::new(ResponderConfig::default());
+/// let now = Instant::ZERO;
+/// let client = "127.0.0.1:50000".parse().unwrap();
+/// let Decision::Reply(reply) = r.handle(now, client, 5, b"hello") else { panic!() };
+/// assert_eq!(reply.as_bytes(), b"Your data was 5 bytes");
+///
+/// let dns = "127.0.0.1:53".parse().unwrap();
+/// assert_eq!(r.handle(now, dns, 5, b"hello"), Decision::Drop(DropReason::ReflectionPort));
+/// assert_eq!(r.counters().replied, 1);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Responder<const N: usize = DEFAULT_SOURCES> {
     config: ResponderConfig,

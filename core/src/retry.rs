@@ -1,18 +1,4 @@
 //! The retry policy: how long to wait after each send, and when to give up.
-//!
-//! The default is the protocol's schedule: first wait 100 ms, each timeout doubles the
-//! wait, give up when the next wait would exceed 2 s. That is sends at 0, 100, 300, 700
-//! and 1500 ms, and a give-up at 3100 ms.
-//!
-//! ```
-//! use core::time::Duration;
-//! use udp_echo_core::RetryPolicy;
-//!
-//! let policy = RetryPolicy::default();
-//! let sends: Vec<u128> = policy.send_times().map(|t| t.as_millis()).collect();
-//! assert_eq!(sends, [0, 100, 300, 700, 1500]);
-//! assert_eq!(policy.give_up_after(), Duration::from_millis(3100));
-//! ```
 
 use core::fmt;
 use core::time::Duration;
@@ -109,6 +95,20 @@ impl Jitter {
 /// The waits are `initial_wait`, then each one `factor` times the last; the exchange
 /// gives up once the next wait would exceed `max_wait`, after `max_attempts` sends, or at
 /// `deadline` after the first send, whichever comes first.
+///
+/// The default is the protocol's schedule: first wait 100 ms, each timeout doubles the
+/// wait, give up when the next wait would exceed 2 s. That is sends at 0, 100, 300, 700
+/// and 1500 ms, and a give-up at 3100 ms.
+///
+/// ```
+/// use core::time::Duration;
+/// use udp_echo_core::RetryPolicy;
+///
+/// let policy = RetryPolicy::default();
+/// let sends: Vec<u128> = policy.send_times().map(|t| t.as_millis()).collect();
+/// assert_eq!(sends, [0, 100, 300, 700, 1500]);
+/// assert_eq!(policy.give_up_after(), Duration::from_millis(3100));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

@@ -1,42 +1,4 @@
 //! What the drivers may know about a network stack beyond the `embedded-nal` traits.
-//!
-//! Any `embedded-nal` 0.9 stack whose error type is `Debug` runs the drivers as it is.
-//! `embedded-nal` gives UDP errors no kind, though, and stacks differ in one fact the
-//! protocol cares about; a [`StackCaps`] handed to a driver's `with_caps` tells it both:
-//!
-//! - **errors**: [`StackCaps::classify`] says which errors are an ICMP "port unreachable"
-//!   (the client notes it and keeps its schedule) or a datagram too long to measure.
-//!   Without it every error is [`StackErrorKind::Other`] and ends the driver's call with
-//!   `Err`; the drivers' promises (give-up instants, no spin) hold either way.
-//! - **true lengths**: see below.
-//!
-//! A classifier is a plain function, so it can be written for any error type, foreign or
-//! not (no trait to implement, no orphan rule in the way). With the `std` feature the core
-//! ships one for `std::io::Error` ([`StackCaps::STD_IO`]).
-//!
-//! ## Receive-length contract
-//!
-//! `UdpClientStack::receive` returns `(len, from)`. A stack that knows a datagram's true
-//! length returns it **even when it is larger than the buffer** (only the first
-//! `buffer.len()` bytes are stored) and says so with [`StackCaps::true_lengths`]: the
-//! server then answers with the true count from a small buffer. A stack that cannot know
-//! the true length must never report more than it stored; the server then drops a
-//! datagram that filled its buffer exactly unless the buffer is at least
-//! [`crate::wire::MAX_DATAGRAM`] bytes long, because it might have been cut.
-//!
-//! ```
-//! use udp_echo_core::{StackCaps, StackErrorKind};
-//!
-//! #[derive(Debug)]
-//! enum ModemError { PortUnreachable, Timeout }
-//!
-//! const MODEM: StackCaps<ModemError> = StackCaps::PLAIN.with_classifier(|e| match e {
-//!     ModemError::PortUnreachable => StackErrorKind::Refused,
-//!     ModemError::Timeout => StackErrorKind::Other,
-//! });
-//! assert_eq!((MODEM.classify)(&ModemError::PortUnreachable), StackErrorKind::Refused);
-//! assert!(!MODEM.true_lengths);
-//! ```
 
 use core::fmt;
 
@@ -54,8 +16,46 @@ pub enum StackErrorKind {
     Other,
 }
 
-/// Facts about a stack that the drivers use when given (see the [module docs](self)).
+/// Facts about a stack that the drivers use when given.
 /// [`StackCaps::PLAIN`], the drivers' default, assumes nothing.
+///
+/// Any `embedded-nal` 0.9 stack whose error type is `Debug` runs the drivers as it is.
+/// `embedded-nal` gives UDP errors no kind, though, and stacks differ in one fact the
+/// protocol cares about; a [`StackCaps`] handed to a driver's `with_caps` tells it both:
+///
+/// - **errors**: [`StackCaps::classify`] says which errors are an ICMP "port unreachable"
+///   (the client notes it and keeps its schedule) or a datagram too long to measure.
+///   Without it every error is [`StackErrorKind::Other`] and ends the driver's call with
+///   `Err`; the drivers' promises (give-up instants, no spin) hold either way.
+/// - **true lengths**: see below.
+///
+/// A classifier is a plain function, so it can be written for any error type, foreign or
+/// not (no trait to implement, no orphan rule in the way). With the `std` feature the core
+/// ships one for `std::io::Error` ([`StackCaps::STD_IO`]).
+///
+/// ## Receive-length contract
+///
+/// `UdpClientStack::receive` returns `(len, from)`. A stack that knows a datagram's true
+/// length returns it **even when it is larger than the buffer** (only the first
+/// `buffer.len()` bytes are stored) and says so with [`StackCaps::true_lengths`]: the
+/// server then answers with the true count from a small buffer. A stack that cannot know
+/// the true length must never report more than it stored; the server then drops a
+/// datagram that filled its buffer exactly unless the buffer is at least
+/// [`crate::wire::MAX_DATAGRAM`] bytes long, because it might have been cut.
+///
+/// ```
+/// use udp_echo_core::{StackCaps, StackErrorKind};
+///
+/// #[derive(Debug)]
+/// enum ModemError { PortUnreachable, Timeout }
+///
+/// const MODEM: StackCaps<ModemError> = StackCaps::PLAIN.with_classifier(|e| match e {
+///     ModemError::PortUnreachable => StackErrorKind::Refused,
+///     ModemError::Timeout => StackErrorKind::Other,
+/// });
+/// assert_eq!((MODEM.classify)(&ModemError::PortUnreachable), StackErrorKind::Refused);
+/// assert!(!MODEM.true_lengths);
+/// ```
 pub struct StackCaps<E> {
     /// `receive` reports a datagram's true length even when it exceeds the buffer.
     pub true_lengths: bool,

@@ -1,39 +1,4 @@
 //! Discovery as a sans-IO state machine: one request to a broadcast (or any) address,
-//! then every distinct server that answers correctly within a window.
-//!
-//! The [`Survey`] decides; the caller does the I/O and tells it the time, as with the
-//! [`Exchange`](crate::Exchange). Call order:
-//!
-//! 1. [`Survey::new`]; the window's clock starts at the first poll.
-//! 2. Loop on [`Survey::poll`]:
-//!    - [`SurveyStep::Send`]: send the request, then [`Survey::on_sent`] if it went out or
-//!      [`Survey::on_send_blocked`] if the stack could not take it now;
-//!    - [`SurveyStep::Wait`]: wait until that instant; while [`Survey::listening`], hand
-//!      every datagram that arrives to [`Survey::on_datagram`] (and any the stack could
-//!      not read whole to [`Survey::on_unreadable`]);
-//!    - [`SurveyStep::Done`]: the window closed; [`Survey::found`] has the servers.
-//!
-//! The window runs from the send. If the stack never takes it, the survey still ends one
-//! window after the first poll, with nothing sent.
-//!
-//! ```
-//! use core::time::Duration;
-//! use udp_echo_core::{Instant, Survey, SurveyStep, SurveyVerdict};
-//!
-//! let to = "255.255.255.255:6666".parse().unwrap();
-//! let mut survey = Survey::<4>::new(to, 3, Duration::from_millis(500)).unwrap();
-//! let t0 = Instant::ZERO;
-//! assert_eq!(survey.poll(t0), SurveyStep::Send);
-//! survey.on_sent(t0);
-//! assert_eq!(survey.poll(t0), SurveyStep::Wait(Instant::from_millis(500)));
-//!
-//! let a = "192.0.2.7:6666".parse().unwrap();
-//! let t = Instant::from_millis(3);
-//! assert!(matches!(survey.on_datagram(t, a, 21, b"Your data was 3 bytes"), SurveyVerdict::Found(_)));
-//! assert_eq!(survey.on_datagram(t, a, 21, b"Your data was 3 bytes"), SurveyVerdict::Repeat);
-//! assert_eq!(survey.poll(Instant::from_millis(500)), SurveyStep::Done);
-//! assert_eq!(survey.found()[0].rtt, Duration::from_millis(3));
-//! ```
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -80,7 +45,42 @@ pub enum SurveyVerdict {
     Ignored,
 }
 
-/// One discovery: see the [module docs](self). `N` bounds the servers listed.
+/// One discovery, as a sans-IO state machine. `N` bounds the servers listed.
+///
+///
+/// The [`Survey`] decides; the caller does the I/O and tells it the time, as with the
+/// [`Exchange`](crate::Exchange). Call order:
+///
+/// 1. [`Survey::new`]; the window's clock starts at the first poll.
+/// 2. Loop on [`Survey::poll`]:
+///    - [`SurveyStep::Send`]: send the request, then [`Survey::on_sent`] if it went out or
+///      [`Survey::on_send_blocked`] if the stack could not take it now;
+///    - [`SurveyStep::Wait`]: wait until that instant; while [`Survey::listening`], hand
+///      every datagram that arrives to [`Survey::on_datagram`] (and any the stack could
+///      not read whole to [`Survey::on_unreadable`]);
+///    - [`SurveyStep::Done`]: the window closed; [`Survey::found`] has the servers.
+///
+/// The window runs from the send. If the stack never takes it, the survey still ends one
+/// window after the first poll, with nothing sent.
+///
+/// ```
+/// use core::time::Duration;
+/// use udp_echo_core::{Instant, Survey, SurveyStep, SurveyVerdict};
+///
+/// let to = "255.255.255.255:6666".parse().unwrap();
+/// let mut survey = Survey::<4>::new(to, 3, Duration::from_millis(500)).unwrap();
+/// let t0 = Instant::ZERO;
+/// assert_eq!(survey.poll(t0), SurveyStep::Send);
+/// survey.on_sent(t0);
+/// assert_eq!(survey.poll(t0), SurveyStep::Wait(Instant::from_millis(500)));
+///
+/// let a = "192.0.2.7:6666".parse().unwrap();
+/// let t = Instant::from_millis(3);
+/// assert!(matches!(survey.on_datagram(t, a, 21, b"Your data was 3 bytes"), SurveyVerdict::Found(_)));
+/// assert_eq!(survey.on_datagram(t, a, 21, b"Your data was 3 bytes"), SurveyVerdict::Repeat);
+/// assert_eq!(survey.poll(Instant::from_millis(500)), SurveyStep::Done);
+/// assert_eq!(survey.found()[0].rtt, Duration::from_millis(3));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Survey<const N: usize> {
     to: SocketAddr,
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn a_request_too_large_for_the_family_is_refused() {
         let to = "255.255.255.255:6666".parse().unwrap();
-        let e = Survey::<1>::new::<()>(to, 65_508, Duration::from_secs(1)).unwrap_err();
+        let e = Survey::<1>::new(to, 65_508, Duration::from_secs(1)).unwrap_err();
         assert_eq!(
             e,
             TooLarge {

@@ -38,7 +38,7 @@ mod server;
 
 pub use broadcast::{Broadcaster, Discovery};
 pub use client::{Client, request};
-pub use server::{Listener, Server};
+pub use server::{Destinations, Listener, Server, unknown_destinations};
 
 /// The time, for the async drivers: now, and a sleep until an instant.
 ///
