@@ -409,7 +409,7 @@ fn icmp_refusals_are_noted_and_the_schedule_holds() {
     let g = gave_up(outcome);
     assert!(g.refused);
     assert_eq!(g.elapsed, Duration::from_millis(3100));
-    assert!(events.iter().any(|e| *e == ClientEvent::Refused));
+    assert!(events.contains(&ClientEvent::Refused));
 }
 
 #[test]

@@ -11,8 +11,9 @@ use crate::responder::{
     Counters, DEFAULT_SOURCES, Decision, Destination, Responder, ResponderConfig,
 };
 
-/// Where a datagram that reached `local` from `remote` was sent, as far as the caller's
-/// stack can tell (e.g. from its interfaces' prefixes): what the broadcast guard needs.
+/// The default classifier's type: where a datagram that reached `local` from `remote`
+/// was sent. Any `FnMut(SocketAddr, SocketAddr) -> Destination` can replace it (see
+/// [`Server::with_destinations`]), e.g. a closure over the interface's prefix.
 pub type Destinations = fn(local: SocketAddr, remote: SocketAddr) -> Destination;
 
 /// The default [`Destinations`]: a datagram to 255.255.255.255 or a multicast group is a
@@ -73,10 +74,10 @@ fn reply_source(local: SocketAddr, to: Destination) -> SocketAddr {
 /// `N` is the number of per-source rate-limit buckets ([`DEFAULT_SOURCES`] unless
 /// [`with_sources`](Self::with_sources) says otherwise).
 #[derive(Debug)]
-pub struct Server<S, const N: usize = DEFAULT_SOURCES> {
+pub struct Server<S, const N: usize = DEFAULT_SOURCES, D = Destinations> {
     socket: S,
     responder: Responder<N>,
-    destinations: Destinations,
+    destinations: D,
 }
 
 impl<S: UnconnectedUdp> Server<S> {
@@ -90,11 +91,15 @@ impl<S: UnconnectedUdp> Server<S> {
     }
 }
 
-impl<S: UnconnectedUdp, const N: usize> Server<S, N> {
+impl<S, const N: usize, D> Server<S, N, D>
+where
+    S: UnconnectedUdp,
+    D: FnMut(SocketAddr, SocketAddr) -> Destination,
+{
     /// The same server with `M` per-source buckets (32 bytes each). Call before the
     /// first datagram: the buckets start empty.
     #[must_use]
-    pub fn with_sources<const M: usize>(self) -> Server<S, M> {
+    pub fn with_sources<const M: usize>(self) -> Server<S, M, D> {
         Server {
             socket: self.socket,
             responder: Responder::with_sources(*self.responder.config()),
@@ -109,17 +114,29 @@ impl<S: UnconnectedUdp, const N: usize> Server<S, N> {
         self
     }
 
-    /// Tells the server where datagrams were sent (see [`unknown_destinations`], the
-    /// default), for the broadcast guard.
+    /// Tells the server where datagrams were sent, for the broadcast guard:
+    /// `destinations(local, remote)` for each datagram (see [`unknown_destinations`], the
+    /// default). A closure may read state the stack keeps, such as a prefix from DHCP.
     #[must_use]
-    pub fn with_destinations(mut self, destinations: Destinations) -> Self {
-        self.destinations = destinations;
-        self
+    pub fn with_destinations<E>(self, destinations: E) -> Server<S, N, E>
+    where
+        E: FnMut(SocketAddr, SocketAddr) -> Destination,
+    {
+        Server {
+            socket: self.socket,
+            responder: self.responder,
+            destinations,
+        }
     }
 
     /// What the server has seen and done.
     pub fn counters(&self) -> &Counters {
         self.responder.counters()
+    }
+
+    /// The socket, e.g. to flush the last reply.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.socket
     }
 
     /// The socket back.
@@ -207,6 +224,11 @@ impl<S: UnconnectedUdp> Listener<S> {
     /// Datagrams received so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The socket, e.g. to flush.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.socket
     }
 
     /// The socket back.
