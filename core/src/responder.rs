@@ -252,7 +252,7 @@ impl Counters {
 /// - **rate limit** (off by default): a token bucket over all replies, the outer cap.
 ///
 /// ```
-/// use udp_echo_core::responder::{Decision, DropReason, Responder, ResponderConfig};
+/// use udp_echo_core::{Decision, DropReason, Responder, ResponderConfig};
 /// use udp_echo_core::Instant;
 ///
 /// let mut r = Responder::new(ResponderConfig::default());

@@ -31,7 +31,7 @@ pub enum StackErrorKind {
 ///
 /// A classifier is a plain function, so it can be written for any error type, foreign or
 /// not (no trait to implement, no orphan rule in the way). With the `std` feature the core
-/// ships one for `std::io::Error` ([`StackCaps::STD_IO`]).
+/// ships one for `std::io::Error` (`StackCaps::STD_IO`).
 ///
 /// ## Receive-length contract
 ///

@@ -94,6 +94,8 @@ pub struct Survey<const N: usize> {
     found: heapless::Vec<Found, N>,
     overflow: u32,
     ignored: u32,
+    /// Whether [`poll`](Self::poll) said [`SurveyStep::Done`]: answers are no longer taken.
+    closed: bool,
 }
 
 impl<const N: usize> Survey<N> {
@@ -116,6 +118,7 @@ impl<const N: usize> Survey<N> {
             found: heapless::Vec::new(),
             overflow: 0,
             ignored: 0,
+            closed: false,
         })
     }
 
@@ -137,6 +140,7 @@ impl<const N: usize> Survey<N> {
         self.started.get_or_insert(now);
         let deadline = self.deadline().unwrap_or(now);
         if now >= deadline {
+            self.closed = true;
             return SurveyStep::Done;
         }
         if self.sent_at.is_some() {
@@ -164,9 +168,9 @@ impl<const N: usize> Survey<N> {
         ));
     }
 
-    /// Whether answers are awaited: the request went out and the window is open.
+    /// Whether answers are awaited: the request went out and the survey is not done.
     pub fn listening(&self) -> bool {
-        self.sent_at.is_some()
+        self.sent_at.is_some() && !self.closed
     }
 
     /// Judges a datagram from `from` whose true length is `len`, of which the first bytes
@@ -179,14 +183,12 @@ impl<const N: usize> Survey<N> {
         head: &[u8],
     ) -> SurveyVerdict {
         let from = wire::canonical(from);
-        let in_window = self
-            .sent_at
-            .zip(self.deadline())
-            .filter(|&(_, deadline)| now < deadline);
         let valid = len == head.len()
             && len <= MAX_REPLY_LEN
             && wire::parse_reply(head) == Ok(self.request_len);
-        let Some((sent_at, _)) = in_window.filter(|_| valid) else {
+        // Until `poll` closes the window, an answer counts even if read after its end:
+        // drivers read what is waiting before they look at the time, so it came in time.
+        let Some(sent_at) = self.sent_at.filter(|_| valid && !self.closed) else {
             self.ignored = self.ignored.saturating_add(1);
             return SurveyVerdict::Ignored;
         };
@@ -321,10 +323,16 @@ mod tests {
             SurveyVerdict::Found(_)
         ));
         assert_eq!(s.on_datagram(at(16), c, 21, FIVE), SurveyVerdict::Overflow);
-        // After the window: too late.
+        // Read at the window's end, before the poll that closes it: it came in time.
         let d = "192.0.2.4:6666".parse().unwrap();
+        assert_eq!(
+            s.on_datagram(at(1010), d, 21, FIVE),
+            SurveyVerdict::Overflow
+        );
+        // After the poll that closed the window: too late.
+        assert_eq!(s.poll(at(1010)), SurveyStep::Done);
         assert_eq!(s.on_datagram(at(1010), d, 21, FIVE), SurveyVerdict::Ignored);
-        assert_eq!((s.found().len(), s.overflow(), s.ignored()), (2, 1, 6));
+        assert_eq!((s.found().len(), s.overflow(), s.ignored()), (2, 2, 6));
     }
 
     #[test]

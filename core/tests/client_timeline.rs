@@ -3,22 +3,25 @@
 mod support;
 
 use support::*;
-use udp_echo_core::exchange::{ExchangeError, Outcome};
-use udp_echo_core::retry::Jitter;
-use udp_echo_core::{Client, ClientError, ClientEvent, RetryPolicy, Verdict, Wake};
+#[cfg(feature = "jitter")]
+use udp_echo_core::Jitter;
+use udp_echo_core::{
+    Client, ClientError, ClientEvent, ExchangeError, GaveUp, Outcome, Replied, RetryPolicy,
+    Verdict, Wake,
+};
 
 fn silent(_: u32) -> Vec<Scheduled> {
     Vec::new()
 }
 
-fn gave_up(run: &Run) -> udp_echo_core::exchange::GaveUp {
+fn gave_up(run: &Run) -> GaveUp {
     match run.outcome {
         Outcome::GaveUp(g) => g,
         other => panic!("expected a give-up, got {other:?}"),
     }
 }
 
-fn replied(run: &Run) -> udp_echo_core::exchange::Replied {
+fn replied(run: &Run) -> Replied {
     match run.outcome {
         Outcome::Reply(r) => r,
         other => panic!("expected a reply, got {other:?}"),
@@ -361,6 +364,7 @@ fn max_attempts_limits_the_sends() {
 }
 
 #[test]
+#[cfg(feature = "jitter")]
 fn jitter_keeps_every_wait_within_its_bounds_and_seeds_differ() {
     let base = [100u64, 200, 400, 800, 1600];
     let gaps = |jitter: Jitter, seed: u32| {
@@ -471,6 +475,6 @@ fn wake_min_prefers_now_then_the_earlier_instant() {
     assert_eq!(Wake::Now.min(a), Wake::Now);
     assert_eq!(Wake::OnDatagram.min(Wake::OnDatagram), Wake::OnDatagram);
     assert_eq!(Wake::Now.deadline(at(3)), Some(at(3)));
-    assert_eq!(Wake::OnDatagram.timeout(at(3)), None);
-    assert_eq!(b.timeout(at(3)), Some(ms(6)));
+    assert_eq!(Wake::OnDatagram.deadline(at(3)), None);
+    assert_eq!(b.deadline(at(3)), Some(at(9)));
 }

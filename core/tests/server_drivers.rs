@@ -5,10 +5,10 @@ mod support;
 use std::net::SocketAddr;
 
 use support::*;
-use udp_echo_core::responder::{Decision, DropReason, ResponderConfig};
+use udp_echo_core::wire::TooLarge;
 use udp_echo_core::{
-    BATCH, BroadcastError, Broadcaster, Discovery, DiscoveryEvent, Found, Listener, Server,
-    StackCaps, Wake,
+    BATCH, BroadcastError, Broadcaster, Decision, Discovery, DiscoveryEvent, DropReason, Found,
+    Listener, ResponderConfig, Server, StackCaps, Wake,
 };
 
 /// Polls a discovery at `now` until it waits or is done; returns every event.
@@ -224,10 +224,10 @@ fn broadcaster_sends_to_the_broadcast_address_and_rejects_oversize() {
     assert_eq!(stack.sent[0].to, to);
     assert_eq!(
         b.send(&mut stack, to, &vec![0u8; 65_508]).unwrap_err(),
-        nb::Error::Other(BroadcastError::PayloadTooLarge {
+        nb::Error::Other(BroadcastError::PayloadTooLarge(TooLarge {
             len: 65_508,
             max: 65_507
-        })
+        }))
     );
 }
 
@@ -270,10 +270,14 @@ fn discovery_lists_each_server_once_until_the_deadline() {
             rtt: ms(1000),
         },
     ];
-    assert_eq!(d.found(), expected);
+    assert_eq!(d.survey().found(), expected);
     assert_eq!(announced, expected);
-    assert_eq!(d.overflow(), 1, "a third server does not fit a list of 2");
-    assert_eq!(d.ignored(), 2, "the wrong count and the garbage");
+    assert_eq!(
+        d.survey().overflow(),
+        1,
+        "a third server does not fit a list of 2"
+    );
+    assert_eq!(d.survey().ignored(), 2, "the wrong count and the garbage");
     assert_eq!(stack.sent.len(), 1, "discovery sends exactly one request");
 }
 
@@ -288,10 +292,10 @@ fn discovery_reads_answers_only_after_the_send_call_so_rtt_is_measured() {
         d.poll(&mut stack, at(10)).unwrap(),
         DiscoveryEvent::Sent(at(10))
     );
-    assert!(d.found().is_empty());
+    assert!(d.survey().found().is_empty());
     let _ = drive(&mut d, &mut stack, at(13));
     assert_eq!(
-        d.found(),
+        d.survey().found(),
         [Found {
             addr: peer(6666),
             rtt: ms(3)
@@ -322,6 +326,6 @@ fn discovery_whose_send_stays_blocked_ends_one_window_after_it_began() {
         }
     }
     assert_eq!(now, at(500));
-    assert_eq!(d.sent_at(), None);
+    assert_eq!(d.survey().sent_at(), None);
     assert!(wakes < 15, "{wakes} wake-ups: pauses double");
 }

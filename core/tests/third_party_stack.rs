@@ -10,10 +10,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant as StdInstant};
 
+use std::convert::Infallible;
+
 use std_embedded_nal::Stack;
+use udp_echo_core::embedded_nal::UdpClientStack;
 use udp_echo_core::{
-    Client, ClientError, ClientEvent, DropReason, Instant, Outcome, ResponderConfig, RetryPolicy,
-    Server, StackCaps, StackErrorKind,
+    ClientError, DropReason, Instant, Outcome, RequestError, ResponderConfig, RetryPolicy, Server,
+    Shell, StackCaps, StackErrorKind, Wake,
 };
 
 /// Bounds every loop here: a broken driver fails the test instead of hanging it.
@@ -51,27 +54,48 @@ fn serve(port: u16, buf_len: usize, datagrams: u64) -> thread::JoinHandle<udp_ec
     })
 }
 
-/// One exchange on a fresh std-embedded-nal stack.
+/// The client's shell on this stack: the time since `epoch`, and a short sleep for a
+/// wait (this stack offers no readiness wait).
+struct Patient {
+    epoch: StdInstant,
+}
+
+impl Shell<Stack> for Patient {
+    type Error = Infallible;
+
+    fn now(&mut self, _: &mut Stack) -> Instant {
+        assert!(self.epoch.elapsed() < PATIENCE, "the exchange never ended");
+        now_since(self.epoch)
+    }
+
+    fn sleep(
+        &mut self,
+        _: &mut Stack,
+        _: &<Stack as UdpClientStack>::UdpSocket,
+        _: Instant,
+        _: Wake,
+    ) -> Result<(), Infallible> {
+        thread::sleep(Duration::from_micros(200));
+        Ok(())
+    }
+}
+
+/// One exchange on a fresh std-embedded-nal stack: the core's `request`.
 fn ask(
     server: SocketAddr,
     request: &[u8],
     policy: &RetryPolicy,
     caps: StackCaps<io::Error>,
 ) -> Result<Outcome, ClientError<io::Error>> {
-    let epoch = StdInstant::now();
-    let mut stack = Stack;
-    let mut client = Client::connect(&mut stack, server)?.with_caps(caps);
-    let mut req = client.start(policy, request)?;
-    let outcome = loop {
-        assert!(epoch.elapsed() < PATIENCE, "the exchange never ended");
-        match client.poll(&mut stack, &mut req, now_since(epoch))? {
-            ClientEvent::Done(outcome) => break outcome,
-            ClientEvent::Wait(_) => thread::sleep(Duration::from_micros(200)),
-            _ => {}
-        }
+    let mut shell = Patient {
+        epoch: StdInstant::now(),
     };
-    client.close(&mut stack).map_err(ClientError::Stack)?;
-    Ok(outcome)
+    udp_echo_core::request(&mut Stack, caps, server, policy, request, &mut shell).map_err(|e| {
+        match e {
+            RequestError::Client(e) => e,
+            RequestError::Shell(never) => match never {},
+        }
+    })
 }
 
 fn count_of(outcome: Outcome) -> u16 {

@@ -47,7 +47,7 @@
 //!   remote for [`send`](UdpClientStack::send); [`send_to`](UdpFullStack::send_to) does not
 //!   change it, and binds an unbound socket the same way.
 //! - [`receive`](UdpClientStack::receive) follows the core's receive-length contract
-//!   ([`udp_echo_core::stack`]): it copies what fits and returns the datagram's **true**
+//!   ([`StackCaps`]): it copies what fits and returns the datagram's **true**
 //!   length ([`CAPS`] tells the core's drivers so). A connected socket still returns
 //!   datagrams from any source (smoltcp has no connected UDP sockets); the core's client
 //!   filters them by address.

@@ -409,17 +409,24 @@ impl<'a, const SOCKETS: usize> Host<'a, SOCKETS> {
 
     /// One `iface.poll` at `now` on this host's end of `link`.
     pub fn poll(&mut self, now: Instant, link: &mut Link) -> PollResult {
-        self.iface.poll(
-            to_net(now),
-            &mut link.port(self.side),
-            self.stack.sockets_mut(),
-        )
+        poll_iface(&mut self.iface, self.side, &mut self.stack, now, link)
     }
 
     /// When this interface next wants to be polled (`Interface::poll_at`).
     pub fn wake(&mut self, now: Instant) -> Wake {
         crate::clock::iface_wake(&mut self.iface, now, self.stack.sockets())
     }
+}
+
+/// One `iface.poll` at `now` of the interface on `side` of `link`, with its stack's sockets.
+fn poll_iface<const SOCKETS: usize>(
+    iface: &mut Interface,
+    side: Side,
+    stack: &mut NalStack<'_, SOCKETS>,
+    now: Instant,
+    link: &mut Link,
+) -> PollResult {
+    iface.poll(to_net(now), &mut link.port(side), stack.sockets_mut())
 }
 
 impl<const SOCKETS: usize> fmt::Debug for Host<'_, SOCKETS> {
@@ -489,33 +496,95 @@ impl<'a, const SOCKETS: usize> Pair<'a, SOCKETS> {
     /// Several rounds are needed because an arrival may trigger an answer (ARP, a reply
     /// already queued by a socket) that is itself due at once.
     pub fn poll(&mut self) {
-        for _ in 0..16 {
-            self.a.poll(self.now, &mut self.link);
-            self.b.poll(self.now, &mut self.link);
-            if self.link.next_due().is_none_or(|due| due > self.now) {
-                break;
-            }
-        }
+        let (a, mut rest) = self.split_a();
+        rest.poll(a);
     }
 
     /// The earliest instant at which polling can make progress: either interface's
     /// `poll_at` or the wire's next due packet; [`Wake::OnDatagram`]: only new sends can.
     /// Its deadline may be in the past (meaning "now").
     pub fn next_event(&mut self) -> Wake {
-        let now = self.now;
-        let wire = Wake::from(self.link.next_due());
-        self.a.wake(now).min(self.b.wake(now)).min(wire)
+        let (a, mut rest) = self.split_a();
+        rest.next_event(a)
     }
 
     /// Moves the clock to `t` (never backwards) and [`poll`](Self::poll)s.
     pub fn advance_to(&mut self, t: Instant) {
-        self.now = self.now.max(t);
-        self.poll();
+        let (a, mut rest) = self.split_a();
+        rest.advance_to(a, t);
+    }
+
+    /// Host A's stack apart from the rest of the pair, for a loop that takes the stack and
+    /// a shell separately (the core's `Client::run`): the shell keeps the [`PairRest`]
+    /// and is handed the stack back on every call.
+    pub fn split_a(&mut self) -> (&mut NalStack<'a, SOCKETS>, PairRest<'_, 'a, SOCKETS>) {
+        let rest = PairRest {
+            link: &mut self.link,
+            a_iface: &mut self.a.iface,
+            b: &mut self.b,
+            now: &mut self.now,
+        };
+        (&mut self.a.stack, rest)
     }
 
     /// Moves the clock forward by `d` and [`poll`](Self::poll)s.
     pub fn advance(&mut self, d: Duration) {
         self.advance_to(self.now + d);
+    }
+}
+
+/// A [`Pair`] without host A's stack (see [`Pair::split_a`]): the same clock, wire and
+/// hosts, with A's stack given back to every call that polls host A.
+pub struct PairRest<'p, 'a, const SOCKETS: usize = 4> {
+    /// The wire between the hosts.
+    pub link: &'p mut Link,
+    a_iface: &'p mut Interface,
+    /// Host B.
+    pub b: &'p mut Host<'a, SOCKETS>,
+    now: &'p mut Instant,
+}
+
+impl<'a, const SOCKETS: usize> PairRest<'_, 'a, SOCKETS> {
+    /// The virtual time.
+    pub fn now(&self) -> Instant {
+        *self.now
+    }
+
+    /// [`Pair::poll`], with host A's stack `a`.
+    pub fn poll(&mut self, a: &mut NalStack<'a, SOCKETS>) {
+        let now = *self.now;
+        for _ in 0..16 {
+            poll_iface(self.a_iface, Side::A, a, now, self.link);
+            self.b.poll(now, self.link);
+            if self.link.next_due().is_none_or(|due| due > now) {
+                break;
+            }
+        }
+    }
+
+    /// [`Pair::next_event`], with host A's stack `a`.
+    pub fn next_event(&mut self, a: &NalStack<'a, SOCKETS>) -> Wake {
+        let now = *self.now;
+        let wire = Wake::from(self.link.next_due());
+        crate::clock::iface_wake(self.a_iface, now, a.sockets())
+            .min(self.b.wake(now))
+            .min(wire)
+    }
+
+    /// [`Pair::advance_to`], with host A's stack `a`.
+    pub fn advance_to(&mut self, a: &mut NalStack<'a, SOCKETS>, t: Instant) {
+        *self.now = (*self.now).max(t);
+        self.poll(a);
+    }
+}
+
+impl<const SOCKETS: usize> fmt::Debug for PairRest<'_, '_, SOCKETS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PairRest")
+            .field("link", &self.link)
+            .field("b", &self.b)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
     }
 }
 

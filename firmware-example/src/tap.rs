@@ -38,12 +38,12 @@ use smoltcp::socket::udp;
 use smoltcp::time::Duration as NetDuration;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use udp_echo_core::{
-    Client, ClientError, ClientEvent, Decision, Instant, Outcome, Received, ResponderConfig,
-    RetryPolicy, Server, ServerError, Wake,
+    ClientError, ClientEvent, Decision, Instant, Outcome, Received, RequestError, ResponderConfig,
+    RetryPolicy, Server, ServerError, Shell, Wake,
 };
 
 use crate::clock::{self, to_net};
-use crate::nal::{CAPS, NalError, NalStack};
+use crate::nal::{CAPS, NalError, NalStack, UdpSocket};
 
 /// The MAC address used unless told otherwise: locally administered, unicast.
 pub const DEFAULT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -284,34 +284,18 @@ impl Tap {
         server: SocketAddr,
         request: &[u8],
         policy: &RetryPolicy,
-        mut on_event: impl FnMut(ClientEvent),
+        on_event: impl FnMut(ClientEvent),
     ) -> Result<Outcome, RunError> {
-        let mut client = Client::connect(stack, server)
-            .map_err(RunError::Client)?
-            .with_caps(CAPS);
-        let mut request = client.start(policy, request).map_err(RunError::Client)?;
-        let outcome = loop {
-            let now = self.now();
-            self.poll(now, stack.sockets_mut());
-            match client
-                .poll(stack, &mut request, now)
-                .map_err(RunError::Client)?
-            {
-                ClientEvent::Done(outcome) => break outcome,
-                // No second `iface.poll` here: it could take in a datagram that nobody
-                // would look at until the next frame or deadline. What the driver just
-                // queued makes the interface's wake "now", so the wait returns at once and
-                // the next round's `iface.poll` sends it.
-                ClientEvent::Wait(wake) => self
-                    .wait(now, stack.sockets(), wake)
-                    .map_err(RunError::Wait)?,
-                event => on_event(event),
-            }
+        let mut shell = TapShell {
+            tap: self,
+            on_event,
         };
-        client
-            .close(stack)
-            .map_err(|e| RunError::Client(ClientError::Stack(e)))?;
-        Ok(outcome)
+        udp_echo_core::request(stack, CAPS, server, policy, request, &mut shell).map_err(
+            |e| match e {
+                RequestError::Client(e) => RunError::Client(e),
+                RequestError::Shell(e) => RunError::Wait(e),
+            },
+        )
     }
 
     /// Serves the byte-count protocol on UDP `port` of `stack` until `stop` is set or
@@ -367,6 +351,40 @@ impl Tap {
             .close(stack)
             .map_err(|e| RunError::Server(ServerError::Stack(e)))?;
         Ok(replied)
+    }
+}
+
+/// The client's [`Shell`] on a [`Tap`]: the tap's clock with an `iface.poll` before every
+/// step, and [`Tap::wait`] (a frame, the interface's next timer or the driver's wake).
+struct TapShell<'t, F> {
+    tap: &'t mut Tap,
+    on_event: F,
+}
+
+impl<const N: usize, F: FnMut(ClientEvent)> Shell<NalStack<'_, N>> for TapShell<'_, F> {
+    type Error = io::Error;
+
+    fn now(&mut self, stack: &mut NalStack<'_, N>) -> Instant {
+        let now = self.tap.now();
+        self.tap.poll(now, stack.sockets_mut());
+        now
+    }
+
+    // No second `iface.poll` here: it could take in a datagram that nobody would look at
+    // until the next frame or deadline. What the driver just queued makes the interface's
+    // wake "now", so the wait returns at once and the next step's `iface.poll` sends it.
+    fn sleep(
+        &mut self,
+        stack: &mut NalStack<'_, N>,
+        _socket: &UdpSocket,
+        now: Instant,
+        wake: Wake,
+    ) -> io::Result<()> {
+        self.tap.wait(now, stack.sockets(), wake)
+    }
+
+    fn on_event(&mut self, event: &ClientEvent) {
+        (self.on_event)(*event);
     }
 }
 

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use udp_echo_core::exchange::{Action, BLOCKED_FIRST_PAUSE};
 use udp_echo_core::wire::{self, Reply};
-use udp_echo_core::{Exchange, Factor, Instant, Jitter, Outcome, RetryPolicy, Verdict};
+use udp_echo_core::{
+    Action, BLOCKED_FIRST_PAUSE, Exchange, Factor, Instant, Jitter, Outcome, RetryPolicy, Verdict,
+};
 use udp_echo_fuzz::{Addr, Advance};
 
 /// Policies with more slots than this are skipped: their runs only take longer.
@@ -330,26 +331,29 @@ impl Check {
     fn on_datagram(&mut self, ex: &mut Exchange, now: Instant, arrival: &Arrival) -> Verdict {
         let from = source(&arrival.from, self.server);
         let (bytes, len) = payload(&arrival.payload, &self.right, self.request_len);
-        let verdict = ex.on_datagram(now, from, &bytes, len);
+        let verdict = ex.on_datagram(now, from, len, &bytes);
         let exact = wire::canonical(from) == wire::canonical(self.server)
             && bytes == self.right
             && len == bytes.len();
         if self.outcome.is_some() {
             assert_eq!(verdict, Verdict::Late);
         } else if exact && ex.attempts() > 0 {
-            assert_eq!(verdict, Verdict::Accepted, "the exact reply was refused");
+            assert!(
+                matches!(verdict, Verdict::Accepted(_)),
+                "the exact reply was refused"
+            );
         } else {
-            assert_ne!(
-                verdict,
-                Verdict::Accepted,
+            assert!(
+                !matches!(verdict, Verdict::Accepted(_)),
                 "accepted {from} {bytes:?} len {len}"
             );
         }
-        if verdict == Verdict::Accepted {
+        if let Verdict::Accepted(replied) = verdict {
             assert!(self.on_sent_calls > 0);
             let Some(Outcome::Reply(r)) = ex.outcome() else {
                 panic!("accepted without a reply outcome")
             };
+            assert_eq!(replied, r, "the verdict carries the outcome's reply");
             assert_eq!(r.count, self.request_len);
             assert_eq!(r.attempts, ex.attempts());
             assert_eq!(r.rtt_ambiguous, r.attempts > 1);

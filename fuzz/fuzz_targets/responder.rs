@@ -9,9 +9,10 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use udp_echo_core::responder::REFLECTION_PORTS;
 use udp_echo_core::wire::{Reply, parse_reply};
-use udp_echo_core::{Decision, DropReason, Instant, RateLimit, Responder, ResponderConfig};
+use udp_echo_core::{
+    Decision, DropReason, Instant, REFLECTION_PORTS, RateLimit, Responder, ResponderConfig,
+};
 use udp_echo_fuzz::{Addr, Advance};
 
 #[derive(Debug, Arbitrary)]

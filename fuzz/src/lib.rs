@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::arbitrary;
-use udp_echo_core::Instant;
-use udp_echo_core::responder::REFLECTION_PORTS;
+use udp_echo_core::{Instant, REFLECTION_PORTS};
 
 /// A port, biased toward the ones the guards care about.
 #[derive(Debug, Arbitrary)]

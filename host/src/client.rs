@@ -7,12 +7,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use udp_echo_core::exchange::Ignored;
-use udp_echo_core::{Client, ClientError, ClientEvent, Outcome, RetryPolicy};
+use udp_echo_core::{
+    Client, ClientError, ClientEvent, Ignored, Instant, Outcome, RequestError, RetryPolicy, Shell,
+    Wake,
+};
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
-use crate::stack::{CAPS, StdError, StdStack};
+use crate::stack::{CAPS, StdError, StdSocket, StdStack};
 
 /// How an exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub fn exchange(
     request: &[u8],
     policy: &RetryPolicy,
     interrupt: Option<&Shutdown>,
-    mut on_event: impl FnMut(&ClientEvent, Duration),
+    on_event: impl FnMut(&ClientEvent, Duration),
 ) -> Result<Report, ClientError<StdError>> {
     let clock = Clock::new();
     let mut client = Client::connect(stack, server)?.with_caps(CAPS);
@@ -66,27 +68,18 @@ pub fn exchange(
         }
     };
     let started = clock.now();
-    let result = loop {
-        let now = clock.now();
-        match client.poll(stack, &mut req, now) {
-            Err(e) => break Err(e),
-            Ok(ClientEvent::Done(outcome)) => break Ok(Ended::Done(outcome)),
-            Ok(ClientEvent::Wait(wake)) => {
-                let mut deadline = wake.deadline(now).map(|at| clock.to_std(at));
-                if let Some(shutdown) = interrupt {
-                    deadline = shutdown.wait_deadline(deadline);
-                }
-                let fd = interrupt.and_then(Shutdown::fd);
-                match stack.wait_readable_or(client.socket(), fd, deadline) {
-                    Ok(ready) if ready.other || interrupt.is_some_and(Shutdown::requested) => {
-                        break Ok(Ended::Interrupted);
-                    }
-                    Ok(_) => {}
-                    Err(e) => break Err(ClientError::Stack(e.into())),
-                }
-            }
-            Ok(event) => on_event(&event, now - started),
-        }
+    let mut shell = Waiting {
+        clock,
+        started,
+        last: started,
+        interrupt,
+        on_event,
+    };
+    let result = match client.run(stack, &mut req, &mut shell) {
+        Ok(outcome) => Ok(Ended::Done(outcome)),
+        Err(RequestError::Shell(Stop::Interrupted)) => Ok(Ended::Interrupted),
+        Err(RequestError::Shell(Stop::Wait(e))) => Err(ClientError::Stack(e)),
+        Err(RequestError::Client(e)) => Err(e),
     };
     let (sent, ignored) = (req.exchange().attempts(), req.exchange().ignored());
     let _ = client.close(stack);
@@ -95,4 +88,59 @@ pub fn exchange(
         sent,
         ignored,
     })
+}
+
+/// The host's [`Shell`]: the monotonic clock, and `poll(2)` on the socket and on the
+/// interrupt's descriptor until the driver's deadline.
+struct Waiting<'i, F> {
+    clock: Clock,
+    /// When the request started: events are reported as time since then.
+    started: Instant,
+    /// The time of the step being taken, for its event.
+    last: Instant,
+    interrupt: Option<&'i Shutdown>,
+    on_event: F,
+}
+
+/// Why [`Waiting`] ended a request early.
+#[derive(Debug)]
+enum Stop {
+    /// A stop was asked for.
+    Interrupted,
+    /// The wait itself failed.
+    Wait(StdError),
+}
+
+impl<F: FnMut(&ClientEvent, Duration)> Shell<StdStack> for Waiting<'_, F> {
+    type Error = Stop;
+
+    fn now(&mut self, _: &mut StdStack) -> Instant {
+        self.last = self.clock.now();
+        self.last
+    }
+
+    fn sleep(
+        &mut self,
+        stack: &mut StdStack,
+        socket: &StdSocket,
+        now: Instant,
+        wake: Wake,
+    ) -> Result<(), Stop> {
+        let mut deadline = wake.deadline(now).map(|at| self.clock.to_std(at));
+        if let Some(shutdown) = self.interrupt {
+            deadline = shutdown.wait_deadline(deadline);
+        }
+        let fd = self.interrupt.and_then(Shutdown::fd);
+        match stack.wait_readable_or(socket, fd, deadline) {
+            Ok(ready) if ready.other || self.interrupt.is_some_and(Shutdown::requested) => {
+                Err(Stop::Interrupted)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(Stop::Wait(e.into())),
+        }
+    }
+
+    fn on_event(&mut self, event: &ClientEvent) {
+        (self.on_event)(event, self.last - self.started);
+    }
 }

@@ -28,10 +28,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rustix::fd::AsFd;
-use udp_echo_core::responder::DEFAULT_SOURCES;
 use udp_echo_core::wire::{canonical, canonical_ip};
 use udp_echo_core::{
-    Counters, Decision, Destination, Instant, Received, Responder, ResponderConfig, Wake,
+    Counters, DEFAULT_SOURCES, Decision, Destination, Instant, Received, Responder,
+    ResponderConfig, Wake,
 };
 
 use crate::clock::Clock;

@@ -6,8 +6,8 @@
 //! shell then sleeps in [`StdStack::wait_readable`] until a datagram arrives or the
 //! driver's deadline passes.
 //!
-//! What it adds over `std::net::UdpSocket`, for the core's [`udp_echo_core::stack`]
-//! contract:
+//! What it adds over `std::net::UdpSocket`, for the core's stack contract (see
+//! [`StackCaps`]):
 //! - [`receive`](UdpClientStack::receive) returns a datagram's **true length** even when
 //!   it did not fit the buffer: on Linux with `MSG_TRUNC` (Linux semantics: the kernel
 //!   returns the datagram's length); elsewhere, where `MSG_TRUNC` on input is ignored or
@@ -52,7 +52,7 @@ pub const CAPS: StackCaps<StdError> = StackCaps::PLAIN
 pub fn classify_io_error(e: &io::Error) -> StackErrorKind {
     match e.kind() {
         io::ErrorKind::ConnectionReset => StackErrorKind::Refused,
-        _ => udp_echo_core::stack::classify_io_error(e),
+        _ => udp_echo_core::classify_io_error(e),
     }
 }
 

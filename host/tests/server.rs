@@ -11,8 +11,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant as StdInstant};
 
 use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
-use udp_echo_core::responder::REFLECTION_PORTS;
-use udp_echo_core::{Decision, DropReason, Instant, RateLimit, Received, ResponderConfig};
+use udp_echo_core::{
+    Decision, DropReason, Instant, REFLECTION_PORTS, RateLimit, Received, ResponderConfig,
+};
 use udp_echo_host::server::{Observer, Options, Server};
 use udp_echo_host::udp::{Offload, Path};
 

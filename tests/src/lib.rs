@@ -12,12 +12,13 @@ pub mod process;
 
 use core::net::SocketAddr;
 
+use udp_echo_core::wire::DEFAULT_PORT;
 use udp_echo_core::{
-    Client, ClientEvent, DEFAULT_PORT, Ignored, Instant, Listener, Outcome, ResponderConfig,
-    RetryPolicy, Server, Wake,
+    Client, ClientEvent, Ignored, Instant, Listener, Outcome, RequestError, ResponderConfig,
+    RetryPolicy, Server, Shell, Wake,
 };
-use udp_echo_firmware_example::sim::{ADDR_B, Link, Pair};
-use udp_echo_firmware_example::{CAPS, NalStack};
+use udp_echo_firmware_example::sim::{ADDR_B, Link, Pair, PairRest};
+use udp_echo_firmware_example::{CAPS, NalStack, UdpSocket};
 
 /// The port the simulated server listens on.
 pub const PORT: u16 = DEFAULT_PORT;
@@ -58,57 +59,121 @@ pub fn exchange<'a>(
     peer: &mut Peer<'_, 'a>,
     policy: &RetryPolicy,
     request: &[u8],
-    mut shape: impl FnMut(&mut Link, u32),
+    shape: impl FnMut(&mut Link, u32),
 ) -> SimRun {
-    let start = net.now();
-    let ms = |t: Instant| (t - start).as_millis() as u64;
     let mut request = client.start(policy, request).expect("valid exchange");
-    let mut sends_ms = Vec::new();
-    let mut buf = [0u8; 2048];
-    for _ in 0..10_000 {
-        // A few rounds per instant: request out, server answers, reply back.
-        let mut wake = Wake::OnDatagram;
-        for _ in 0..4 {
-            let now = net.now();
-            wake = loop {
-                match client
-                    .poll(&mut net.a.stack, &mut request, now)
-                    .expect("client")
-                {
-                    ClientEvent::Done(outcome) => {
-                        return SimRun {
-                            outcome,
-                            sends_ms,
-                            ended_ms: ms(now),
-                            ignored: request.exchange().ignored(),
-                        };
-                    }
-                    ClientEvent::Sent { at, .. } => sends_ms.push(ms(at)),
-                    ClientEvent::Wait(wake) => break wake,
-                    _ => {}
-                }
-            };
-            shape(&mut net.link, request.exchange().attempts());
-            net.poll();
-            match peer {
-                Peer::Server(server) => {
-                    let _ = server
-                        .poll(&mut net.b.stack, &mut buf, now, |_, _| {})
-                        .expect("server");
-                }
-                Peer::Silent(listener, arrivals) => {
-                    let _ = listener
-                        .poll(&mut net.b.stack, &mut buf, now, |d| arrivals.push(ms(d.at)))
-                        .expect("listener");
-                }
+    let (stack, rest) = net.split_a();
+    let mut shell = SimShell {
+        start: rest.now(),
+        rest,
+        peer,
+        shape,
+        buf: [0; 2048],
+        sends_ms: Vec::new(),
+        attempts: 0,
+        round: 0,
+        steps: 0,
+    };
+    let outcome = match client.run(stack, &mut request, &mut shell) {
+        Ok(outcome) => outcome,
+        Err(RequestError::Client(e)) => panic!("client: {e}"),
+        Err(RequestError::Shell(e)) => panic!("{e}"),
+    };
+    SimRun {
+        outcome,
+        ended_ms: shell.ms(shell.rest.now()),
+        sends_ms: shell.sends_ms,
+        ignored: request.exchange().ignored(),
+    }
+}
+
+/// The client's [`Shell`] on the simulated link. "Now" is the virtual clock. A wait takes a
+/// few rounds at the same instant (request out, server answers, reply back: the wire's
+/// faults shaped, the link polled, host B's peer polled, the link polled again), then
+/// jumps the clock to the earlier of the client's wake and the link's next event.
+struct SimShell<'p, 's, 'b, 'a, F> {
+    rest: PairRest<'p, 'a, 4>,
+    peer: &'s mut Peer<'b, 'a>,
+    shape: F,
+    buf: [u8; 2048],
+    start: Instant,
+    sends_ms: Vec<u64>,
+    /// Sends so far, as the last `Sent` event said.
+    attempts: u32,
+    /// Rounds taken at the current instant.
+    round: u32,
+    /// Jumps of the clock so far.
+    steps: u32,
+}
+
+impl<F> SimShell<'_, '_, '_, '_, F> {
+    /// Rounds per instant.
+    const ROUNDS: u32 = 4;
+    /// Jumps of the clock after which an exchange is taken to hang.
+    const STEPS: u32 = 10_000;
+
+    fn ms(&self, t: Instant) -> u64 {
+        (t - self.start).as_millis() as u64
+    }
+}
+
+impl<'a, F: FnMut(&mut Link, u32)> Shell<NalStack<'a, 4>> for SimShell<'_, '_, '_, 'a, F> {
+    type Error = &'static str;
+
+    fn now(&mut self, _: &mut NalStack<'a, 4>) -> Instant {
+        self.rest.now()
+    }
+
+    fn sleep(
+        &mut self,
+        stack: &mut NalStack<'a, 4>,
+        _: &UdpSocket,
+        now: Instant,
+        wake: Wake,
+    ) -> Result<(), Self::Error> {
+        (self.shape)(self.rest.link, self.attempts);
+        self.rest.poll(stack);
+        let start = self.start;
+        let ms = |t: Instant| (t - start).as_millis() as u64;
+        match &mut *self.peer {
+            Peer::Server(server) => {
+                let _ = server
+                    .poll(&mut self.rest.b.stack, &mut self.buf, now, |_, _| {})
+                    .expect("server");
             }
-            net.poll();
+            Peer::Silent(listener, arrivals) => {
+                let _ = listener
+                    .poll(&mut self.rest.b.stack, &mut self.buf, now, |d| {
+                        arrivals.push(ms(d.at));
+                    })
+                    .expect("listener");
+            }
+        }
+        self.rest.poll(stack);
+        self.round += 1;
+        if self.round < Self::ROUNDS {
+            return Ok(());
+        }
+        self.round = 0;
+        self.steps += 1;
+        if self.steps == Self::STEPS {
+            return Err("exchange did not end within 10 000 steps");
         }
         // Sleep: jump to the earlier of the client's wake and the link's next event.
-        let at = wake.min(net.next_event()).deadline(net.now());
-        net.advance_to(at.expect("the exchange waits with nothing scheduled"));
+        let at = wake.min(self.rest.next_event(stack)).deadline(now);
+        self.rest.advance_to(
+            stack,
+            at.expect("the exchange waits with nothing scheduled"),
+        );
+        Ok(())
     }
-    panic!("exchange did not end within 10 000 steps");
+
+    fn on_event(&mut self, event: &ClientEvent) {
+        if let ClientEvent::Sent { attempt, at } = *event {
+            self.sends_ms.push(self.ms(at));
+            self.attempts = attempt;
+        }
+    }
 }
 
 /// One exchange of `request` with the core's server, default policy, faults as they are.

@@ -53,6 +53,21 @@ fn reply_source(local: SocketAddr, to: Destination) -> SocketAddr {
     }
 }
 
+/// The next datagram's true length, local and remote address. An ICMP report is for an
+/// earlier reply's destination: nothing to answer, so the wait goes on.
+async fn receive<S: UnconnectedUdp>(
+    socket: &mut S,
+    buf: &mut [u8],
+) -> Result<(usize, SocketAddr, SocketAddr), ServerError<S::Error>> {
+    loop {
+        match socket.receive_into(buf).await {
+            Ok(got) => return Ok(got),
+            Err(e) if refused(&e) => {}
+            Err(e) => return Err(ServerError::Stack(e)),
+        }
+    }
+}
+
 /// The byte-count server: answers every datagram through a [`Responder`], from the
 /// local address the request hit.
 ///
@@ -157,14 +172,7 @@ where
         clock: &impl Clock,
         buf: &'b mut [u8],
     ) -> Result<(Received<'b>, Decision), ServerError<S::Error>> {
-        let (len, local, remote) = loop {
-            match self.socket.receive_into(buf).await {
-                Ok(got) => break got,
-                // Reported for an earlier reply's destination; nothing to answer.
-                Err(e) if refused(&e) => {}
-                Err(e) => return Err(ServerError::Stack(e)),
-            }
-        };
+        let (len, local, remote) = receive(&mut self.socket, buf).await?;
         let now = clock.now();
         let datagram = Received::new(remote, len, buf, now);
         let to = (self.destinations)(local, remote);
@@ -246,15 +254,8 @@ impl<S: UnconnectedUdp> Listener<S> {
         clock: &impl Clock,
         buf: &'b mut [u8],
     ) -> Result<Received<'b>, ServerError<S::Error>> {
-        loop {
-            match self.socket.receive_into(buf).await {
-                Ok((len, _local, remote)) => {
-                    self.received += 1;
-                    return Ok(Received::new(remote, len, buf, clock.now()));
-                }
-                Err(e) if refused(&e) => {}
-                Err(e) => return Err(ServerError::Stack(e)),
-            }
-        }
+        let (len, _local, remote) = receive(&mut self.socket, buf).await?;
+        self.received += 1;
+        Ok(Received::new(remote, len, buf, clock.now()))
     }
 }

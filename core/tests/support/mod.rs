@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use udp_echo_core::exchange::Outcome;
-use udp_echo_core::{Client, ClientEvent, Instant, RetryPolicy, StackCaps, StackErrorKind, Wake};
+use udp_echo_core::{
+    Client, ClientEvent, Instant, Outcome, RetryPolicy, Shell, StackCaps, StackErrorKind, Wake,
+};
 
 /// Errors the mock can be told to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,70 +231,132 @@ pub struct Run {
     pub stack: MockStack,
 }
 
-/// Runs a client exchange on virtual time. `peer(k)` is asked, for the k-th send
-/// (1-based), what it makes happen; time jumps to the next of the driver's deadline and
-/// the peer's events, exactly as a shell that sleeps would.
+/// Runs a client exchange on virtual time, through the core's `Client::run` with
+/// [`Timeline`] as its shell. `peer(k)` is asked, for the k-th send (1-based), what it
+/// makes happen; time jumps to the next of the driver's deadline and the peer's events,
+/// exactly as a shell that sleeps would. `seed` seeds the jitter (feature `jitter`).
 pub fn run_client(
     policy: RetryPolicy,
     request: &[u8],
     seed: u32,
     mut stack: MockStack,
-    mut peer: impl FnMut(u32) -> Vec<Scheduled>,
+    peer: impl FnMut(u32) -> Vec<Scheduled>,
 ) -> Run {
-    let mut now = at(0);
     let mut client = Client::connect(&mut stack, server())
         .unwrap()
         .with_caps(MOCK_CAPS);
-    let mut req = client.start(&policy, request).unwrap().with_seed(seed);
-    let mut pending: Vec<(Instant, Incoming)> = Vec::new();
-    let (mut sends_ms, mut blocked_ms, mut waits) = (Vec::new(), Vec::new(), 0);
-    for _ in 0..100_000 {
-        let sent_before = stack.sent.len();
-        let event = client.poll(&mut stack, &mut req, now).unwrap();
-        assert_eq!(
-            stack.sent.len() - sent_before,
-            usize::from(matches!(event, ClientEvent::Sent { .. })),
-            "a datagram goes out exactly when the driver says Sent"
-        );
-        match event {
+    let req = client.start(&policy, request).unwrap();
+    #[cfg(feature = "jitter")]
+    let mut req = req.with_seed(seed);
+    #[cfg(not(feature = "jitter"))]
+    let (mut req, _) = (req, seed);
+    let mut shell = Timeline {
+        now: at(0),
+        peer,
+        pending: Vec::new(),
+        sends_ms: Vec::new(),
+        blocked_ms: Vec::new(),
+        waits: 0,
+        steps: 0,
+        step: None,
+    };
+    let outcome = client.run(&mut stack, &mut req, &mut shell).unwrap();
+    shell.settle(&stack);
+    Run {
+        outcome,
+        sends_ms: shell.sends_ms,
+        blocked_ms: shell.blocked_ms,
+        ended_ms: shell.now.as_millis(),
+        waits: shell.waits,
+        stack,
+    }
+}
+
+/// The shell of [`run_client`]: a virtual clock, a scripted peer whose datagrams are
+/// delivered when the clock reaches them, and a record of every step the driver took.
+pub struct Timeline<F> {
+    pub now: Instant,
+    pub peer: F,
+    /// What the peer makes happen, and when.
+    pub pending: Vec<(Instant, Incoming)>,
+    pub sends_ms: Vec<u64>,
+    pub blocked_ms: Vec<u64>,
+    pub waits: usize,
+    /// Steps taken (calls of `now`): a bound that tells a spin from a run.
+    pub steps: u32,
+    /// The step being taken: the datagrams sent before it, and whether the driver said
+    /// `Sent`.
+    pub step: Option<(usize, bool)>,
+}
+
+impl<F> Timeline<F> {
+    /// Checks the step just taken: a datagram went out exactly when the driver said `Sent`.
+    pub fn settle(&mut self, stack: &MockStack) {
+        if let Some((sent_before, said_sent)) = self.step.take() {
+            assert_eq!(
+                stack.sent.len() - sent_before,
+                usize::from(said_sent),
+                "a datagram goes out exactly when the driver says Sent"
+            );
+        }
+    }
+}
+
+impl<F: FnMut(u32) -> Vec<Scheduled>> Shell<MockStack> for Timeline<F> {
+    type Error = std::convert::Infallible;
+
+    fn now(&mut self, stack: &mut MockStack) -> Instant {
+        self.settle(stack);
+        self.steps += 1;
+        assert!(self.steps <= 100_000, "the driver never finished: a spin");
+        self.step = Some((stack.sent.len(), false));
+        self.now
+    }
+
+    fn sleep(
+        &mut self,
+        stack: &mut MockStack,
+        _: &MockSocket,
+        now: Instant,
+        wake: Wake,
+    ) -> Result<(), Self::Error> {
+        self.settle(stack);
+        assert_eq!(now, self.now);
+        self.waits += 1;
+        let next_event = self.pending.iter().map(|(t, _)| *t).min();
+        let next = wake
+            .min(Wake::from(next_event))
+            .deadline(now)
+            .expect("waiting forever with nothing scheduled");
+        assert!(next > now, "a wait that does not advance time is a spin");
+        self.now = next;
+        self.pending.sort_by_key(|(t, _)| *t);
+        while self.pending.first().is_some_and(|(t, _)| *t <= self.now) {
+            let (_, incoming) = self.pending.remove(0);
+            stack.deliver(0, incoming);
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: &ClientEvent) {
+        let now = self.now;
+        match *event {
             ClientEvent::Sent { attempt, at } => {
-                assert_eq!(at, now);
-                sends_ms.push(now.as_millis());
-                assert_eq!(attempt as usize, sends_ms.len());
-                pending.extend(
-                    peer(attempt)
-                        .into_iter()
-                        .map(|s| (now + s.after, s.incoming)),
-                );
-            }
-            ClientEvent::SendBlocked => blocked_ms.push(now.as_millis()),
-            ClientEvent::Ignored { .. } | ClientEvent::Refused => {}
-            ClientEvent::Done(outcome) => {
-                return Run {
-                    outcome,
-                    sends_ms,
-                    blocked_ms,
-                    ended_ms: now.as_millis(),
-                    waits,
-                    stack,
-                };
-            }
-            ClientEvent::Wait(wake) => {
-                waits += 1;
-                let next_event = pending.iter().map(|(t, _)| *t).min();
-                let next = wake
-                    .min(Wake::from(next_event))
-                    .deadline(now)
-                    .expect("waiting forever with nothing scheduled");
-                assert!(next > now, "a wait that does not advance time is a spin");
-                now = next;
-                pending.sort_by_key(|(t, _)| *t);
-                while pending.first().is_some_and(|(t, _)| *t <= now) {
-                    let (_, incoming) = pending.remove(0);
-                    stack.deliver(0, incoming);
+                if let Some(step) = &mut self.step {
+                    step.1 = true;
                 }
+                assert_eq!(at, now);
+                self.sends_ms.push(now.as_millis());
+                assert_eq!(attempt as usize, self.sends_ms.len());
+                let scheduled = (self.peer)(attempt);
+                self.pending
+                    .extend(scheduled.into_iter().map(|s| (now + s.after, s.incoming)));
+            }
+            ClientEvent::SendBlocked => self.blocked_ms.push(now.as_millis()),
+            ClientEvent::Ignored { .. } | ClientEvent::Refused => {}
+            ClientEvent::Wait(_) | ClientEvent::Done(_) => {
+                unreachable!("the loop handles waits and the end itself")
             }
         }
     }
-    panic!("the driver never finished: a spin");
 }

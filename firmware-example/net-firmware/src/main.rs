@@ -63,8 +63,8 @@ mod firmware {
     use defmt_semihosting as _; // the global defmt logger
     use static_cell::{ConstStaticCell, StaticCell};
     use udp_echo_core::{
-        Client, ClientError, ClientEvent, Decision, ExchangeError, Instant, Outcome,
-        ResponderConfig, RetryPolicy, Server, ServerError, Wake,
+        ClientError, ClientEvent, Decision, ExchangeError, Instant, Outcome, RequestError,
+        ResponderConfig, RetryPolicy, Server, ServerError, Shell, Wake,
     };
     use udp_echo_firmware_example::clock::{self, WrapCounter};
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
@@ -74,7 +74,7 @@ mod firmware {
     use udp_echo_firmware_example::smoltcp::iface::{Config, Interface};
     use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
     use udp_echo_firmware_example::smoltcp::wire::{HardwareAddress, IpCidr};
-    use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, NalStack};
+    use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, NalStack, UdpSocket};
 
     use super::TICK_HZ;
 
@@ -125,11 +125,17 @@ mod firmware {
 
     // ---------------------------------------------------------------- network and time
 
-    /// The interface, the NIC, the sockets and the clock.
+    /// The sockets, and the machine around them.
     struct Net {
+        stack: Stack,
+        machine: Machine,
+    }
+
+    /// The interface, the NIC and the clock: everything but the sockets, so that a driver
+    /// loop can take the stack while its shell holds the machine.
+    struct Machine {
         iface: &'static mut Interface,
         nic: &'static mut Nic,
-        stack: Stack,
         clock: WrapCounter,
         /// The instant of the current round.
         now: Instant,
@@ -173,16 +179,30 @@ mod firmware {
                 MAX_REASSEMBLED_UDP
             );
             Ok(Net {
-                iface,
-                nic,
                 stack,
-                clock: WrapCounter::new(),
-                now,
-                oversized: 0,
-                seed: u64::from(raw),
+                machine: Machine {
+                    iface,
+                    nic,
+                    clock: WrapCounter::new(),
+                    now,
+                    oversized: 0,
+                    seed: u64::from(raw),
+                },
             })
         }
 
+        /// [`Machine::poll`] with these sockets.
+        fn poll(&mut self) {
+            self.machine.poll(&mut self.stack);
+        }
+
+        /// [`Machine::sleep`] with these sockets.
+        fn sleep(&mut self, wake: Wake) {
+            self.machine.sleep(&self.stack, wake);
+        }
+    }
+
+    impl Machine {
         /// Reads the clock (one register read).
         fn read_clock(&mut self) -> Instant {
             let raw = self.nic.inner_mut().free_run();
@@ -192,14 +212,11 @@ mod firmware {
         }
 
         /// Starts a round: reads the clock and lets smoltcp move frames between the NIC
-        /// and the sockets.
-        fn poll(&mut self) {
+        /// and the sockets of `stack`.
+        fn poll(&mut self, stack: &mut Stack) {
             self.now = self.read_clock();
-            self.iface.poll(
-                clock::to_net(self.now),
-                &mut *self.nic,
-                self.stack.sockets_mut(),
-            );
+            self.iface
+                .poll(clock::to_net(self.now), &mut *self.nic, stack.sockets_mut());
             if self.nic.oversized() != self.oversized {
                 self.oversized = self.nic.oversized();
                 if let Some(o) = self.nic.last_oversized() {
@@ -217,11 +234,11 @@ mod firmware {
 
         /// Sleeps until a frame waits or `wake` (or the interface's own next timer) is
         /// due, waking on each SysTick to look.
-        fn sleep(&mut self, wake: Wake) {
+        fn sleep(&mut self, stack: &Stack, wake: Wake) {
             let wake = wake.min(clock::iface_wake(
                 &mut *self.iface,
                 self.now,
-                self.stack.sockets(),
+                stack.sockets(),
             ));
             let until = wake.deadline(self.now);
             loop {
@@ -249,34 +266,35 @@ mod firmware {
         let mut server = match Server::bind(&mut net.stack, ECHO_PORT, config) {
             // `CAPS`: the NAL reports true lengths, so a 32-byte head counts any request.
             // The per-source limit's table is keyed with the boot instant (`Net::seed`).
-            Ok(server) => server.with_caps(CAPS).with_seed(net.seed),
+            Ok(server) => server.with_caps(CAPS).with_seed(net.machine.seed),
             Err(e) => return e.into(),
         };
         defmt::info!("serving on {}:{=u16}", Ip::from(ADDR), ECHO_PORT);
         let mut buf = [0u8; SERVER_BUF];
         loop {
             net.poll();
-            let wake = server.poll(
-                &mut net.stack,
-                &mut buf,
-                net.now,
-                |rx, decision| match decision {
-                    Decision::Reply(_) => defmt::info!(
-                        "{=usize} B from {}: replied \"Your data was {=usize} bytes\"",
-                        rx.len,
-                        Sock(rx.from),
-                        rx.len
-                    ),
-                    Decision::Drop(why) => {
-                        defmt::warn!(
-                            "{=usize} B from {}: dropped ({})",
+            let wake =
+                server.poll(
+                    &mut net.stack,
+                    &mut buf,
+                    net.machine.now,
+                    |rx, decision| match decision {
+                        Decision::Reply(_) => defmt::info!(
+                            "{=usize} B from {}: replied \"Your data was {=usize} bytes\"",
                             rx.len,
                             Sock(rx.from),
-                            why
-                        )
-                    }
-                },
-            );
+                            rx.len
+                        ),
+                        Decision::Drop(why) => {
+                            defmt::warn!(
+                                "{=usize} B from {}: dropped ({})",
+                                rx.len,
+                                Sock(rx.from),
+                                why
+                            )
+                        }
+                    },
+                );
             match wake {
                 Ok(wake) => net.sleep(wake),
                 Err(e) => return e.into(),
@@ -284,34 +302,80 @@ mod firmware {
         }
     }
 
-    /// Sends `message` to `server` on the default retry schedule.
+    /// Sends `message` to `server` on the default retry schedule (the core's `request`).
     fn client(net: &mut Net, server: SocketAddrV4, message: &[u8]) -> Result<Outcome, Failure> {
         let server = SocketAddr::V4(server);
-        let mut client = Client::connect(&mut net.stack, server)?.with_caps(CAPS);
-        let mut request = client.start(&RetryPolicy::default(), message)?;
-        net.poll();
-        // The schedule starts at the first poll, in this round.
-        let start = net.now;
-        defmt::info!("sending {=usize} B to {}", message.len(), Sock(server));
-        let outcome = loop {
-            match client.poll(&mut net.stack, &mut request, net.now)? {
-                ClientEvent::Done(outcome) => break outcome,
-                ClientEvent::Sent { attempt, at } if attempt > 1 => defmt::info!(
+        let mut shell = Rounds {
+            machine: &mut net.machine,
+            server,
+            len: message.len(),
+            start: None,
+        };
+        udp_echo_core::request(
+            &mut net.stack,
+            CAPS,
+            server,
+            &RetryPolicy::default(),
+            message,
+            &mut shell,
+        )
+        .map_err(|e| match e {
+            RequestError::Client(e) => e.into(),
+            RequestError::Shell(failure) => failure,
+        })
+    }
+
+    /// The client's [`Shell`]: "now" is the instant of the current round; a wait sleeps
+    /// ([`Machine::sleep`]) and starts the next round ([`Machine::poll`]). The first `now`
+    /// starts the first round. A run that reaches `CLIENT_LIMIT` stops as
+    /// [`Failure::Stalled`].
+    struct Rounds<'m> {
+        machine: &'m mut Machine,
+        server: SocketAddr,
+        /// The message's length, for the log.
+        len: usize,
+        /// The first round's instant: the schedule starts at the first poll, in it.
+        start: Option<Instant>,
+    }
+
+    impl Shell<Stack> for Rounds<'_> {
+        type Error = Failure;
+
+        fn now(&mut self, stack: &mut Stack) -> Instant {
+            if self.start.is_none() {
+                self.machine.poll(stack);
+                self.start = Some(self.machine.now);
+                defmt::info!("sending {=usize} B to {}", self.len, Sock(self.server));
+            }
+            self.machine.now
+        }
+
+        fn sleep(
+            &mut self,
+            stack: &mut Stack,
+            _: &UdpSocket,
+            now: Instant,
+            wake: Wake,
+        ) -> Result<(), Failure> {
+            if now - self.start.unwrap_or(now) >= CLIENT_LIMIT {
+                return Err(Failure::Stalled);
+            }
+            self.machine.sleep(stack, wake);
+            self.machine.poll(stack);
+            Ok(())
+        }
+
+        fn on_event(&mut self, event: &ClientEvent) {
+            if let ClientEvent::Sent { attempt, at } = *event
+                && attempt > 1
+            {
+                defmt::info!(
                     "no reply yet; attempt {=u32} at +{=u32} ms",
                     attempt,
-                    ms(at - start)
-                ),
-                ClientEvent::Wait(wake) if net.now - start < CLIENT_LIMIT => {
-                    net.sleep(wake);
-                    net.poll();
-                }
-                ClientEvent::Wait(_) => return Err(Failure::Stalled),
-                // The first send, a full transmit buffer, a stray datagram: call again.
-                _ => {}
+                    ms(at - self.start.unwrap_or(at))
+                );
             }
-        };
-        client.close(&mut net.stack).map_err(Failure::Stack)?;
-        Ok(outcome)
+        }
     }
 
     // ---------------------------------------------------------------- run

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use udp_echo_core::{ClientEvent, DEFAULT_PORT, Decision, Outcome, ResponderConfig, RetryPolicy};
+use udp_echo_core::wire::DEFAULT_PORT;
+use udp_echo_core::{ClientEvent, Decision, Outcome, ResponderConfig, RetryPolicy};
 use udp_echo_firmware_example::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use udp_echo_firmware_example::tap::{Tap, TapConfig, parse_tap_name};
 use udp_echo_firmware_example::{NalStack, NalStorage};

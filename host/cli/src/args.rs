@@ -6,9 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
-use udp_echo::parse::{Family, Peer, parse_duration, parse_source};
-use udp_echo_core::RetryPolicy;
-use udp_echo_core::retry::Factor;
+use udp_echo::parse::{Family, Peer, parse_duration, parse_factor, parse_source};
+use udp_echo_core::{Factor, RetryPolicy};
 
 /// A command's failure: its message and exit status.
 #[derive(Debug)]
@@ -47,7 +46,7 @@ pub struct RetryArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub max_timeout: Duration,
     /// Growth of the wait after each timeout, e.g. `2` or `1.5`.
-    #[arg(long, default_value = "2")]
+    #[arg(long, default_value = "2", value_parser = parse_factor)]
     pub factor: Factor,
     /// At most this many sends, 1 or more (default: as many as the waits allow, 5 by
     /// default).
@@ -145,7 +144,7 @@ pub fn local_server_in(family: Option<Family>) -> SocketAddr {
 }
 
 /// The protocol's port, used when an address comes without one.
-pub use udp_echo_core::DEFAULT_PORT;
+pub use udp_echo_core::wire::DEFAULT_PORT;
 
 /// The default server: this machine only, the protocol's port.
 pub fn local_server() -> SocketAddr {

@@ -1,4 +1,4 @@
-//! The command line's value parsers: addresses, durations, rates.
+//! The command line's value parsers: addresses, durations, rates, factors.
 //!
 //! A library module (not inside the binary) so the fuzz targets in `fuzz/` can call them.
 //! Each returns the message clap prints on error.
@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::time::Duration;
 
-use udp_echo_core::DEFAULT_PORT;
-use udp_echo_core::responder::RateLimit;
+use udp_echo_core::wire::DEFAULT_PORT;
+use udp_echo_core::{Factor, RateLimit};
 
 /// What an address argument names, before any name is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,9 +466,49 @@ pub fn parse_limit(s: &str) -> Result<Limit, String> {
         .map_err(|e| format!("{e}, or `off`"))
 }
 
+/// Parses a retry factor: `2`, `1.5`, `1.25`, up to three decimals, no sign or exponent.
+/// Whether the factor makes a working schedule is the policy's check, not this one's.
+pub fn parse_factor(s: &str) -> Result<Factor, String> {
+    const EXPECTED: &str = "expected a decimal number with at most 3 decimals, like `2` or `1.5`";
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || frac.len() > 3 {
+        return Err(EXPECTED.to_owned());
+    }
+    if s.ends_with('.') {
+        return Err(EXPECTED.to_owned());
+    }
+    let whole: u32 = whole.parse().map_err(|_| EXPECTED.to_owned())?;
+    let mut milli: u32 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        milli += u32::from(b - b'0') * [100, 10, 1][i];
+    }
+    whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(milli))
+        .map(Factor::from_milli)
+        .ok_or_else(|| EXPECTED.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn factor_parses_up_to_three_decimals_and_displays_back() {
+        for (text, milli) in [("2", 2000), ("1.5", 1500), ("1.25", 1250), ("0.999", 999)] {
+            let f = parse_factor(text).unwrap();
+            assert_eq!(f.as_milli(), milli);
+            assert_eq!(f.to_string(), text);
+        }
+        for bad in ["", ".5", "1.", "1.2345", "-2", "+2", "2e3", "x", "99999999"] {
+            assert_eq!(
+                parse_factor(bad),
+                Err("expected a decimal number with at most 3 decimals, like `2` or `1.5`".into()),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn addresses_take_names_and_default_to_port_6666() {

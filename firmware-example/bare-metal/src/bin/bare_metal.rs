@@ -64,14 +64,15 @@ mod firmware {
     use smoltcp::wire::{HardwareAddress, IpCidr};
     use static_cell::ConstStaticCell;
     use udp_echo_core::{
-        BroadcastError, Client, ClientError, ClientEvent, Counters, Decision, Discovery,
-        DiscoveryEvent, Instant, Outcome, ResponderConfig, RetryPolicy, Server, ServerError, Wake,
+        BroadcastError, ClientError, ClientEvent, Counters, Decision, Discovery, DiscoveryEvent,
+        Instant, Outcome, RequestError, ResponderConfig, RetryPolicy, Server, ServerError, Shell,
+        Wake,
     };
     use udp_echo_firmware_example::selftest::{
-        self, CASES, Case, MAX_REQUEST, Mismatch, Trace, ms,
+        self, CASES, Case, MAX_REQUEST, MAX_SENDS, Mismatch, Trace, ms,
     };
     use udp_echo_firmware_example::{
-        CAPS, FaultyLink, Loopback, NalBuffers, NalError, NalSockets, NalStack, clock,
+        CAPS, FaultyLink, Loopback, NalBuffers, NalError, NalSockets, NalStack, UdpSocket, clock,
     };
 
     /// The interface's address; client, server and discovery all live on it.
@@ -128,11 +129,17 @@ mod firmware {
 
     // ---------------------------------------------------------------- the main loop
 
-    /// The network: interface, link, sockets, and the virtual clock.
+    /// The network: the sockets, and the machine around them.
     struct Net {
+        stack: Stack,
+        machine: Machine,
+    }
+
+    /// The interface, the link and the virtual clock: everything but the sockets, so that
+    /// a driver loop can take the stack while its shell holds the machine.
+    struct Machine {
         iface: Interface,
         link: &'static mut Link,
-        stack: Stack,
         now: Instant,
     }
 
@@ -150,19 +157,37 @@ mod firmware {
                 let _ = addrs.push(IpCidr::new(ADDR.into(), PREFIX_LEN));
             });
             Net {
-                iface,
-                link,
                 stack: NalStack::from_parts(SOCKET_SLOTS.take(), SOCKET_BYTES.take(), ADDR),
-                now: Instant::ZERO,
+                machine: Machine {
+                    iface,
+                    link,
+                    now: Instant::ZERO,
+                },
             }
         }
 
-        /// Lets smoltcp move frames between the link and the sockets.
+        fn now(&self) -> Instant {
+            self.machine.now
+        }
+
+        /// [`Machine::poll`] with these sockets.
         fn poll(&mut self) {
+            self.machine.poll(&mut self.stack);
+        }
+
+        /// [`Machine::sleep`] with these sockets.
+        fn sleep(&mut self, wake: Wake) -> bool {
+            self.machine.sleep(&self.stack, wake)
+        }
+    }
+
+    impl Machine {
+        /// Lets smoltcp move frames between the link and the sockets of `stack`.
+        fn poll(&mut self, stack: &mut Stack) {
             self.iface.poll(
                 clock::to_net(self.now),
                 &mut *self.link,
-                self.stack.sockets_mut(),
+                stack.sockets_mut(),
             );
         }
 
@@ -170,10 +195,13 @@ mod firmware {
         /// `wake`, or not at all if a frame is waiting (its RX interrupt is pending). Time
         /// jumps there; a real firmware would set a timer for that instant and `WFI`.
         /// `false`: nothing can ever wake the loop again.
-        fn sleep(&mut self, wake: Wake) -> bool {
+        fn sleep(&mut self, stack: &Stack, wake: Wake) -> bool {
             let wake = if self.link.inner().is_empty() {
-                let sockets = self.stack.sockets();
-                wake.min(clock::iface_wake(&mut self.iface, self.now, sockets))
+                wake.min(clock::iface_wake(
+                    &mut self.iface,
+                    self.now,
+                    stack.sockets(),
+                ))
             } else {
                 Wake::Now
             };
@@ -186,78 +214,134 @@ mod firmware {
         }
     }
 
-    /// Answers whatever reached the server, logging at debug level.
-    fn serve(net: &mut Net, server: &mut Server<Stack>) -> Result<Wake, Failure> {
+    /// Answers whatever reached the server at `now`, logging at debug level.
+    fn serve(stack: &mut Stack, now: Instant, server: &mut Server<Stack>) -> Result<Wake, Failure> {
         let mut buf = [0u8; SERVER_BUF];
         server
-            .poll(
-                &mut net.stack,
-                &mut buf,
-                net.now,
-                |rx, decision| match decision {
-                    Decision::Reply(_) => {
-                        note_stack();
-                        defmt::debug!("  server: {=usize} bytes from {}: replied", rx.len, rx.from)
-                    }
-                    Decision::Drop(why) => {
-                        defmt::warn!(
-                            "  server: {=usize} bytes from {}: dropped ({})",
-                            rx.len,
-                            rx.from,
-                            why
-                        )
-                    }
-                },
-            )
+            .poll(stack, &mut buf, now, |rx, decision| match decision {
+                Decision::Reply(_) => {
+                    note_stack();
+                    defmt::debug!("  server: {=usize} bytes from {}: replied", rx.len, rx.from)
+                }
+                Decision::Drop(why) => {
+                    defmt::warn!(
+                        "  server: {=usize} bytes from {}: dropped ({})",
+                        rx.len,
+                        rx.from,
+                        why
+                    )
+                }
+            })
             .map_err(Failure::Server)
     }
 
     // ---------------------------------------------------------------- the exchanges
 
-    /// Runs `request` through `client` on the default retry policy, driving the server
-    /// and the network in the same loop.
+    /// Asks the server at `to` for `request`'s count on the default retry policy (the
+    /// core's `request`: connect, run, close), driving the server and the network in the
+    /// same loop: the client's shell is the main loop's round.
     #[inline(never)] // one copy of the client loop, however many cases call it
     fn exchange(
         net: &mut Net,
         server: &mut Server<Stack>,
-        client: &mut Client<Stack>,
+        to: SocketAddr,
         request: &[u8],
         case: &'static str,
     ) -> Result<Trace, Failure> {
-        let start = net.now;
-        let lost_before = net.link.lost();
-        let mut request = client
-            .start(&RetryPolicy::default(), request)
-            .map_err(Failure::Client)?;
-        let mut sends = Vec::new();
-        for round in 1..=MAX_ROUNDS {
-            net.poll();
-            let served = serve(net, server)?;
-            let wake = loop {
-                match client
-                    .poll(&mut net.stack, &mut request, net.now)
-                    .map_err(Failure::Client)?
-                {
-                    ClientEvent::Done(outcome) => {
-                        let mut trace = Trace::new(outcome);
-                        trace.sends = sends;
-                        trace.rounds = round;
-                        trace.took = net.now - start;
-                        trace.lost = net.link.lost() - lost_before;
-                        return Ok(trace);
-                    }
-                    ClientEvent::Sent { at, .. } => {
-                        let _ = sends.push(ms(at - start));
-                    }
-                    ClientEvent::Wait(wake) => break wake,
-                    _ => {}
-                }
-            };
-            if !net.sleep(served.min(wake)) {
-                return Err(Failure::Stalled { case });
+        let start = net.now();
+        let lost_before = net.machine.link.lost();
+        let mut rounds = Rounds {
+            machine: &mut net.machine,
+            server,
+            case,
+            start,
+            sends: Vec::new(),
+            rounds: 0,
+            served: Wake::OnDatagram,
+            failed: None,
+        };
+        let policy = RetryPolicy::default();
+        let result =
+            udp_echo_core::request(&mut net.stack, CAPS, to, &policy, request, &mut rounds);
+        if let Some(failure) = rounds.failed.take() {
+            return Err(failure);
+        }
+        let outcome = result.map_err(|e| match e {
+            RequestError::Client(e) => Failure::Client(e),
+            RequestError::Shell(failure) => failure,
+        })?;
+        let mut trace = Trace::new(outcome);
+        trace.sends = rounds.sends;
+        trace.rounds = rounds.rounds;
+        trace.took = net.now() - start;
+        trace.lost = net.machine.link.lost() - lost_before;
+        Ok(trace)
+    }
+
+    /// The client's [`Shell`] here: "now" is the virtual clock; a wait ends the round
+    /// ([`Machine::sleep`]) and opens the next one: the interface polled, the server served,
+    /// as every round of the main loop starts. The first `now` opens the first round.
+    struct Rounds<'n> {
+        machine: &'n mut Machine,
+        server: &'n mut Server<Stack>,
+        case: &'static str,
+        start: Instant,
+        /// Send times in ms from `start`.
+        sends: Vec<u32, MAX_SENDS>,
+        /// Rounds opened so far.
+        rounds: u32,
+        /// The server's wake, from the current round.
+        served: Wake,
+        /// A failure while opening the first round (`now` cannot return one).
+        failed: Option<Failure>,
+    }
+
+    impl Rounds<'_> {
+        /// Polls the interface and serves at the machine's clock.
+        fn open_round(&mut self, stack: &mut Stack) -> Result<(), Failure> {
+            self.rounds += 1;
+            self.machine.poll(stack);
+            self.served = serve(stack, self.machine.now, self.server)?;
+            Ok(())
+        }
+    }
+
+    impl Shell<Stack> for Rounds<'_> {
+        type Error = Failure;
+
+        fn now(&mut self, stack: &mut Stack) -> Instant {
+            if self.rounds == 0
+                && let Err(failure) = self.open_round(stack)
+            {
+                self.failed = Some(failure);
+            }
+            self.machine.now
+        }
+
+        fn sleep(
+            &mut self,
+            stack: &mut Stack,
+            _: &UdpSocket,
+            _: Instant,
+            wake: Wake,
+        ) -> Result<(), Failure> {
+            if let Some(failure) = self.failed.take() {
+                return Err(failure);
+            }
+            if !self.machine.sleep(stack, self.served.min(wake)) {
+                return Err(Failure::Stalled { case: self.case });
+            }
+            if self.rounds == MAX_ROUNDS {
+                return Err(Failure::Runaway { case: self.case });
+            }
+            self.open_round(stack)
+        }
+
+        fn on_event(&mut self, event: &ClientEvent) {
+            if let ClientEvent::Sent { at, .. } = *event {
+                let _ = self.sends.push(ms(at - self.start));
             }
         }
-        Err(Failure::Runaway { case })
     }
 
     fn log(case: &Case, trace: &Trace) {
@@ -297,14 +381,14 @@ mod firmware {
             Discovery::start(&mut net.stack, 0, to, REQUEST, Duration::from_millis(200))
                 .map_err(Failure::Discovery)?
                 .with_caps(CAPS);
-        let start = net.now;
+        let start = net.now();
         let mut result = Err(Failure::Runaway { case: "discovery" });
         'rounds: for _ in 0..MAX_ROUNDS {
             net.poll();
-            let served = serve(net, server)?;
+            let served = serve(&mut net.stack, net.machine.now, server)?;
             let wake = loop {
                 match discovery
-                    .poll(&mut net.stack, net.now)
+                    .poll(&mut net.stack, net.machine.now)
                     .map_err(Failure::Discovery)?
                 {
                     DiscoveryEvent::Found(found) => defmt::info!(
@@ -314,7 +398,7 @@ mod firmware {
                     ),
                     DiscoveryEvent::Wait(wake) => break wake,
                     DiscoveryEvent::Done => {
-                        result = match discovery.found() {
+                        result = match discovery.survey().found() {
                             [one] => Ok(one.addr),
                             found => Err(Failure::Discovered { found: found.len() }),
                         };
@@ -335,7 +419,7 @@ mod firmware {
             REQUEST.len(),
             to,
             addr,
-            ms(net.now - start)
+            ms(net.now() - start)
         );
         if addr != SocketAddr::from((ADDR, selftest::ECHO_PORT)) {
             return Err(Failure::Discovered { found: 1 });
@@ -416,19 +500,14 @@ mod firmware {
         let (mut exchanges, mut sends) = (0, 0);
         for case in &CASES {
             let server_addr = SocketAddr::from((ADDR, case.port));
-            let mut client = Client::connect(&mut net.stack, server_addr)
-                .map_err(Failure::Client)?
-                .with_caps(CAPS);
-            net.link.lose_next(case.port, case.lose.into());
+            net.machine.link.lose_next(case.port, case.lose.into());
             let trace = exchange(
                 &mut net,
                 &mut server,
-                &mut client,
+                server_addr,
                 &request[..case.len],
                 case.name,
-            );
-            client.close(&mut net.stack).map_err(Failure::Stack)?;
-            let trace = trace?;
+            )?;
             log(case, &trace);
             selftest::check(case, &trace).map_err(|mismatch| Failure::Check {
                 case: case.name,
@@ -442,12 +521,12 @@ mod firmware {
         Ok(Report {
             exchanges,
             sends,
-            lost: net.link.lost(),
-            frames: net.link.frames(),
-            peak_queue: net.link.inner().peak(),
+            lost: net.machine.link.lost(),
+            frames: net.machine.link.frames(),
+            peak_queue: net.machine.link.inner().peak(),
             server: *server.counters(),
             discovered,
-            virtual_ms: ms(net.now - Instant::ZERO),
+            virtual_ms: ms(net.now() - Instant::ZERO),
             stack_bytes: STACK_TOP
                 .load(Ordering::Relaxed)
                 .saturating_sub(STACK_LOW.load(Ordering::Relaxed)),

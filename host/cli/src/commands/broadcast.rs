@@ -83,7 +83,7 @@ pub fn run(args: &BroadcastArgs, json: bool) -> Result<ExitCode, Failure> {
                     to
                 )));
             }
-            Err(nb::Error::Other(e @ BroadcastError::PayloadTooLarge { .. })) => {
+            Err(nb::Error::Other(e @ BroadcastError::PayloadTooLarge(_))) => {
                 break Err(broadcast_failure(e, ""));
             }
             Err(nb::Error::Other(e)) => {

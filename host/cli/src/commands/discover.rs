@@ -102,9 +102,8 @@ pub fn run(args: &DiscoverArgs, json: bool) -> Result<ExitCode, Failure> {
             DiscoveryEvent::Sent(_) | DiscoveryEvent::Ignored { .. } => {}
         }
     }
-    let found = discovery.found().len();
-    let overflow = discovery.overflow();
-    let ignored = discovery.ignored();
+    let survey = discovery.survey();
+    let (found, overflow, ignored) = (survey.found().len(), survey.overflow(), survey.ignored());
     let _ = discovery.close(&mut stack);
     if json {
         out.json(&events::discover_summary(

@@ -76,7 +76,7 @@ impl IgnoredLog {
 
     /// Notes one client event if it is an ignored datagram.
     pub fn note(&mut self, event: &udp_echo_core::ClientEvent) {
-        use udp_echo_core::exchange::Verdict;
+        use udp_echo_core::Verdict;
         let udp_echo_core::ClientEvent::Ignored { from, verdict } = *event else {
             return;
         };
@@ -84,7 +84,7 @@ impl IgnoredLog {
             Verdict::Foreign => "not the server's address",
             Verdict::Malformed => "not a byte-count reply",
             Verdict::Stale { .. } => "a reply with another count",
-            Verdict::Late | Verdict::Accepted => "after the exchange ended",
+            Verdict::Late | Verdict::Accepted(_) => "after the exchange ended",
         };
         self.total += 1;
         if let Some(entry) = self.seen.iter_mut().find(|e| e.0 == from && e.1 == why) {
@@ -220,7 +220,7 @@ fn server_failure(e: &std::io::Error, what: &str) -> Failure {
 /// A broadcast driver's error as a failure.
 fn broadcast_failure(e: BroadcastError<StdError>, what: &str) -> Failure {
     match e {
-        BroadcastError::PayloadTooLarge { .. } => Failure::usage(e.to_string()),
+        BroadcastError::PayloadTooLarge(_) => Failure::usage(e.to_string()),
         BroadcastError::Stack(e) => Failure::network(format!("{what}: {}", stack_text(&e))),
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use udp_echo::parse::{Peer, parse_duration, parse_peer_arg};
-use udp_echo_core::RetryPolicy;
-use udp_echo_core::{ClientEvent, Outcome, Reply};
+use udp_echo_core::wire::Reply;
+use udp_echo_core::{ClientEvent, Outcome, RetryPolicy};
 use udp_echo_host::client::{self, Ended};
 
 use super::{client_failure, filler, install_shutdown};

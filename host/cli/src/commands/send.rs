@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use udp_echo::parse::{Peer, parse_peer_arg};
-use udp_echo_core::wire::max_request;
-use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied, Reply};
+use udp_echo_core::wire::{Reply, max_request};
+use udp_echo_core::{ClientEvent, GaveUp, Outcome, Replied};
 use udp_echo_host::client::{self, Ended};
 
 use super::{client_failure, message_bytes};

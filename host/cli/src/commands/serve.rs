@@ -10,8 +10,7 @@ use std::thread;
 use clap::Args;
 use udp_echo::parse::{Iface, Limit, parse_bind, parse_interface, parse_limit};
 
-use udp_echo_core::responder::DEFAULT_SOURCE_LIMIT;
-use udp_echo_core::{Counters, RateLimit, ResponderConfig};
+use udp_echo_core::{Counters, DEFAULT_SOURCE_LIMIT, RateLimit, ResponderConfig};
 use udp_echo_host::clock::Clock;
 use udp_echo_host::server::activation::{self, Inherited};
 use udp_echo_host::server::{Options, Server, Stopped};

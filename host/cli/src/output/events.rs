@@ -10,7 +10,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use udp_echo_core::{Counters, Decision, GaveUp, Received, Replied, Reply};
+use udp_echo_core::wire::Reply;
+use udp_echo_core::{Counters, Decision, GaveUp, Received, Replied};
 
 use super::ms;
 
