@@ -255,7 +255,10 @@ mod firmware {
     }
 
     fn ms(d: Duration) -> u32 {
-        u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+        // Not `as_millis`: u128 arithmetic costs flash on a Cortex-M.
+        u32::try_from(d.as_secs()).map_or(u32::MAX, |s| {
+            s.saturating_mul(1000).saturating_add(d.subsec_millis())
+        })
     }
 
     // ---------------------------------------------------------------- the two roles

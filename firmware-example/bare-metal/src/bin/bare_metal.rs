@@ -258,14 +258,12 @@ mod firmware {
             sends: Vec::new(),
             rounds: 0,
             served: Wake::OnDatagram,
-            failed: None,
         };
+        // The first round opens here; `request` polls in it, as in every later one.
+        rounds.open_round(&mut net.stack)?;
         let policy = RetryPolicy::default();
         let result =
             udp_echo_core::request(&mut net.stack, CAPS, to, &policy, request, &mut rounds);
-        if let Some(failure) = rounds.failed.take() {
-            return Err(failure);
-        }
         let outcome = result.map_err(|e| match e {
             RequestError::Client(e) => Failure::Client(e),
             RequestError::Shell(failure) => failure,
@@ -280,7 +278,7 @@ mod firmware {
 
     /// The client's [`Shell`] here: "now" is the virtual clock; a wait ends the round
     /// ([`Machine::sleep`]) and opens the next one: the interface polled, the server served,
-    /// as every round of the main loop starts. The first `now` opens the first round.
+    /// as every round of the main loop starts.
     struct Rounds<'n> {
         machine: &'n mut Machine,
         server: &'n mut Server<Stack>,
@@ -292,8 +290,6 @@ mod firmware {
         rounds: u32,
         /// The server's wake, from the current round.
         served: Wake,
-        /// A failure while opening the first round (`now` cannot return one).
-        failed: Option<Failure>,
     }
 
     impl Rounds<'_> {
@@ -309,12 +305,7 @@ mod firmware {
     impl Shell<Stack> for Rounds<'_> {
         type Error = Failure;
 
-        fn now(&mut self, stack: &mut Stack) -> Instant {
-            if self.rounds == 0
-                && let Err(failure) = self.open_round(stack)
-            {
-                self.failed = Some(failure);
-            }
+        fn now(&mut self, _: &mut Stack) -> Instant {
             self.machine.now
         }
 
@@ -325,9 +316,6 @@ mod firmware {
             _: Instant,
             wake: Wake,
         ) -> Result<(), Failure> {
-            if let Some(failure) = self.failed.take() {
-                return Err(failure);
-            }
             if !self.machine.sleep(stack, self.served.min(wake)) {
                 return Err(Failure::Stalled { case: self.case });
             }
