@@ -3,6 +3,8 @@
 //! scripted arrival or the sleep's instant, whichever is first, so every instant below is
 //! exact.
 
+mod expect;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -265,6 +267,26 @@ fn replied(outcome: Result<Outcome, Error>) -> udp_echo_core::Replied {
 
 // ---------------------------------------------------------------------------------------
 // Client
+
+/// The timelines every client driver shares (see `expect`), on the async `Client`.
+#[test]
+fn the_shared_timelines_hold() {
+    for case in expect::cases() {
+        let net = Net::new();
+        net.0.borrow_mut().answer = case.answer.map(|(nth, after)| (nth, ms(after)));
+        let (outcome, _) = request(&net, &case.policy, b"hello");
+        expect::check(&case, &net.send_times_ms(), outcome.unwrap());
+        let end = match case.end {
+            expect::End::Reply { at_ms, .. } | expect::End::GaveUp { at_ms, .. } => at_ms,
+        };
+        assert_eq!(
+            net.now_ms(),
+            end as f64,
+            "{}: the clock at the end",
+            case.name
+        );
+    }
+}
 
 #[test]
 fn a_silent_server_gets_sends_at_0_100_300_700_1500_and_a_give_up_at_3100() {

@@ -1,5 +1,6 @@
 //! Exact-millisecond timelines of the client driver under simulated time.
 
+mod expect;
 mod support;
 
 use support::*;
@@ -25,6 +26,29 @@ fn replied(run: &Run) -> Replied {
     match run.outcome {
         Outcome::Reply(r) => r,
         other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+/// The timelines every client driver shares (see `expect`), on the sync `Client`.
+#[test]
+fn the_shared_timelines_hold() {
+    for case in expect::cases() {
+        let answer = case.answer;
+        let run = run_client(
+            case.policy,
+            b"hello",
+            1,
+            MockStack::default(),
+            |k| match answer {
+                Some((nth, after)) if nth == k => vec![support::answer(after, server(), reply(5))],
+                _ => Vec::new(),
+            },
+        );
+        expect::check(&case, &run.sends_ms, run.outcome);
+        let end = match case.end {
+            expect::End::Reply { at_ms, .. } | expect::End::GaveUp { at_ms, .. } => at_ms,
+        };
+        assert_eq!(run.ended_ms, end, "{}: the clock at the end", case.name);
     }
 }
 
@@ -342,25 +366,6 @@ fn a_v4_mapped_server_address_accepts_the_plain_ipv4_reply() {
         client.poll(&mut stack, &mut req, at(4)).unwrap(),
         ClientEvent::Done(Outcome::Reply(_))
     ));
-}
-
-#[test]
-fn overall_deadline_cuts_the_last_wait_short() {
-    let mut policy = RetryPolicy::default();
-    policy.deadline = Some(ms(1000));
-    let run = run_client(policy, b"hi", 1, MockStack::default(), silent);
-    assert_eq!(run.sends_ms, [0, 100, 300, 700]);
-    assert_eq!(run.ended_ms, 1000);
-}
-
-#[test]
-fn max_attempts_limits_the_sends() {
-    let mut policy = RetryPolicy::default();
-    policy.max_attempts = Some(2);
-    let run = run_client(policy, b"hi", 1, MockStack::default(), silent);
-    assert_eq!(run.sends_ms, [0, 100]);
-    assert_eq!(run.ended_ms, 300);
-    assert_eq!(gave_up(&run).attempts, 2);
 }
 
 #[test]
