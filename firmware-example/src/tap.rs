@@ -390,12 +390,13 @@ impl<const N: usize, F: FnMut(ClientEvent)> Shell<NalStack<'_, N>> for TapShell<
 
 /// Waits, at most `limit`, until the kernel reports interface `name` up (administratively
 /// up, carrier on, transmit queue active: `operstate` is `up`). Without sysfs there is
-/// nothing to check and it returns at once.
+/// nothing to check and it returns at once. [`Tap::open`] waits [`LINK_UP_LIMIT`]; so does
+/// `embassy-tap` (another stack on a TAP device) before its executor starts.
 ///
 /// This also turns a device that is down on the kernel's side into an error: smoltcp's
-/// `TunTapInterface` panics when a write fails with `EIO`, which is what a down TAP
-/// device answers.
-fn wait_until_up(name: &str, limit: core::time::Duration) -> io::Result<()> {
+/// `TunTapInterface` (and embassy-net-tuntap's device) panics when a write fails with
+/// `EIO`, which is what a down TAP device answers.
+pub fn wait_until_up(name: &str, limit: core::time::Duration) -> io::Result<()> {
     let sys = std::path::Path::new("/sys/class/net").join(name);
     let started = std::time::Instant::now();
     loop {
@@ -408,7 +409,7 @@ fn wait_until_up(name: &str, limit: core::time::Duration) -> io::Result<()> {
         if started.elapsed() >= limit {
             break;
         }
-        // Bounded start-up wait (usually 0 to a few rounds), not part of the main loop.
+        // Bounded start-up wait (usually 0 to a few rounds), before any main loop.
         std::thread::sleep(core::time::Duration::from_millis(2));
     }
     let flags = std::fs::read_to_string(sys.join("flags")).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Shared helpers for the cross-crate tests: the core's drivers on the firmware example's
 //! smoltcp stack over a simulated link, on virtual time; child processes with deadlines
 //! ([`process`]) and throwaway network namespaces ([`netns`]) for the tests that run
-//! binaries.
+//! binaries, and the layout and checks both TAP binaries' namespace tests share ([`tap`]).
 //!
 //! The loop is the one every shell runs (poll the interfaces, drive the core, sleep until
 //! the next wake), except that "sleep" jumps the virtual clock to the next instant at which
@@ -9,6 +9,7 @@
 
 pub mod netns;
 pub mod process;
+pub mod tap;
 
 use core::net::SocketAddr;
 

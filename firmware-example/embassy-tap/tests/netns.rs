@@ -14,92 +14,28 @@
 //! the namespace deleted, by drop guards.
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use udp_echo_tests::netns::{self, Netns, ip};
-use udp_echo_tests::process::{BuildDirs, Lines, Reaped, run_bounded, run_measured};
+use udp_echo_tests::netns::Netns;
+use udp_echo_tests::process::{run_bounded, run_measured};
+use udp_echo_tests::require_root_and_tap;
+use udp_echo_tests::tap::{
+    ABSENT_IP, EXCHANGE_DEADLINE, IDLE_CPU_LIMIT, LINUX_IP, PORT, STACK_IP, STARTUP_DEADLINE,
+    assert_byte_count, assert_gave_up, assert_refuses_a_tap_that_is_down, host_bin,
+    spawn_listening, stack_args,
+};
 
-const LINUX_IP: &str = "192.168.69.100";
-const EMBASSY_CIDR: &str = "192.168.69.1/24";
-const EMBASSY_IP: &str = "192.168.69.1";
-/// On the link, but nobody's: ARP for it is never answered.
-const ABSENT_IP: &str = "192.168.69.50";
-const PORT: u16 = 6666;
-/// Generous bound for one exchange (the client's own schedule ends at 3.1 s).
-const EXCHANGE_DEADLINE: Duration = Duration::from_secs(10);
-/// Bound for a server to say `listening on`.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
-/// Bound for the nested `cargo build` of `udp-echo` (usually up to date).
-const BUILD_DEADLINE: Duration = Duration::from_secs(900);
-/// CPU a client may use while it waits out its 3.1 s schedule: a client that spun, or
-/// woke every millisecond, would not meet it.
-const IDLE_CPU_LIMIT: Duration = Duration::from_millis(300);
-
-/// Returns early from the test with `skipped: …` when the machine cannot run it.
-macro_rules! require_root_and_tap {
-    () => {
-        if let Some(why) = netns::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-}
+/// How late a give-up line may say 3.1 s is, in ms.
+const LATE_MS: u64 = 200;
 
 fn embassy_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_embassy-tap"))
 }
 
-/// The host's `udp-echo`, built once.
-fn host_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| BuildDirs::of_this_test().build_bin("udp-echo", "udp-echo", BUILD_DEADLINE))
-}
-
 /// A namespace `udpecho-etap-<pid>-<test>` where Linux owns `tap0` at 192.168.69.100/24.
 fn namespace(test: &str) -> Netns {
-    Netns::create("udpecho-etap", test, &format!("{LINUX_IP}/24"))
-}
-
-/// `embassy-tap`'s options before its subcommand.
-fn embassy_args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--tap", "tap0", "--ip", EMBASSY_CIDR];
-    args.extend_from_slice(rest);
-    args
-}
-
-/// Asserts that a client run succeeded with exactly `Your data was N bytes` on stdout, N
-/// being `len`; returns its stderr.
-fn assert_byte_count(who: &str, out: &Output, len: usize) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{who}: {:?}: {stderr}", out.status);
-    assert_eq!(stdout, format!("Your data was {len} bytes\n"));
-    stderr
-}
-
-/// Starts a server in `ns` and waits for its `listening on` line.
-fn spawn_listening(ns: &Netns, bin: &Path, args: &[&str], name: &str) -> (Reaped, Lines, Lines) {
-    let mut server = Reaped::spawn(ns.command(bin, args), name);
-    let out = Lines::new(server.child.stdout.take().unwrap());
-    let mut err = Lines::new(server.child.stderr.take().unwrap());
-    assert!(
-        err.wait_for("listening on", STARTUP_DEADLINE).is_some(),
-        "{name} did not start: {}",
-        err.drain(Duration::ZERO)
-    );
-    (server, out, err)
-}
-
-/// The give-up time from a `no reply from … after N attempts in M ms` line.
-fn give_up_ms(line: &str) -> u64 {
-    line.split(" in ")
-        .last()
-        .and_then(|rest| rest.split(" ms").next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no give-up time in {line}"))
+    udp_echo_tests::tap::namespace("udpecho-etap", test)
 }
 
 #[test]
@@ -114,7 +50,7 @@ fn embassy_client_gets_its_byte_count_from_the_host_server() {
     let message = "hello over embassy";
     let started = Instant::now();
     let out = run_bounded(
-        ns.command(embassy_bin(), &embassy_args(&["client", &bind, message])),
+        ns.command(embassy_bin(), &stack_args(&["client", &bind, message])),
         EXCHANGE_DEADLINE,
     );
     let wall = started.elapsed();
@@ -129,7 +65,7 @@ fn embassy_client_gets_its_byte_count_from_the_host_server() {
     );
 
     // The host server saw the datagram from 192.168.69.1:<ephemeral port>.
-    let line = server_out.line(&format!("{EMBASSY_IP}:"), STARTUP_DEADLINE);
+    let line = server_out.line(&format!("{STACK_IP}:"), STARTUP_DEADLINE);
     assert!(line.contains(&message.len().to_string()), "{line}");
     server.terminate();
     assert!(server.wait(Duration::from_secs(5)).success());
@@ -148,12 +84,12 @@ fn host_client_gets_its_byte_count_from_the_embassy_server_even_beyond_its_buffe
     let (mut server, server_out, server_err) = spawn_listening(
         &ns,
         embassy_bin(),
-        &embassy_args(&["server", "--port", &port, "--count", "2"]),
+        &stack_args(&["server", "--port", &port, "--count", "2"]),
         "embassy-tap server",
     );
 
     // The server reads into 64 bytes: 1000 is answered only if lengths are true.
-    let to = format!("{EMBASSY_IP}:{PORT}");
+    let to = format!("{STACK_IP}:{PORT}");
     let long = "x".repeat(1000);
     for message in ["hello from linux", long.as_str()] {
         let started = Instant::now();
@@ -187,7 +123,7 @@ fn embassy_server_stops_cleanly_on_sigterm() {
     let (mut server, _out, server_err) = spawn_listening(
         &ns,
         embassy_bin(),
-        &embassy_args(&["server", "--port", "6666"]),
+        &stack_args(&["server", "--port", "6666"]),
         "embassy-tap server",
     );
     server.terminate();
@@ -208,21 +144,12 @@ fn embassy_client_gives_up_at_3100_ms_when_the_peer_is_absent() {
     let to = format!("{ABSENT_IP}:{PORT}");
     let started = Instant::now();
     let (out, cpu) = run_measured(
-        ns.command(embassy_bin(), &embassy_args(&["client", &to, "hi"])),
+        ns.command(embassy_bin(), &stack_args(&["client", &to, "hi"])),
         EXCHANGE_DEADLINE,
     );
     let wall = started.elapsed();
+    let gave_up = assert_gave_up(&out, "embassy-tap", &to, LATE_MS);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(out.stdout.is_empty());
-    let gave_up = stderr
-        .lines()
-        .find(|l| l.starts_with(&format!("embassy-tap: no reply from {to} after")))
-        .unwrap_or_else(|| panic!("no give-up line in: {stderr}"));
-    // The instant is exact on virtual time (the core's tests); a real clock reports it
-    // here, and a loaded machine may wake the process a little late.
-    let ms = give_up_ms(gave_up);
-    assert!((3100..3300).contains(&ms), "{gave_up}");
     assert!(
         cpu < IDLE_CPU_LIMIT,
         "the client used {cpu:?} of CPU in {wall:?}: {stderr}"
@@ -241,40 +168,23 @@ fn embassy_client_runs_its_whole_schedule_when_nothing_listens() {
     // Linux answers ICMP port unreachable, which smoltcp does not pass to UDP sockets.
     let to = format!("{LINUX_IP}:{}", PORT + 1);
     let out = run_bounded(
-        ns.command(embassy_bin(), &embassy_args(&["client", &to, "anyone?"])),
+        ns.command(embassy_bin(), &stack_args(&["client", &to, "anyone?"])),
         EXCHANGE_DEADLINE,
     );
+    let gave_up = assert_gave_up(&out, "embassy-tap", &to, LATE_MS);
+    assert!(gave_up.contains("after 5 attempts in "), "{gave_up}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("after 5 attempts in "), "{stderr}");
     let sends: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("attempt "))
         .collect();
     assert_eq!(sends.len(), 5, "{stderr}");
-    let ms = give_up_ms(stderr.lines().find(|l| l.contains("no reply")).unwrap());
-    assert!((3100..3300).contains(&ms), "{stderr}");
 }
 
 #[test]
 fn embassy_tap_refuses_a_tap_that_is_down_on_the_host_side() {
     require_root_and_tap!();
-    let ns = namespace("d");
-    ip(&["-n", &ns.name, "link", "set", "tap0", "down"]);
-
-    // embassy-net-tuntap would panic on the first write (EIO): refuse to start instead.
-    let to = format!("{LINUX_IP}:{PORT}");
-    let out = run_bounded(
-        ns.command(embassy_bin(), &embassy_args(&["client", &to, "hello"])),
-        EXCHANGE_DEADLINE,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("tap0 is down on the host side: run `ip link set tap0 up`"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_refuses_a_tap_that_is_down(&namespace("d"), embassy_bin());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::net::UnixStream;
 use std::pin::pin;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
+use std::sync::Mutex;
 
 use async_io::Async;
 use embassy_executor::Executor;
@@ -25,13 +23,12 @@ use embassy_net_tuntap::TunTapDevice;
 use embassy_time::{Duration, with_timeout};
 use static_cell::StaticCell;
 use udp_echo_core::asynch::{self, Clock};
-use udp_echo_core::{
-    ClientEvent, Counters, Decision, Destination, Instant, Outcome, Received, ResponderConfig,
-    RetryPolicy,
-};
+use udp_echo_core::{ClientEvent, Counters, Destination, Instant, ResponderConfig, RetryPolicy};
 use udp_echo_embassy::{Connected, EmbassyClock, Unconnected};
+use udp_echo_firmware_example::tap::{LINK_UP_LIMIT, wait_until_up};
+use udp_echo_tap::{Failure, plural, say};
 
-use super::{Failure, print, say};
+use super::BINARY;
 
 /// Payload bytes of one Ethernet frame's datagram at most (IP MTU 1500 less headers),
 /// rounded up: the socket buffers hold this many per datagram.
@@ -47,11 +44,6 @@ const HEAD: usize = 64;
 /// How long a server keeps the stack running after its last reply so that the reply
 /// leaves the device (it may wait for ARP) before the process exits.
 const FLUSH_LIMIT: Duration = Duration::from_secs(1);
-
-/// How long [`open`] waits for the kernel's side of the device to come up (as
-/// `firmware-example`: until then the kernel drops what it would send us, e.g. the ARP
-/// reply the first exchange needs).
-const LINK_UP_LIMIT: StdDuration = StdDuration::from_secs(2);
 
 /// What the interface is.
 #[derive(Debug)]
@@ -89,7 +81,9 @@ pub enum Job {
     },
 }
 
-/// Attaches to TAP device `setup.tap` and waits until the kernel has it up.
+/// Attaches to TAP device `setup.tap` and waits until the kernel has it up (as
+/// `firmware-example` does: until then the kernel drops what it would send us, e.g. the ARP
+/// reply the first exchange needs).
 pub fn open(setup: &Setup) -> Result<TunTapDevice, String> {
     let fail = |e: io::Error| format!("cannot open TAP device {:?}: {e}", setup.tap);
     let mut device = TunTapDevice::new(&setup.tap).map_err(fail)?;
@@ -112,13 +106,9 @@ pub fn max_payload(device: &TunTapDevice) -> usize {
 pub fn stop_on_signals() -> Result<Async<UnixStream>, Failure> {
     let fail = |e: io::Error| Failure::runtime(format!("cannot handle signals: {e}"));
     let (rx, tx) = UnixStream::pair().map_err(fail)?;
-    let stopping = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stopping))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stopping)))
-            .and_then(|_| signal_hook::low_level::pipe::register(signal, tx.try_clone()?))
-            .map_err(fail)?;
-    }
+    udp_echo_tap::stop_on_signals(|signal| {
+        signal_hook::low_level::pipe::register(signal, tx.try_clone()?).map(drop)
+    })?;
     Async::new(rx).map_err(fail)
 }
 
@@ -247,11 +237,18 @@ async fn ask(stack: Stack<'static>, server: SocketAddrV4, message: &[u8]) -> Res
     let to = SocketAddr::V4(server);
     let socket = Connected::connect(buffers.socket(stack), to).map_err(Failure::runtime)?;
     let mut client = asynch::Client::new(socket, to);
+    // Progress in ms on the core's clock: a send at its own instant, the rest when reported.
     let clock = EmbassyClock;
-    let mut progress = Progress::new(clock);
+    let mut progress = BINARY.progress();
+    let started = clock.now();
+    let ms = |at: Instant| at.saturating_since(started).as_secs_f64() * 1e3;
     let outcome = client
         .request(&clock, &RetryPolicy::default(), message, |event| {
-            progress.report(event)
+            let at = match event {
+                ClientEvent::Sent { at, .. } => *at,
+                _ => clock.now(),
+            };
+            progress.report(event, ms(at));
         })
         .await
         .map_err(|e| Failure::runtime(format!("client: {e}")))?;
@@ -262,38 +259,7 @@ async fn ask(stack: Stack<'static>, server: SocketAddrV4, message: &[u8]) -> Res
             plural(u64::from(foreign))
         ));
     }
-    match outcome {
-        Outcome::Reply(r) => {
-            print(&format!("Your data was {} bytes", r.count));
-            say(&format!(
-                "reply from {server}: rtt {:.3} ms{}, {} attempt{}, {:.3} ms in all",
-                r.rtt.as_secs_f64() * 1e3,
-                if r.rtt_ambiguous {
-                    " (ambiguous: measured after a resend)"
-                } else {
-                    ""
-                },
-                r.attempts,
-                plural(r.attempts.into()),
-                r.elapsed.as_secs_f64() * 1e3,
-            ));
-            Ok(())
-        }
-        Outcome::GaveUp(g) => Err(Failure::runtime(format!(
-            "no reply from {server} after {} attempt{} in {} ms{}",
-            g.attempts,
-            plural(g.attempts.into()),
-            g.elapsed.as_millis(),
-            match g.unsent {
-                0 => String::new(),
-                n => format!(
-                    "; {n} more could not be sent (the socket's queue stayed full: is {} on \
-                     the link?)",
-                    server.ip()
-                ),
-            }
-        ))),
-    }
+    BINARY.outcome(server, outcome)
 }
 
 /// The server: one line per datagram on stdout until a signal or `count` replies.
@@ -304,20 +270,16 @@ async fn serve(stack: Stack<'static>, job: ServerJob) -> Result<(), Failure> {
     let subnet = job.cidr;
     let mut server = asynch::Server::new(socket, ResponderConfig::default())
         .with_destinations(move |local, remote| destinations(subnet, local, remote));
-    say(&format!(
-        "listening on {}:{} ({}, {})",
-        subnet.address(),
-        job.port,
-        job.tap,
-        job.mac
-    ));
+    udp_echo_tap::listening(subnet.address(), job.port, &job.tap, job.mac);
     let clock = EmbassyClock;
     let mut head = [0u8; HEAD];
     let mut stop = pin!(job.stop.readable());
     let done = |counters: &Counters| job.count.is_some_and(|n| counters.replied >= n);
     while !done(server.counters()) {
         match select(server.next(&clock, &mut head), stop.as_mut()).await {
-            Either::First(Ok((datagram, decision))) if !job.quiet => report(&datagram, &decision),
+            Either::First(Ok((datagram, decision))) if !job.quiet => {
+                udp_echo_tap::datagram(&datagram, &decision)
+            }
             Either::First(Ok(_)) => {}
             Either::First(Err(e)) => return Err(Failure::runtime(format!("server: {e}"))),
             Either::Second(_) => break, // SIGINT or SIGTERM
@@ -327,18 +289,8 @@ async fn serve(stack: Stack<'static>, job: ServerJob) -> Result<(), Failure> {
     // Let the last replies leave (they may wait for ARP), boundedly.
     let mut socket = server.into_socket();
     let _ = with_timeout(FLUSH_LIMIT, socket.flush()).await;
-    say(&format!("answered {replied} datagram{}", plural(replied)));
+    udp_echo_tap::answered(replied);
     Ok(())
-}
-
-fn report(datagram: &Received<'_>, decision: &Decision) {
-    match decision {
-        Decision::Reply(_) => print(&format!("{} sent {} bytes", datagram.from, datagram.len)),
-        Decision::Drop(why) => print(&format!(
-            "{} sent {} bytes, not answered: {why}",
-            datagram.from, datagram.len
-        )),
-    }
 }
 
 /// Where a datagram that hit `local` was sent, from the interface's prefix: its own
@@ -356,89 +308,6 @@ fn destinations(subnet: Ipv4Cidr, local: SocketAddr, remote: SocketAddr) -> Dest
     } else {
         Destination::Unknown
     }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-/// The client's progress on stderr, one line per event, in ms on the core's clock.
-/// Blocked sends come in bursts: one line per burst.
-struct Progress {
-    clock: EmbassyClock,
-    started: Instant,
-    blocked: bool,
-}
-
-impl Progress {
-    fn new(clock: EmbassyClock) -> Self {
-        Self {
-            clock,
-            started: clock.now(),
-            blocked: false,
-        }
-    }
-
-    fn ms(&self, at: Instant) -> f64 {
-        at.saturating_since(self.started).as_secs_f64() * 1e3
-    }
-
-    fn report(&mut self, event: &ClientEvent) {
-        let now = self.ms(self.clock.now());
-        match event {
-            ClientEvent::Sent { attempt, at } => {
-                self.blocked = false;
-                say(&format!("attempt {attempt} sent at {:.1} ms", self.ms(*at)));
-            }
-            ClientEvent::SendBlocked if !self.blocked => {
-                self.blocked = true;
-                say(&format!(
-                    "send blocked at {now:.1} ms: the socket's queue is full (no ARP reply?); \
-                     the slot passed"
-                ));
-            }
-            ClientEvent::Ignored { from, verdict } => say(&format!(
-                "ignored a datagram at {now:.1} ms from {}: {verdict:?}",
-                from.map_or("an unknown source".into(), |a| a.to_string())
-            )),
-            ClientEvent::Refused => say(&format!(
-                "ICMP port unreachable at {now:.1} ms (noted; the schedule goes on)"
-            )),
-            _ => {}
-        }
-    }
-}
-
-/// Waits, at most `limit`, until the kernel reports interface `name` up (`operstate` is
-/// `up`: administratively up, carrier on, transmit queue active). Without sysfs there is
-/// nothing to check and it returns at once. (As `firmware-example`'s, which is private.)
-fn wait_until_up(name: &str, limit: StdDuration) -> io::Result<()> {
-    let sys = std::path::Path::new("/sys/class/net").join(name);
-    let started = std::time::Instant::now();
-    loop {
-        let Ok(state) = std::fs::read_to_string(sys.join("operstate")) else {
-            return Ok(()); // no sysfs view of this namespace: cannot tell, carry on
-        };
-        if state.trim() == "up" {
-            return Ok(());
-        }
-        if started.elapsed() >= limit {
-            break;
-        }
-        // Bounded start-up wait (usually 0 to a few rounds), before the executor starts.
-        std::thread::sleep(StdDuration::from_millis(2));
-    }
-    let flags = std::fs::read_to_string(sys.join("flags")).unwrap_or_default();
-    let admin_up =
-        u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 != 0); // IFF_UP
-    Err(io::Error::new(
-        io::ErrorKind::NotConnected,
-        if admin_up {
-            format!("{name} did not come up within {limit:?}")
-        } else {
-            format!("{name} is down on the host side: run `ip link set {name} up`")
-        },
-    ))
 }
 
 #[cfg(test)]
