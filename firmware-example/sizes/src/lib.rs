@@ -1,6 +1,6 @@
 //! Stand-ins for the size images in `src/bin/`: an `embedded-nal` stack, two
-//! `embedded-nal-async` sockets, a [`Shell`] and a [`Clock`], all backed by volatile
-//! reads and writes of one static [`Mailbox`] and nothing else. Each image thus holds one
+//! `embedded-nal-async` sockets, a `Shell` and a `Clock`, all backed by volatile
+//! reads and writes of one static `Mailbox` and nothing else. Each image thus holds one
 //! role of the core and next to nothing besides; and because the optimiser cannot know
 //! what the mailbox holds (datagram bytes and lengths, addresses of either family, the
 //! time, whether the next operation completes, blocks or fails, whether lengths are true),
