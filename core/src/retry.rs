@@ -38,17 +38,17 @@ impl Factor {
 
 impl fmt::Display for Factor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Trailing zeros dropped. Widths written out, not a runtime `width$`: core::fmt
+        // checks a runtime width with a panic the optimiser cannot remove.
         let (whole, frac) = (self.milli / 1000, self.milli % 1000);
         if frac == 0 {
             write!(f, "{whole}")
+        } else if frac % 100 == 0 {
+            write!(f, "{whole}.{}", frac / 100)
+        } else if frac % 10 == 0 {
+            write!(f, "{whole}.{:02}", frac / 10)
         } else {
-            let mut digits = frac;
-            let mut width = 3;
-            while digits % 10 == 0 {
-                digits /= 10;
-                width -= 1;
-            }
-            write!(f, "{whole}.{digits:0width$}")
+            write!(f, "{whole}.{frac:03}")
         }
     }
 }
@@ -288,6 +288,7 @@ fn whole_micros(d: Duration) -> Duration {
 #[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
+    use std::string::ToString;
     use std::vec::Vec;
 
     fn ms(v: u64) -> Duration {
@@ -309,6 +310,25 @@ mod tests {
         assert_eq!(p.give_up_after(), ms(3100));
         assert_eq!(p.next_wait(ms(800)), Some(ms(1600)));
         assert_eq!(p.next_wait(ms(1600)), None);
+    }
+
+    #[test]
+    fn factors_display_without_trailing_zeros() {
+        let table = [
+            (1000, "1"),
+            (2000, "2"),
+            (1500, "1.5"),
+            (1250, "1.25"),
+            (1050, "1.05"),
+            (1005, "1.005"),
+            (1999, "1.999"),
+            (999, "0.999"),
+            (0, "0"),
+            (u32::MAX, "4294967.295"),
+        ];
+        for (milli, text) in table {
+            assert_eq!(Factor::from_milli(milli).to_string(), text, "{milli}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Link setup for the size images: the memory map of QEMU `mps2-an386`, as the firmware
+//! Link setup for the size images, and for the no-panic proof (`../no-panic`, which
+//! links the same way): the memory map of QEMU `mps2-an386`, as the firmware
 //! packages use (`../mps2-an386/build.rs`), plus an empty `defmt.x`. The workspace's
 //! `.cargo/config.toml` passes `-Tdefmt.x` for every thumbv7em link, and these images
 //! leave defmt out on purpose (it is not the core's code): the empty script satisfies the
@@ -7,7 +8,9 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // Relative to the package that builds with this script (this one, and
+    // `udp-echo-no-panic`, which names it with `build = "../sizes/build.rs"`).
+    println!("cargo:rerun-if-changed=../sizes/build.rs");
     println!("cargo:rerun-if-changed=../mps2-an386/memory-mps2-an386.x");
 
     // The *target's* cfg reaches build scripts only through env vars.

@@ -131,7 +131,7 @@ impl<'r, S: UnconnectedUdp, const N: usize> Discovery<'r, S, N> {
         loop {
             if self.survey.listening()
                 && reads.may_read()
-                && let Some(got) = ready_now(self.socket.receive_into(&mut buf)).await
+                && let Some(got) = ready_now!(self.socket.receive_into(&mut buf))
             {
                 self.on_received(clock, got, &buf, &mut on_event)?;
                 continue;

@@ -89,7 +89,7 @@ impl<S: ConnectedUdp> Client<S> {
         loop {
             if ex.attempts() > 0
                 && reads.may_read()
-                && let Some(got) = ready_now(self.socket.receive_into(&mut buf)).await
+                && let Some(got) = ready_now!(self.socket.receive_into(&mut buf))
             {
                 if let Some(outcome) = self.on_received(&mut ex, clock, got, &buf, &mut on_event)? {
                     return Ok(outcome);

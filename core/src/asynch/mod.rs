@@ -64,12 +64,24 @@ impl<C: Clock> Clock for &C {
 
 /// The output of `future` if it is ready at its first poll, without waiting; the future
 /// is dropped otherwise (the sockets are cancel-safe).
-async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
-    match embassy_futures::select::select(future, core::future::ready(())).await {
-        embassy_futures::select::Either::First(output) => Some(output),
-        embassy_futures::select::Either::Second(()) => None,
-    }
+///
+/// A macro around `poll_fn`, not an `async fn` over `select(future, ready(()))`: that
+/// added a state machine of its own, whose "resumed after completion" check, and
+/// `Ready`'s "polled after completion" `expect`, the optimiser could not remove from the
+/// drivers (firmware-example/no-panic proves that none is left).
+macro_rules! ready_now {
+    ($future:expr) => {{
+        let mut future = core::pin::pin!($future);
+        core::future::poll_fn(|cx| {
+            core::task::Poll::Ready(match core::future::Future::poll(future.as_mut(), cx) {
+                core::task::Poll::Ready(output) => Some(output),
+                core::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }};
 }
+use ready_now;
 
 /// Whether a socket error is an ICMP "port unreachable" report.
 fn refused<E: embedded_io_async::Error>(error: &E) -> bool {

@@ -53,19 +53,53 @@ fn reply_source(local: SocketAddr, to: Destination) -> SocketAddr {
     }
 }
 
-/// The next datagram's true length, local and remote address. An ICMP report is for an
-/// earlier reply's destination: nothing to answer, so the wait goes on.
-async fn receive<S: UnconnectedUdp>(
-    socket: &mut S,
-    buf: &mut [u8],
-) -> Result<(usize, SocketAddr, SocketAddr), ServerError<S::Error>> {
-    loop {
-        match socket.receive_into(buf).await {
-            Ok(got) => return Ok(got),
-            Err(e) if refused(&e) => {}
-            Err(e) => return Err(ServerError::Stack(e)),
+/// The next datagram's true length, local and remote address, received from `$socket`
+/// into `$buf`. An ICMP report is for an earlier reply's destination: nothing to answer,
+/// so the wait goes on.
+///
+/// This and [`next_datagram!`] are macros, not `async fn`s the drivers await: each nested
+/// `async fn` adds a state machine with a "resumed after completion" panic that the
+/// optimiser could not remove (firmware-example/no-panic proves that none is left).
+macro_rules! receive {
+    ($socket:expr, $buf:expr) => {
+        loop {
+            match $socket.receive_into($buf).await {
+                Ok(got) => break Ok(got),
+                Err(e) if refused(&e) => {}
+                Err(e) => break Err(ServerError::Stack(e)),
+            }
         }
-    }
+    };
+}
+
+/// The body of [`Server::next`], which [`Server::run`] runs too (see [`receive!`]).
+macro_rules! next_datagram {
+    ($server:expr, $clock:expr, $buf:expr) => {{
+        let server = $server;
+        let buf = $buf;
+        match receive!(server.socket, &mut *buf) {
+            Err(e) => Err(e),
+            Ok((len, local, remote)) => {
+                let now = $clock.now();
+                let datagram = Received::new(remote, len, buf, now);
+                let to = (server.destinations)(local, remote);
+                let decision = server
+                    .responder
+                    .handle_to(now, remote, to, len, datagram.head);
+                if let Decision::Reply(reply) = &decision {
+                    let sending =
+                        server
+                            .socket
+                            .send(reply_source(local, to), remote, reply.as_bytes());
+                    if !matches!(ready_now!(sending), Some(Ok(()))) {
+                        server.responder.note_send_failed();
+                        warn!("server: a reply could not be sent");
+                    }
+                }
+                Ok((datagram, decision))
+            }
+        }
+    }};
 }
 
 /// The byte-count server: answers every datagram through a [`Responder`], from the
@@ -172,23 +206,7 @@ where
         clock: &impl Clock,
         buf: &'b mut [u8],
     ) -> Result<(Received<'b>, Decision), ServerError<S::Error>> {
-        let (len, local, remote) = receive(&mut self.socket, buf).await?;
-        let now = clock.now();
-        let datagram = Received::new(remote, len, buf, now);
-        let to = (self.destinations)(local, remote);
-        let decision = self
-            .responder
-            .handle_to(now, remote, to, len, datagram.head);
-        if let Decision::Reply(reply) = &decision {
-            let sending = self
-                .socket
-                .send(reply_source(local, to), remote, reply.as_bytes());
-            if !matches!(ready_now(sending).await, Some(Ok(()))) {
-                self.responder.note_send_failed();
-                warn!("server: a reply could not be sent");
-            }
-        }
-        Ok((datagram, decision))
+        next_datagram!(self, clock, buf)
     }
 
     /// Answers datagrams forever, telling `on_datagram` about each; lets other tasks
@@ -205,7 +223,7 @@ where
     ) -> Result<Infallible, ServerError<S::Error>> {
         loop {
             for _ in 0..BATCH {
-                let (datagram, decision) = self.next(clock, buf).await?;
+                let (datagram, decision) = next_datagram!(&mut *self, clock, &mut *buf)?;
                 on_datagram(&datagram, &decision);
             }
             embassy_futures::yield_now().await;
@@ -254,7 +272,7 @@ impl<S: UnconnectedUdp> Listener<S> {
         clock: &impl Clock,
         buf: &'b mut [u8],
     ) -> Result<Received<'b>, ServerError<S::Error>> {
-        let (len, _local, remote) = receive(&mut self.socket, buf).await?;
+        let (len, _local, remote) = receive!(self.socket, &mut *buf)?;
         self.received += 1;
         Ok(Received::new(remote, len, buf, clock.now()))
     }

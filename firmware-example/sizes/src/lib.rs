@@ -8,6 +8,9 @@
 //! dead either.
 //!
 //! Nothing here is meant to run: `scripts/sizes.sh` builds the images and measures them.
+//! `udp-echo-no-panic` (`../no-panic`) reuses the same stand-ins to prove at link time
+//! that the core has no reachable panic; for that, every stand-in is itself panic-free,
+//! and the panic handler is each image's own (`halt_on_panic!`).
 //!
 //! Built for the host the crate is empty (its dependencies are for the board only).
 
@@ -27,9 +30,22 @@ use udp_echo_core::embedded_nal::{UdpClientStack, UdpFullStack};
 use udp_echo_core::embedded_nal_async::{ConnectedUdp, UnconnectedUdp};
 use udp_echo_core::{Instant, Shell, StackCaps, StackErrorKind, Wake, nb};
 
-// Panic handler in the style of panic-halt: no message, no formatting code, no output.
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+/// Defines the size images' panic handler, in the style of panic-halt: no message, no
+/// formatting code, no output. A macro, not a handler in this library, so that a binary
+/// that reuses these stand-ins can bring its own (`udp-echo-no-panic` links one that must
+/// never be reached).
+#[macro_export]
+macro_rules! halt_on_panic {
+    () => {
+        #[panic_handler]
+        fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::halt()
+        }
+    };
+}
+
+/// Stops here for good: what [`halt_on_panic!`]'s handler does.
+pub fn halt() -> ! {
     loop {
         compiler_fence(Ordering::SeqCst);
     }
@@ -51,7 +67,8 @@ pub struct Volatile<T: Copy>(UnsafeCell<T>);
 unsafe impl<T: Copy + Send> Sync for Volatile<T> {}
 
 impl<T: Copy> Volatile<T> {
-    const fn new(value: T) -> Self {
+    /// A location holding `value` (in a `static`: zero-initialised ones go to `.bss`).
+    pub const fn new(value: T) -> Self {
         Volatile(UnsafeCell::new(value))
     }
 
@@ -290,10 +307,16 @@ impl Mailbox {
         }
     }
 
-    /// Completes when the mailbox says the operation is ready, or fails as it says.
-    fn ready(&self) -> impl Future<Output = Result<(), Fault>> + '_ {
-        poll_fn(|_| match self.step() {
-            Step::Ready => Poll::Ready(Ok(())),
+    /// Completes with `then()` once the mailbox says the operation is ready, or fails as
+    /// it says. A plain `poll_fn`, not an `async` block: an `async` state machine carries a
+    /// "resumed after completion" panic that the optimiser cannot always remove, and the
+    /// stand-ins must be panic-free (`udp-echo-no-panic` links them).
+    fn when_ready<'a, T>(
+        &'a self,
+        mut then: impl FnMut() -> T + 'a,
+    ) -> impl Future<Output = Result<T, Fault>> + 'a {
+        poll_fn(move |_| match self.step() {
+            Step::Ready => Poll::Ready(Ok(then())),
             Step::Pending => Poll::Pending,
             Step::Fail(fault) => Poll::Ready(Err(fault)),
         })
@@ -419,16 +442,13 @@ pub struct Connected;
 impl ConnectedUdp for Connected {
     type Error = Fault;
 
-    async fn send(&mut self, data: &[u8]) -> Result<(), Fault> {
-        MAILBOX.ready().await?;
-        MAILBOX.transmit(data);
-        Ok(())
+    fn send(&mut self, data: &[u8]) -> impl Future<Output = Result<(), Fault>> {
+        MAILBOX.when_ready(move || MAILBOX.transmit(data))
     }
 
-    async fn receive_into(&mut self, buffer: &mut [u8]) -> Result<usize, Fault> {
-        MAILBOX.ready().await?;
+    fn receive_into(&mut self, buffer: &mut [u8]) -> impl Future<Output = Result<usize, Fault>> {
         // The trait's contract: the full size, even when the buffer cut it.
-        Ok(MAILBOX.receive(buffer))
+        MAILBOX.when_ready(move || MAILBOX.receive(buffer))
     }
 }
 
@@ -439,25 +459,26 @@ pub struct Unconnected;
 impl UnconnectedUdp for Unconnected {
     type Error = Fault;
 
-    async fn send(
+    fn send(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
-    ) -> Result<(), Fault> {
-        MAILBOX.ready().await?;
-        MAILBOX.sent_from.set(local);
-        MAILBOX.sent_to.set(remote);
-        MAILBOX.transmit(data);
-        Ok(())
+    ) -> impl Future<Output = Result<(), Fault>> {
+        MAILBOX.when_ready(move || {
+            MAILBOX.sent_from.set(local);
+            MAILBOX.sent_to.set(remote);
+            MAILBOX.transmit(data);
+        })
     }
 
-    async fn receive_into(
+    fn receive_into(
         &mut self,
         buffer: &mut [u8],
-    ) -> Result<(usize, SocketAddr, SocketAddr), Fault> {
-        MAILBOX.ready().await?;
-        let len = MAILBOX.receive(buffer);
-        Ok((len, MAILBOX.local.get(), MAILBOX.peer()))
+    ) -> impl Future<Output = Result<(usize, SocketAddr, SocketAddr), Fault>> {
+        MAILBOX.when_ready(move || {
+            let len = MAILBOX.receive(buffer);
+            (len, MAILBOX.local.get(), MAILBOX.peer())
+        })
     }
 }

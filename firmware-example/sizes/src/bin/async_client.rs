@@ -19,6 +19,8 @@ mod image {
     use udp_echo_core::{Outcome, RetryPolicy};
     use udp_echo_sizes::{BYTES, Connected, MAILBOX, MailboxClock};
 
+    udp_echo_sizes::halt_on_panic!();
+
     #[cortex_m_rt::entry]
     fn main() -> ! {
         let mut buf = [0; BYTES];

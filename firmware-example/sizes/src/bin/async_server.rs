@@ -20,6 +20,8 @@ mod image {
     use udp_echo_core::{Decision, ResponderConfig};
     use udp_echo_sizes::{BYTES, MAILBOX, MailboxClock, Unconnected};
 
+    udp_echo_sizes::halt_on_panic!();
+
     #[cortex_m_rt::entry]
     fn main() -> ! {
         let mut server = Server::new(Unconnected, ResponderConfig::default());

@@ -16,6 +16,8 @@ fn main() {
 mod image {
     use udp_echo_sizes::MAILBOX;
 
+    udp_echo_sizes::halt_on_panic!();
+
     #[cortex_m_rt::entry]
     fn main() -> ! {
         loop {

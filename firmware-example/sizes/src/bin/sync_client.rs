@@ -17,6 +17,8 @@ mod image {
     use udp_echo_core::{Outcome, RetryPolicy, request};
     use udp_echo_sizes::{BYTES, MAILBOX, MailboxShell, Stack};
 
+    udp_echo_sizes::halt_on_panic!();
+
     #[cortex_m_rt::entry]
     fn main() -> ! {
         let mut buf = [0; BYTES];

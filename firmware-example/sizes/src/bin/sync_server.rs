@@ -17,6 +17,8 @@ mod image {
     use udp_echo_core::{Decision, ResponderConfig, Server};
     use udp_echo_sizes::{BYTES, MAILBOX, PORT, Stack};
 
+    udp_echo_sizes::halt_on_panic!();
+
     #[cortex_m_rt::entry]
     fn main() -> ! {
         let mut stack = Stack;
