@@ -11,8 +11,11 @@
 #                                               1 when it gave up, 124 on timeout.
 #   scripts/qemu-net.sh build                   builds and prints the ELF's path and size.
 #
-# Options before the command: --tap IFACE uses an existing TAP device instead (root; no
-# slirp: give IFACE 10.0.2.2/24, the firmware is 10.0.2.15; serve takes no HOSTPORT).
+# Options before the command, in any order: --async runs the async firmware instead
+# (firmware-example/async-firmware/: embassy-net, an interrupt-driven LAN9118, a tick-less
+# timer; the same commands, output and exit statuses); --tap IFACE uses an existing TAP
+# device instead of slirp (root; give IFACE 10.0.2.2/24, the firmware is 10.0.2.15; serve
+# takes no HOSTPORT).
 # The decoded defmt log goes to stdout, the script's own lines to stderr.
 #
 # Installs nothing. Needs the thumbv7em-none-eabihf target and qemu-system-arm; optional:
@@ -35,11 +38,23 @@ fail() {
 }
 
 tap=
-if [[ ${1:-} == --tap ]]; then
-    [[ $# -ge 2 && -n $2 ]] || fail "--tap needs an interface name"
-    tap=$2
-    shift 2
-fi
+package=udp-echo-net-firmware
+image=net-firmware
+while [[ ${1:-} == --* ]]; do
+    case $1 in
+    --tap)
+        [[ $# -ge 2 && -n $2 ]] || fail "--tap needs an interface name"
+        tap=$2
+        shift 2
+        ;;
+    --async)
+        package=udp-echo-async-firmware
+        image=async-firmware
+        shift
+        ;;
+    *) usage ;;
+    esac
+done
 command=${1:-}
 [[ -n $command ]] || usage
 shift
@@ -72,7 +87,7 @@ build) [[ $# -eq 0 ]] || usage ;;
 esac
 
 firmware_setup
-firmware_build udp-echo-net-firmware net-firmware
+firmware_build "$package" "$image"
 firmware_size >&2
 if [[ $command == client ]]; then
     # The firmware reads its command line (semihosting: the kernel's path, a space, then

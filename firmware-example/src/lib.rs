@@ -19,13 +19,16 @@
 //! - [`frag`]: counts the IPv4 datagrams too large for smoltcp's reassembly buffer
 //!   (feature `reassembly`), which smoltcp drops without a word.
 //! - [`cmdline`]: the network firmware's boot command line (`serve`, `client HOST:PORT MSG`).
-//! - [`lan9118`] (feature `ethernet`): a polled `phy::Device` driver for the LAN9118
-//!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`).
+//! - [`lan9118`] (feature `ethernet` or `embassy-driver`): drivers for the LAN9118
+//!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`): one chip core
+//!   without a stack, a polled `phy::Device` front end (feature `ethernet`) and an
+//!   interrupt-driven `embassy-net-driver` front end (feature `embassy-driver`).
 //! - [`show`]: addresses for defmt logs, by their octets (no `core::fmt` on the target).
 //! - `tap` (feature `std`, Linux only): the drivers over a Linux TAP device.
 //!
 //! Features: `std` (default) enables the `tap` module (on Linux); `ethernet` (on with `std`) adds
-//! Ethernet framing and ARP, and the `lan9118` driver; `reassembly` turns on smoltcp's
+//! Ethernet framing and ARP, and the polled `lan9118` driver; `embassy-driver` the
+//! `lan9118` driver for embassy-net (no smoltcp 0.14 code in it); `reassembly` turns on smoltcp's
 //! IPv4 reassembly (one 4 KB buffer); `defmt` derives `defmt::Format`; `ipv6` accepts IPv6
 //! remotes in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
 //! so a firmware's interface and devices always match the adapter's version.
@@ -37,7 +40,7 @@ pub mod clock;
 pub mod cmdline;
 pub mod fault;
 pub mod frag;
-#[cfg(feature = "ethernet")]
+#[cfg(any(feature = "ethernet", feature = "embassy-driver"))]
 pub mod lan9118;
 pub mod loopback;
 pub mod nal;

@@ -3,7 +3,7 @@
 //! smoltcp's own `phy::Loopback` needs the `alloc` feature; this one keeps up to `N` frames
 //! of at most `MTU` bytes in a `heapless::Deque`, so it fits in a `static` or on the stack of
 //! a bare-metal program. The medium is chosen at construction, like `phy::Loopback::new`:
-//! [`Medium::Ip`] is the simplest (no ARP, no MAC); [`Medium::Ethernet`] exercises ARP
+//! [`Medium::Ip`] is the simplest (no ARP, no MAC); `Medium::Ethernet` exercises ARP
 //! and the broadcast MAC too. With Ethernet, `MTU` counts the 14-byte header.
 
 use heapless::{Deque, Vec};

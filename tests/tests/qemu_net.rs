@@ -1,20 +1,24 @@
-//! The network firmware (package `udp-echo-net-firmware`: the core on smoltcp on our
-//! LAN9118 driver) under QEMU `mps2-an386`, against the host's `udp-echo`, through QEMU
-//! user networking: no root needed. Each test boots its own QEMU; traffic goes to
-//! 127.0.0.1 only (QEMU forwards a free 127.0.0.1 port to the guest's 6666, and the guest
-//! reaches the host's 127.0.0.1 as 10.0.2.2). Skipped, with `skipped: …`, only where
+//! The network firmware images under QEMU `mps2-an386`, against the host's `udp-echo`,
+//! through QEMU user networking: no root needed. Two images, one set of helpers
+//! ([`Image`]): the polled network firmware (package `udp-echo-net-firmware`: the core on
+//! smoltcp 0.14 on our polled LAN9118 driver) and the async one (`udp-echo-async-firmware`:
+//! the core's async drivers on embassy-net, the interrupt-driven LAN9118 driver, a
+//! tick-less timer; its tests are named `async_…`). Each test boots its own QEMU; traffic
+//! goes to 127.0.0.1 only (QEMU forwards a free 127.0.0.1 port to the guest's 6666, and the
+//! guest reaches the host's 127.0.0.1 as 10.0.2.2). Skipped, with `skipped: …`, only where
 //! qemu-system-arm is missing.
 //!
-//! The firmware image is built once, by `scripts/qemu-net.sh build` into this test's target
-//! directory (what `scripts/qemu-net.sh serve` then reuses), and `udp-echo` by a nested
-//! `cargo build` with this test's profile. The defmt log is decoded by `defmt-print` when
-//! it is installed (CI installs it); without it, checks on log lines are left out and say
-//! so. Every wait has a deadline; QEMU and the decoder are killed by PID when a test ends.
+//! Each image is built once, by `scripts/qemu-net.sh [--async] build` into this test's
+//! target directory (what `scripts/qemu-net.sh [--async] serve` then reuses), and
+//! `udp-echo` by a nested `cargo build` with this test's profile. The defmt log is decoded
+//! by `defmt-print` when it is installed (CI installs it); without it, checks on log lines
+//! are left out and say so. Every wait has a deadline; QEMU and the decoder are killed by
+//! PID when a test ends.
 //!
-//! The TAP variant (`--tap`, no slirp) runs as root only, inside a throwaway namespace.
+//! The TAP variants (`--tap`, no slirp) run as root only, inside a throwaway namespace.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -55,35 +59,56 @@ macro_rules! require_qemu {
     };
 }
 
-struct Images {
-    udp_echo: PathBuf,
-    firmware: PathBuf,
-    /// Where `scripts/qemu-net.sh` builds into (this test's target directory).
-    target_dir: PathBuf,
-    decoder: bool,
+/// Which firmware image a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    /// `net-firmware/`: smoltcp 0.14, the polled LAN9118 driver, a 1 kHz SysTick.
+    Polled,
+    /// `async-firmware/`: embassy-net, the interrupt-driven LAN9118 driver, tick-less.
+    Async,
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
+impl Image {
+    /// `scripts/qemu-net.sh`'s options that pick the image.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Image::Polled => &[],
+            Image::Async => &["--async"],
+        }
+    }
 
-/// Builds `udp-echo` and the firmware image once.
-fn images() -> &'static Images {
-    static IMAGES: OnceLock<Images> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let dirs = BuildDirs::of_this_test();
-        let udp_echo = dirs.build_bin(HOST_PACKAGE, "udp-echo", BUILD_DEADLINE);
+    /// `bash scripts/qemu-net.sh [--async] ARGS…` in the workspace, building into this
+    /// test's target directory.
+    fn script(self, args: &[&str]) -> Command {
         let mut script = Command::new("bash");
         script
             .current_dir(workspace())
-            .args(["scripts/qemu-net.sh", "build"])
-            .env("CARGO_TARGET_DIR", &dirs.target_dir);
+            .arg("scripts/qemu-net.sh")
+            .args(self.options())
+            .args(args)
+            .env("CARGO_TARGET_DIR", &host().target_dir);
+        script
+    }
+
+    /// The image's ELF, built once by `scripts/qemu-net.sh [--async] build`.
+    fn elf(self) -> &'static Path {
+        static POLLED: OnceLock<PathBuf> = OnceLock::new();
+        static ASYNC: OnceLock<PathBuf> = OnceLock::new();
+        let cell = match self {
+            Image::Polled => &POLLED,
+            Image::Async => &ASYNC,
+        };
+        cell.get_or_init(|| self.build())
+    }
+
+    fn build(self) -> PathBuf {
         let started = Instant::now();
-        let out = run_bounded(script, BUILD_DEADLINE);
+        let out = run_bounded(self.script(&["build"]), BUILD_DEADLINE);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "qemu-net.sh build failed (the target: rustup target add thumbv7em-none-eabihf):\n{stderr}"
+            "qemu-net.sh {:?} build failed (the target: rustup target add thumbv7em-none-eabihf):\n{stderr}",
+            self.options()
         );
         let firmware = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         assert!(firmware.exists(), "no image at {}", firmware.display());
@@ -94,6 +119,29 @@ fn images() -> &'static Images {
             started.elapsed().as_secs_f64(),
             sizes.unwrap_or("(no sizes)")
         );
+        firmware
+    }
+}
+
+/// What every test shares whatever the image: `udp-echo`, the target directory, the
+/// decoder.
+struct Host {
+    udp_echo: PathBuf,
+    /// Where `scripts/qemu-net.sh` builds into (this test's target directory).
+    target_dir: PathBuf,
+    decoder: bool,
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Builds `udp-echo` once and looks for the decoder.
+fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let dirs = BuildDirs::of_this_test();
+        let udp_echo = dirs.build_bin(HOST_PACKAGE, "udp-echo", BUILD_DEADLINE);
         let decoder = Command::new("defmt-print")
             .arg("--version")
             .output()
@@ -101,9 +149,8 @@ fn images() -> &'static Images {
         if !decoder {
             eprintln!("note: defmt-print is missing: the firmware's log is not checked");
         }
-        Images {
+        Host {
             udp_echo,
-            firmware,
             target_dir: dirs.target_dir,
             decoder,
         }
@@ -113,7 +160,7 @@ fn images() -> &'static Images {
 // ---------------------------------------------------------------------------------------
 // The firmware in QEMU
 
-/// QEMU running the image, with its decoded log (and the decoder), killed on drop.
+/// QEMU running an image, with its decoded log (and the decoder), killed on drop.
 struct Firmware {
     log: Lines,
     qemu_err: Lines,
@@ -123,10 +170,9 @@ struct Firmware {
 }
 
 impl Firmware {
-    /// Boots the image with `-nic NIC` (and `-append APPEND`), in `ns` if given.
-    fn boot(nic: &str, append: Option<&str>, ns: Option<&Netns>) -> Self {
-        let images = images();
-        let firmware = images.firmware.to_string_lossy().into_owned();
+    /// Boots `image` with `-nic NIC` (and `-append APPEND`), in `ns` if given.
+    fn boot(image: Image, nic: &str, append: Option<&str>, ns: Option<&Netns>) -> Self {
+        let firmware = image.elf().to_string_lossy().into_owned();
         let mut args = vec![
             "-machine",
             "mps2-an386",
@@ -157,7 +203,7 @@ impl Firmware {
         let mut qemu = Reaped::start(command, "qemu-system-arm");
         let stdout = qemu.child.stdout.take().unwrap();
         let qemu_err = Lines::new(qemu.child.stderr.take().unwrap());
-        let (log, decoder) = if images.decoder {
+        let (log, decoder) = if host().decoder {
             let mut decode = Command::new("defmt-print");
             decode
                 .args(["-e", &firmware])
@@ -183,7 +229,23 @@ impl Firmware {
 
     /// Waits for the log line containing `needle` (`true` without a decoder: unchecked).
     fn logged(&mut self, needle: &str, deadline: Duration) -> bool {
-        !images().decoder || self.log.wait_for(needle, deadline).is_some()
+        !host().decoder || self.log.wait_for(needle, deadline).is_some()
+    }
+
+    /// CPU time (user + system) QEMU has used so far, from `/proc/<pid>/stat` (clock
+    /// ticks of 10 ms).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.qemu.id()))
+            .expect("QEMU's /proc stat");
+        // After "pid (comm) ": utime and stime are fields 14 and 15 of proc(5).
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
     }
 
     /// The log so far, for failure messages.
@@ -200,14 +262,14 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-/// The firmware serving, with a free 127.0.0.1 port forwarded to its 6666 (QEMU exits if
+/// `image` serving, with a free 127.0.0.1 port forwarded to its 6666 (QEMU exits if
 /// another process took the port in between: then another port is tried).
-fn serving_firmware() -> (Firmware, u16) {
+fn serving_firmware(image: Image) -> (Firmware, u16) {
     for _ in 0..5 {
         let port = free_udp_port();
         let nic = format!("user,model=lan9118,hostfwd=udp:127.0.0.1:{port}-:6666");
-        let mut firmware = Firmware::boot(&nic, None, None);
-        if images().decoder {
+        let mut firmware = Firmware::boot(image, &nic, None, None);
+        if host().decoder {
             if firmware.logged("serving on 10.0.2.15:6666", BOOT_DEADLINE) {
                 return (firmware, port);
             }
@@ -231,7 +293,7 @@ fn message(n: usize) -> String {
 
 /// `udp-echo send MESSAGE --server 127.0.0.1:PORT extra…`, bounded.
 fn udp_echo_send(port: u16, message: &str, extra: &[&str]) -> Output {
-    let mut command = Command::new(&images().udp_echo);
+    let mut command = Command::new(&host().udp_echo);
     command
         .args(["send", message, "--server", &format!("127.0.0.1:{port}")])
         .args(extra);
@@ -261,7 +323,18 @@ fn assert_count(out: &Output, n: usize) -> String {
 #[test]
 fn udp_echo_send_gets_exact_counts_from_the_firmware() {
     require_qemu!();
-    let (mut firmware, port) = serving_firmware();
+    exact_counts(Image::Polled);
+}
+
+#[test]
+fn async_udp_echo_send_gets_exact_counts_from_the_firmware() {
+    require_qemu!();
+    exact_counts(Image::Async);
+}
+
+/// Requests of 12 bytes to the 4,088 that reassembly allows each get their true count.
+fn exact_counts(image: Image) {
+    let (mut firmware, port) = serving_firmware(image);
     for n in [12, 1000, 1472, 4000, 4088] {
         let out = udp_echo_send(port, &message(n), &[]);
         let stderr = assert_count(&out, n);
@@ -284,9 +357,66 @@ fn udp_echo_send_gets_exact_counts_from_the_firmware() {
 }
 
 #[test]
+fn async_a_4000_byte_request_arrives_in_fragments_and_gets_its_count() {
+    require_qemu!();
+    let (mut firmware, port) = serving_firmware(Image::Async);
+    // Three IPv4 fragments on the 1500-byte link: embassy-net's smoltcp reassembles them.
+    assert_count(&udp_echo_send(port, &message(4000), &[]), 4000);
+    assert!(
+        firmware.logged("4000 B from 10.0.2.2:", BOOT_DEADLINE),
+        "{}",
+        firmware.log_text()
+    );
+}
+
+#[test]
+fn async_udp_echo_ping_gets_every_reply() {
+    require_qemu!();
+    let (_firmware, port) = serving_firmware(Image::Async);
+    let mut ping = Command::new(&host().udp_echo);
+    ping.args([
+        "ping",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--count",
+        "20",
+        "--interval",
+        "20ms",
+    ]);
+    let out = run_bounded(ping, EXCHANGE_DEADLINE);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // Slirp may hold the first datagram of a flow (it resolves the guest first): the
+    // first seq can be lost, never more than that one.
+    let replies = stdout
+        .lines()
+        .filter(|l| l.contains(": Your data was 12 bytes, rtt "))
+        .count();
+    assert!(replies >= 19, "{replies} replies of 20:\n{stdout}");
+    eprintln!("{}", stdout.lines().last().unwrap_or_default());
+}
+
+#[test]
+fn async_firmware_idles_without_spending_host_cpu() {
+    require_qemu!();
+    // Tick-less and asleep in WFI: QEMU waits for the next frame or timer. (The polled
+    // image wakes 1000 times a second; a WFE-based executor would spin a host core.)
+    let (firmware, _port) = serving_firmware(Image::Async);
+    let idle = Duration::from_secs(3);
+    let before = firmware.cpu();
+    std::thread::sleep(idle);
+    let used = firmware.cpu() - before;
+    eprintln!("idle for {idle:?}: QEMU used {used:?} of CPU");
+    assert!(
+        used <= Duration::from_millis(90),
+        "an idle async firmware cost QEMU {used:?} of CPU in {idle:?}"
+    );
+}
+
+#[test]
 fn requests_beyond_the_reassembly_buffer_get_no_answer_and_are_counted() {
     require_qemu!();
-    let (mut firmware, port) = serving_firmware();
+    let (mut firmware, port) = serving_firmware(Image::Polled);
     let out = udp_echo_send(
         port,
         &message(4089),
@@ -314,14 +444,20 @@ fn requests_beyond_the_reassembly_buffer_get_no_answer_and_are_counted() {
 #[test]
 fn qemu_net_script_serves_until_sigterm_and_leaves_no_qemu_behind() {
     require_qemu!();
-    let images = images();
+    script_serves_until_sigterm(Image::Polled);
+}
+
+#[test]
+fn async_qemu_net_script_serves_until_sigterm_and_leaves_no_qemu_behind() {
+    require_qemu!();
+    script_serves_until_sigterm(Image::Async);
+}
+
+fn script_serves_until_sigterm(image: Image) {
+    image.elf(); // built before the script, so that its own build is a no-op
     for _ in 0..5 {
         let port = free_udp_port();
-        let mut script = Command::new("bash");
-        script
-            .current_dir(workspace())
-            .args(["scripts/qemu-net.sh", "serve", &port.to_string()])
-            .env("CARGO_TARGET_DIR", &images.target_dir);
+        let script = image.script(&["serve", &port.to_string()]);
         let mut script = Reaped::spawn(script, "qemu-net.sh serve");
         let mut log = Lines::new(script.child.stdout.take().unwrap());
         let mut err = Lines::new(script.child.stderr.take().unwrap());
@@ -329,7 +465,7 @@ fn qemu_net_script_serves_until_sigterm_and_leaves_no_qemu_behind() {
             panic!("no QEMU pid from the script: {}", err.drain(Duration::ZERO));
         };
         let qemu_pid: u32 = pid_line.rsplit(' ').next().unwrap().parse().unwrap();
-        if images.decoder && log.wait_for("serving on", BOOT_DEADLINE).is_none() {
+        if host().decoder && log.wait_for("serving on", BOOT_DEADLINE).is_none() {
             let text = err.drain(Duration::from_secs(1));
             assert!(
                 text.contains("Could not set up host forwarding rule"),
@@ -358,10 +494,10 @@ fn qemu_net_script_serves_until_sigterm_and_leaves_no_qemu_behind() {
 // ---------------------------------------------------------------------------------------
 // Client
 
-/// Boots the firmware as a client of `server` (as the guest sees it) and waits for it.
-fn run_client(server: &str, message: &str) -> (Option<i32>, String, Duration) {
+/// Boots `image` as a client of `server` (as the guest sees it) and waits for it.
+fn run_client(image: Image, server: &str, message: &str) -> (Option<i32>, String, Duration) {
     let append = format!("client {server} {message}");
-    let mut firmware = Firmware::boot("user,model=lan9118", Some(&append), None);
+    let mut firmware = Firmware::boot(image, "user,model=lan9118", Some(&append), None);
     let status = firmware.qemu.wait(CLIENT_DEADLINE);
     let took = firmware.booted.elapsed();
     (status.code(), firmware.log_text(), took)
@@ -370,8 +506,17 @@ fn run_client(server: &str, message: &str) -> (Option<i32>, String, Duration) {
 #[test]
 fn firmware_client_gets_its_count_from_udp_echo_serve() {
     require_qemu!();
-    let images = images();
-    let mut serve = Command::new(&images.udp_echo);
+    client_gets_its_count(Image::Polled);
+}
+
+#[test]
+fn async_firmware_client_gets_its_count_from_udp_echo_serve() {
+    require_qemu!();
+    client_gets_its_count(Image::Async);
+}
+
+fn client_gets_its_count(image: Image) {
+    let mut serve = Command::new(&host().udp_echo);
     serve.args(["serve", "--bind", "127.0.0.1:0"]);
     let mut serve = Reaped::spawn(serve, "udp-echo serve");
     let mut served = Lines::new(serve.child.stdout.take().unwrap());
@@ -384,9 +529,9 @@ fn firmware_client_gets_its_count_from_udp_echo_serve() {
     // Slirp delays the first reply of a flow the guest starts by up to a second: the
     // attempt that gets it is not checked.
     let text = "hello from the firmware";
-    let (status, log, took) = run_client(&format!("10.0.2.2:{port}"), text);
+    let (status, log, took) = run_client(image, &format!("10.0.2.2:{port}"), text);
     assert_eq!(status, Some(0), "{log}");
-    if images.decoder {
+    if host().decoder {
         assert!(
             log.contains(&format!(
                 "reply from 10.0.2.2:{port}: \"Your data was {} bytes\"",
@@ -410,12 +555,22 @@ fn firmware_client_gets_its_count_from_udp_echo_serve() {
 #[test]
 fn firmware_client_gives_up_with_exit_status_1() {
     require_qemu!();
+    client_gives_up(Image::Polled);
+}
+
+#[test]
+fn async_firmware_client_gives_up_with_exit_status_1() {
+    require_qemu!();
+    client_gives_up(Image::Async);
+}
+
+fn client_gives_up(image: Image) {
     // Nothing listens there: the host's ICMP "port unreachable" never reaches the guest's
     // UDP socket (slirp and smoltcp drop it), so the client runs its whole schedule.
     let port = free_udp_port();
-    let (status, log, took) = run_client(&format!("10.0.2.2:{port}"), "anyone?");
+    let (status, log, took) = run_client(image, &format!("10.0.2.2:{port}"), "anyone?");
     assert_eq!(status, Some(1), "{log}");
-    if images().decoder {
+    if host().decoder {
         assert!(log.contains("after 5 attempts in 310"), "{log}");
     }
     assert!(
@@ -427,9 +582,19 @@ fn firmware_client_gives_up_with_exit_status_1() {
 #[test]
 fn a_bad_command_line_is_refused_with_exit_status_1() {
     require_qemu!();
-    let (status, log, _) = run_client("10.0.2.2", "no port");
+    bad_command_line(Image::Polled);
+}
+
+#[test]
+fn async_a_bad_command_line_is_refused_with_exit_status_1() {
+    require_qemu!();
+    bad_command_line(Image::Async);
+}
+
+fn bad_command_line(image: Image) {
+    let (status, log, _) = run_client(image, "10.0.2.2", "no port");
     assert_eq!(status, Some(1), "{log}");
-    if images().decoder {
+    if host().decoder {
         assert!(log.contains("Cmdline(BadServer)"), "{log}");
     }
 }
@@ -437,14 +602,9 @@ fn a_bad_command_line_is_refused_with_exit_status_1() {
 #[test]
 fn a_message_too_long_for_the_boot_command_line_is_refused_before_booting() {
     require_qemu!();
-    let images = images();
     let run = |message: &str| {
-        let mut script = Command::new("bash");
-        script
-            .current_dir(workspace())
-            .args(["scripts/qemu-net.sh", "client", "10.0.2.2:9", message])
-            .env("CARGO_TARGET_DIR", &images.target_dir)
-            .env("QEMU_TIMEOUT", "10");
+        let mut script = Image::Polled.script(&["client", "10.0.2.2:9", message]);
+        script.env("QEMU_TIMEOUT", "10");
         run_bounded(script, BUILD_DEADLINE)
     };
     let out = run(&message(3000));
@@ -472,15 +632,29 @@ fn a_message_too_long_for_the_boot_command_line_is_refused_before_booting() {
 #[test]
 fn over_a_tap_device_without_slirp() {
     require_qemu!();
+    over_tap(Image::Polled);
+}
+
+#[test]
+fn async_over_a_tap_device_without_slirp() {
+    require_qemu!();
+    over_tap(Image::Async);
+}
+
+fn over_tap(image: Image) {
     if let Some(why) = netns::skip_reason() {
         eprintln!("skipped: {why}");
         return;
     }
-    let images = images();
+    let host = host();
     // The namespace's Linux plays slirp's host: 10.0.2.2/24 on tap0.
-    let ns = Netns::create("udpecho-qemu", "tap", "10.0.2.2/24");
+    let test = match image {
+        Image::Polled => "tap",
+        Image::Async => "atap",
+    };
+    let ns = Netns::create("udpecho-qemu", test, "10.0.2.2/24");
     let nic = "tap,model=lan9118,ifname=tap0,script=no,downscript=no";
-    let mut firmware = Firmware::boot(nic, None, Some(&ns));
+    let mut firmware = Firmware::boot(image, nic, None, Some(&ns));
     assert!(
         firmware.logged("serving on", BOOT_DEADLINE),
         "{}",
@@ -490,7 +664,7 @@ fn over_a_tap_device_without_slirp() {
         let text = message(n);
         // The first request may go while the firmware still resolves 10.0.2.2 (ARP).
         let command = ns.command(
-            &images.udp_echo,
+            &host.udp_echo,
             &["send", &text, "--server", "10.0.2.15:6666"],
         );
         let out = run_bounded(command, EXCHANGE_DEADLINE);
@@ -498,7 +672,7 @@ fn over_a_tap_device_without_slirp() {
         eprintln!("over TAP, {n} bytes: {}", stderr.trim());
     }
     let ping = ns.command(
-        &images.udp_echo,
+        &host.udp_echo,
         &[
             "ping",
             "--server",
@@ -517,16 +691,16 @@ fn over_a_tap_device_without_slirp() {
 
     // And the firmware as a client of udp-echo serve in the namespace.
     let mut serve = Reaped::spawn(
-        ns.command(&images.udp_echo, &["serve", "--bind", "10.0.2.2:6666"]),
+        ns.command(&host.udp_echo, &["serve", "--bind", "10.0.2.2:6666"]),
         "udp-echo serve",
     );
     let mut serve_err = Lines::new(serve.child.stderr.take().unwrap());
     assert!(serve_err.wait_for("listening on", BOOT_DEADLINE).is_some());
-    let mut client = Firmware::boot(nic, Some("client 10.0.2.2:6666 over tap"), Some(&ns));
+    let mut client = Firmware::boot(image, nic, Some("client 10.0.2.2:6666 over tap"), Some(&ns));
     let status = client.qemu.wait(CLIENT_DEADLINE);
     let log = client.log_text();
     assert_eq!(status.code(), Some(0), "{log}");
-    if images.decoder {
+    if host.decoder {
         assert!(log.contains("\"Your data was 8 bytes\""), "{log}");
         eprintln!(
             "{}",

@@ -1,11 +1,23 @@
-//! A LAN9118 register file for host tests: the subset the driver uses, modelled on the
+//! A LAN9118 register file for host tests: the subset the drivers use, modelled on the
 //! datasheet and QEMU's `hw/net/lan9118.c`, with knobs for the failures real chips (or
 //! no chip) would show.
+//!
+//! Interrupts as QEMU models them: INT_STS is write-1-to-clear; RSFL is set when a frame
+//! arrives and more status words wait than FIFO_INT's RX level; the IRQ pin
+//! ([`irq_line`](FakeChip::irq_line)) is active low unless IRQ_CFG sets IRQ_EN, IRQ_POL
+//! and IRQ_TYPE. TDFA, which QEMU never raises (it sends synchronously, so its TX FIFO is
+//! always empty again), is set as the datasheet says, when the free space rises above
+//! FIFO_INT's TX data available level ([`free_tx`](FakeChip::free_tx)).
 
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-use super::{BYTE_TEST, FCS_LEN, Reg, Registers, words};
+use super::{BYTE_TEST, FCS_LEN, Reg, Registers, bits, words};
+
+/// FIFO_INT after reset (TX data available level 0x48, the others 0).
+const FIFO_INT_RESET: u32 = 0x4800_0000;
+/// IRQ_CFG.IRQ_INT: an enabled interrupt is pending (read only).
+const IRQ_CFG_IRQ_INT: u32 = 1 << 12;
 
 /// The fake chip. Frames pushed with [`push_frame`](Self::push_frame) are received; frames
 /// the driver sends land in [`sent`](Self::sent).
@@ -25,7 +37,13 @@ pub struct FakeChip {
     mac_cmd: u32,
     mac_data: u32,
     pub int_en: u32,
+    /// INT_STS: pending interrupt sources (write 1 to clear).
+    pub int_sts: u32,
+    /// Every bit ever written to INT_STS (to clear it).
     pub int_sts_cleared: u32,
+    /// IRQ_CFG's writable bits (IRQ_EN, IRQ_POL, IRQ_TYPE).
+    pub irq_cfg: u32,
+    pub fifo_int: u32,
     pub rx_cfg: u32,
     pub tx_cfg: u32,
     pub rx_status: VecDeque<u32>,
@@ -65,7 +83,10 @@ impl FakeChip {
             mac_cmd: 0,
             mac_data: 0,
             int_en: 0xFFFF,
+            int_sts: 0,
             int_sts_cleared: 0,
+            irq_cfg: 0,
+            fifo_int: FIFO_INT_RESET,
             rx_cfg: 0,
             tx_cfg: 0,
             rx_status: VecDeque::new(),
@@ -106,6 +127,37 @@ impl FakeChip {
                 .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
         );
         self.rx_status.push_back(status);
+        if self.rx_status.len() > (self.fifo_int & 0xFF) as usize {
+            self.int_sts |= bits::INT_RSFL;
+        }
+    }
+
+    /// The chip sent what its TX FIFO held: `free` bytes are free now. TDFA is set if that
+    /// is more than FIFO_INT's TX data available level.
+    pub fn free_tx(&mut self, free: u32) {
+        self.tx_free = free;
+        if free > (self.fifo_int >> 24) * 64 {
+            self.int_sts |= bits::INT_TDFA;
+        }
+    }
+
+    /// Whether an enabled interrupt is pending (IRQ_CFG.IRQ_INT).
+    pub fn interrupt_pending(&self) -> bool {
+        self.int_sts & self.int_en != 0
+    }
+
+    /// The level of the IRQ pin as the interrupt controller sees it (`true`: high, an
+    /// interrupt request), as QEMU drives it: a pending enabled interrupt with IRQ_EN set,
+    /// inverted unless IRQ_POL and IRQ_TYPE are both set (active low: high while nothing
+    /// is pending).
+    pub fn irq_line(&self) -> bool {
+        let active = self.interrupt_pending() && self.irq_cfg & bits::IRQ_CFG_IRQ_EN != 0;
+        let high = bits::IRQ_CFG_IRQ_POL | bits::IRQ_CFG_IRQ_TYPE;
+        if self.irq_cfg & high == high {
+            active
+        } else {
+            !active
+        }
     }
 
     fn mac_register(&mut self, index: u32) -> u32 {
@@ -179,6 +231,16 @@ impl Registers for FakeChip {
             Reg::RxCfg => self.rx_cfg,
             Reg::TxCfg => self.tx_cfg,
             Reg::IntEn => self.int_en,
+            Reg::IntSts => self.int_sts,
+            Reg::IrqCfg => {
+                self.irq_cfg
+                    | if self.interrupt_pending() {
+                        IRQ_CFG_IRQ_INT
+                    } else {
+                        0
+                    }
+            }
+            Reg::FifoInt => self.fifo_int,
             Reg::RxFifoInf => {
                 (self.rx_status.len().min(0xFF) as u32) << 16
                     | (self.rx_data.len() * 4).min(0xFFFF) as u32
@@ -204,6 +266,10 @@ impl Registers for FakeChip {
                     self.mac_cr = 1 << 18;
                     self.rx_status.clear();
                     self.rx_data.clear();
+                    self.int_sts = 0;
+                    self.int_en = 0;
+                    self.fifo_int = FIFO_INT_RESET;
+                    self.irq_cfg &= bits::IRQ_CFG_IRQ_POL | bits::IRQ_CFG_IRQ_TYPE;
                 }
             }
             Reg::MacCsrCmd => {
@@ -220,7 +286,15 @@ impl Registers for FakeChip {
             }
             Reg::MacCsrData => self.mac_data = value,
             Reg::IntEn => self.int_en = value,
-            Reg::IntSts => self.int_sts_cleared |= value,
+            Reg::IntSts => {
+                self.int_sts &= !value;
+                self.int_sts_cleared |= value;
+            }
+            Reg::IrqCfg => {
+                self.irq_cfg =
+                    value & (bits::IRQ_CFG_IRQ_EN | bits::IRQ_CFG_IRQ_POL | bits::IRQ_CFG_IRQ_TYPE)
+            }
+            Reg::FifoInt => self.fifo_int = value,
             Reg::RxCfg => {
                 if value & 1 << 15 != 0 {
                     self.rx_dumps += 1;
@@ -236,6 +310,7 @@ impl Registers for FakeChip {
 }
 
 /// Frames to feed the fake chip, and what to read out of the frames it sent.
+#[cfg(feature = "ethernet")]
 pub mod frames {
     use std::net::SocketAddrV4;
     use std::vec::Vec;

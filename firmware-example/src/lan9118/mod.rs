@@ -1,10 +1,23 @@
-//! A polled smoltcp [`Device`] for the SMSC (Microchip) LAN9118 Ethernet controller, the
-//! NIC of Arm's MPS2 boards and of QEMU's `mps2-an385`/`mps2-an386`/`mps2-an500`.
+//! Drivers for the SMSC (Microchip) LAN9118 Ethernet controller, the NIC of Arm's MPS2
+//! boards and of QEMU's `mps2-an385`/`mps2-an386`/`mps2-an500`: one chip core, two front
+//! ends.
 //!
-//! `no_std`, no heap, no interrupts: smoltcp's `iface.poll` asks for frames and the driver
-//! reads the chip's FIFOs. The chip is reached through [`Registers`]; `Mmio` (bare metal
-//! only) is the memory-mapped block and the only `unsafe` code of the driver, so everything
-//! else, init included, is tested on the host against a fake register file.
+//! - [`Chip`]: the chip without a network stack. Init, reading a received frame into a
+//!   buffer (with every check and counter below), writing a frame, the TX FIFO's room and
+//!   the interrupt pin (set up, acknowledge). No smoltcp, no interrupts of its own: the
+//!   front ends decide when to call it.
+//! - `Lan9118` (feature `ethernet`): a **polled** smoltcp 0.14 `phy::Device`: smoltcp's
+//!   `iface.poll` asks for frames and the driver reads the chip's FIFOs. The network
+//!   firmware (`net-firmware/`) runs on it.
+//! - `EmbassyDriver` (feature `embassy-driver`): an **interrupt-driven**
+//!   `embassy-net-driver` 0.2 driver. The chip raises its IRQ pin when a frame arrives
+//!   (RSFL) or, once asked, when the TX FIFO has room again (TDFA); the firmware's
+//!   interrupt handler calls `EmbassyState::on_interrupt`, which acknowledges the chip and
+//!   wakes embassy-net. The async firmware (`async-firmware/`) runs on it.
+//!
+//! `no_std`, no heap. The chip is reached through [`Registers`]; `Mmio` (bare metal only)
+//! is the memory-mapped block and the only `unsafe` code of the drivers, so everything
+//! else, init and interrupts included, is tested on the host against a fake register file.
 //!
 //! ```ignore
 //! let regs = Mmio::take(Board::Mps2An386).unwrap();
@@ -14,7 +27,7 @@
 //! ```
 //!
 //! **Receive.** Each frame has a status word (its length, FCS included, and error bits)
-//! and `ceil(len / 4)` data words. A frame that smoltcp cannot use (longer than
+//! and `ceil(len / 4)` data words. A frame that the stack cannot use (longer than
 //! [`MAX_FRAME`], shorter than an Ethernet header, or flagged with an error) is read and
 //! discarded, and counted in [`Counters`]. The driver never uses the chip's fast-forward
 //! (`RX_DP_CTRL`): QEMU's model of it moves the read pointer without releasing the space,
@@ -25,33 +38,41 @@
 //! space (its `RX_DROP` counter) are added to [`Counters::rx_dropped`].
 //!
 //! **Transmit.** A frame goes out as command A, command B and the frame padded to whole
-//! words. `transmit` hands out a token only when the TX FIFO has room for a full-size
-//! frame, so smoltcp keeps the packet and tries again at its next poll; sent status words
-//! are drained to count errors.
+//! words. A front end hands out a transmit token only when the TX FIFO has room for a
+//! full-size frame, so the stack keeps the packet and tries again later (the polled one at
+//! its next poll; the interrupt-driven one when TDFA says there is room); sent status
+//! words are drained to count errors.
 //!
 //! **Waits** (soft reset, MAC register access) are bounded by [`WAIT_LIMIT`] reads, so an
 //! absent or broken chip is an [`InitError`], never a hang.
 
-// The driver's only `unsafe`: volatile access to the memory-mapped registers.
+// The drivers' only `unsafe`: volatile access to the memory-mapped registers.
 #[allow(unsafe_code)]
 mod regs;
 
+mod chip;
+#[cfg(feature = "embassy-driver")]
+mod embassy;
+#[cfg(feature = "ethernet")]
+mod phy;
+
+#[cfg(all(test, feature = "embassy-driver"))]
+mod embassy_tests;
 #[cfg(test)]
 pub(crate) mod fake;
-#[cfg(test)]
+#[cfg(all(test, feature = "ethernet"))]
 pub(crate) mod tests;
 
-use core::fmt;
-
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
-use smoltcp::wire::EthernetAddress;
-
+pub use chip::{Chip, InitError, Interrupts};
+#[cfg(feature = "embassy-driver")]
+pub use embassy::{EmbassyDriver, EmbassyRxToken, EmbassyState, EmbassyTxToken};
+#[cfg(feature = "ethernet")]
+pub use phy::{Lan9118, RxToken, TxToken};
 #[cfg(target_os = "none")]
 pub use regs::Mmio;
 pub use regs::{Board, Reg, Registers};
 
-/// The largest frame exchanged with smoltcp: a 14-byte Ethernet header and a 1500-byte
+/// The largest frame exchanged with the stack: a 14-byte Ethernet header and a 1500-byte
 /// payload (no FCS, no VLAN tag). smoltcp's Ethernet MTU is this number.
 pub const MAX_FRAME: usize = 1514;
 
@@ -72,12 +93,13 @@ pub const FREE_RUN_HZ: u32 = 25_000_000;
 /// 10 ms on its 165 ns read cycle.
 pub const WAIT_LIMIT: u32 = 100_000;
 
-/// Frames one `receive` call reads and discards at most before saying "nothing yet", so
+/// Bytes of a receive buffer ([`Chip::receive`]): the largest frame with its FCS, in whole
+/// words.
+pub const RX_BUF: usize = words(MAX_FRAME + FCS_LEN) * 4;
+
+/// Frames one receive call reads and discards at most before saying "nothing yet", so
 /// a burst of bad frames cannot hold the caller.
 const DISCARDS_PER_CALL: u32 = 8;
-
-/// Bytes of the receive buffer: the largest frame with its FCS, in whole words.
-const RX_BUF: usize = words(MAX_FRAME + FCS_LEN) * 4;
 
 /// Chip IDs (ID_REV 31:16) of the register-compatible family: LAN9115..9118,
 /// LAN9215..9218, LAN9210/9211 and LAN9220/9221 (the MPS2 boards carry a LAN9220; QEMU
@@ -101,6 +123,18 @@ mod bits {
     pub const TX_CMD_A_LAST: u32 = 1 << 12;
     pub const TX_STATUS_ERROR: u32 = 1 << 15;
     pub const INT_ALL: u32 = 0xFFFF_FFFF;
+    /// IRQ_CFG: the IRQ pin is driven (without it, it stays deasserted).
+    pub const IRQ_CFG_IRQ_EN: u32 = 1 << 8;
+    /// IRQ_CFG: the pin is active high (reset: active low).
+    pub const IRQ_CFG_IRQ_POL: u32 = 1 << 4;
+    /// IRQ_CFG: the pin is push-pull (reset: open drain). QEMU drives the line active high
+    /// only with both POL and TYPE set; anything else is active low, i.e. asserted while
+    /// nothing is pending, for an NVIC that takes a high level as a request.
+    pub const IRQ_CFG_IRQ_TYPE: u32 = 1 << 0;
+    /// INT_STS/INT_EN: RX status FIFO level (more status words than FIFO_INT's RX level).
+    pub const INT_RSFL: u32 = 1 << 3;
+    /// INT_STS/INT_EN: TX data FIFO available (more free bytes than FIFO_INT's TX level).
+    pub const INT_TDFA: u32 = 1 << 9;
 }
 
 /// Indirect MAC registers (MAC_CSR_CMD bits 7:0).
@@ -130,6 +164,12 @@ pub const fn tx_commands(len: usize, tag: u16) -> (u32, u32) {
         (tag as u32) << 16 | len,
     )
 }
+
+/// FIFO_INT for the interrupt-driven front end: RSFL as soon as one status word waits
+/// (RX status level 0), TDFA once the TX data FIFO has room for a full-size frame (TX data
+/// available level, in 64-byte units: more than 24 × 64 = 1536 free bytes ≥ the 1524 a
+/// full frame takes), TX status level 0 (TSFL is never enabled).
+pub const FIFO_INT_LEVELS: u32 = (tx_fifo_bytes(MAX_FRAME).div_ceil(64) as u32) << 24;
 
 /// A receive status word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +233,7 @@ impl RxStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RxVerdict {
-    /// Hand `len` bytes (the frame without its FCS) to smoltcp.
+    /// Hand `len` bytes (the frame without its FCS) to the stack.
     Deliver {
         /// Bytes of the frame without the FCS.
         len: usize,
@@ -221,7 +261,7 @@ pub enum Discard {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct Counters {
-    /// Frames handed to smoltcp.
+    /// Frames handed to the stack.
     pub rx_frames: u32,
     /// Frames the chip flagged with an error, read and dropped.
     pub rx_errors: u32,
@@ -238,8 +278,8 @@ pub struct Counters {
     pub rx_resyncs: u32,
     /// Frames sent.
     pub tx_frames: u32,
-    /// `transmit` calls refused because the TX FIFO lacked room for a full frame (smoltcp
-    /// keeps the packet and retries).
+    /// Transmit tokens refused because the TX FIFO lacked room for a full frame (the
+    /// stack keeps the packet and retries).
     pub tx_busy: u32,
     /// Frames dropped at send time: no room in the TX FIFO, or longer than [`MAX_FRAME`].
     pub tx_dropped: u32,
@@ -249,369 +289,4 @@ pub struct Counters {
 
 fn bump(counter: &mut u32) {
     *counter = counter.saturating_add(1);
-}
-
-/// Why [`Lan9118::new`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum InitError {
-    /// BYTE_TEST did not read 0x8765_4321: no LAN9118 at this address (or the bus is not
-    /// set up for it).
-    NotFound {
-        /// What BYTE_TEST read.
-        byte_test: u32,
-    },
-    /// ID_REV names a chip outside the LAN9118 family.
-    UnknownChip {
-        /// What ID_REV read.
-        id_rev: u32,
-    },
-    /// The soft reset (HW_CFG.SRST) did not complete within [`WAIT_LIMIT`] reads.
-    ResetTimeout,
-    /// PMT_CTRL.READY did not come up within [`WAIT_LIMIT`] reads.
-    NotReady,
-    /// A MAC register access stayed busy for [`WAIT_LIMIT`] reads.
-    MacTimeout,
-    /// The chip's MAC address is not a unicast address (no EEPROM, say).
-    InvalidMac(EthernetAddress),
-}
-
-impl fmt::Display for InitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotFound { byte_test } => write!(
-                f,
-                "no LAN9118: BYTE_TEST reads {byte_test:#010x}, not {BYTE_TEST:#010x}"
-            ),
-            Self::UnknownChip { id_rev } => {
-                write!(f, "ID_REV {id_rev:#010x} is not a LAN9118-family chip")
-            }
-            Self::ResetTimeout => f.write_str("the LAN9118 soft reset did not complete"),
-            Self::NotReady => f.write_str("the LAN9118 did not become ready after reset"),
-            Self::MacTimeout => f.write_str("a LAN9118 MAC register access did not complete"),
-            Self::InvalidMac(mac) => write!(f, "the LAN9118's MAC address {mac} is not unicast"),
-        }
-    }
-}
-
-impl core::error::Error for InitError {}
-
-/// The driver: owns the registers, a receive and a transmit buffer (1.5 KB each) and the
-/// counters. See the [module docs](self).
-pub struct Lan9118<R: Registers> {
-    regs: R,
-    mac: EthernetAddress,
-    id_rev: u32,
-    counters: Counters,
-    /// Command B tag of the next frame sent.
-    tag: u16,
-    rx: [u8; RX_BUF],
-    tx: [u8; MAX_FRAME],
-}
-
-impl<R: Registers> fmt::Debug for Lan9118<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lan9118")
-            .field("mac", &self.mac)
-            .field("id_rev", &self.id_rev)
-            .field("counters", &self.counters)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Registers> Lan9118<R> {
-    /// Checks that the chip is there, resets it, reads its MAC address and turns the
-    /// transmitter and receiver on (no promiscuous mode, broadcasts accepted, interrupts
-    /// off). Every wait is bounded: a missing or unresponsive chip is an error.
-    pub fn new(mut regs: R) -> Result<Self, InitError> {
-        let byte_test = regs.read(Reg::ByteTest);
-        if byte_test != BYTE_TEST {
-            return Err(InitError::NotFound { byte_test });
-        }
-        let id_rev = regs.read(Reg::IdRev);
-        if !KNOWN_IDS.contains(&((id_rev >> 16) as u16)) {
-            return Err(InitError::UnknownChip { id_rev });
-        }
-        let hw_cfg = regs.read(Reg::HwCfg);
-        regs.write(Reg::HwCfg, hw_cfg | bits::HW_CFG_SRST);
-        if !wait_for(&mut regs, Reg::HwCfg, bits::HW_CFG_SRST, 0) {
-            return Err(InitError::ResetTimeout);
-        }
-        if !wait_for(
-            &mut regs,
-            Reg::PmtCtrl,
-            bits::PMT_CTRL_READY,
-            bits::PMT_CTRL_READY,
-        ) {
-            return Err(InitError::NotReady);
-        }
-        // Polled: no interrupt sources, and nothing left pending from before the reset.
-        regs.write(Reg::IntEn, 0);
-        regs.write(Reg::IntSts, bits::INT_ALL);
-
-        let mut nic = Lan9118 {
-            regs,
-            mac: EthernetAddress([0; 6]),
-            id_rev,
-            counters: Counters::default(),
-            tag: 0,
-            rx: [0; RX_BUF],
-            tx: [0; MAX_FRAME],
-        };
-        let low = nic.mac_read(mac_reg::ADDRL)?.to_le_bytes();
-        let high = nic.mac_read(mac_reg::ADDRH)?.to_le_bytes();
-        let mac = EthernetAddress([low[0], low[1], low[2], low[3], high[0], high[1]]);
-        if !mac.is_unicast() || mac == EthernetAddress([0; 6]) {
-            return Err(InitError::InvalidMac(mac));
-        }
-        nic.mac = mac;
-        // RX and TX on; promiscuous mode (on after reset) off; broadcasts accepted.
-        nic.mac_write(mac_reg::MAC_CR, bits::MAC_CR_TXEN | bits::MAC_CR_RXEN)?;
-        nic.regs
-            .write(Reg::TxCfg, bits::TX_CFG_TX_ON | bits::TX_CFG_TXSAO);
-        Ok(nic)
-    }
-
-    /// The MAC address read from the chip (QEMU: `-nic …,mac=`).
-    pub fn mac(&self) -> EthernetAddress {
-        self.mac
-    }
-
-    /// ID_REV as read at init: chip ID in 31:16, revision in 15:0.
-    pub fn id_rev(&self) -> u32 {
-        self.id_rev
-    }
-
-    /// What the driver has seen and done.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// Whether a received frame waits in the FIFO (one register read): what a polled main
-    /// loop checks on each timer tick before running the whole stack.
-    pub fn rx_pending(&mut self) -> bool {
-        rx_status_used(self.regs.read(Reg::RxFifoInf)) > 0
-    }
-
-    /// The FREE_RUN counter: [`FREE_RUN_HZ`] ticks since the last reset, wrapping at 2³².
-    pub fn free_run(&mut self) -> u32 {
-        self.regs.read(Reg::FreeRun)
-    }
-
-    /// The registers, for what the driver does not cover.
-    pub fn registers(&mut self) -> &mut R {
-        &mut self.regs
-    }
-
-    fn mac_wait(&mut self) -> Result<(), InitError> {
-        if wait_for(&mut self.regs, Reg::MacCsrCmd, bits::MAC_CSR_BUSY, 0) {
-            Ok(())
-        } else {
-            Err(InitError::MacTimeout)
-        }
-    }
-
-    fn mac_read(&mut self, index: u32) -> Result<u32, InitError> {
-        self.mac_wait()?;
-        self.regs.write(
-            Reg::MacCsrCmd,
-            bits::MAC_CSR_BUSY | bits::MAC_CSR_READ | index,
-        );
-        self.mac_wait()?;
-        Ok(self.regs.read(Reg::MacCsrData))
-    }
-
-    fn mac_write(&mut self, index: u32, value: u32) -> Result<(), InitError> {
-        self.mac_wait()?;
-        self.regs.write(Reg::MacCsrData, value);
-        self.regs.write(Reg::MacCsrCmd, bits::MAC_CSR_BUSY | index);
-        self.mac_wait()
-    }
-
-    /// Reads the next good frame into `self.rx`, dropping bad ones on the way; its length
-    /// without FCS, or `None` when no good frame waits (yet).
-    fn read_frame(&mut self) -> Option<usize> {
-        // Clear-on-read on the chip (QEMU always reads 0).
-        let dropped = self.regs.read(Reg::RxDrop);
-        self.counters.rx_dropped = self.counters.rx_dropped.saturating_add(dropped);
-        for _ in 0..DISCARDS_PER_CALL {
-            let info = self.regs.read(Reg::RxFifoInf);
-            if rx_status_used(info) == 0 {
-                return None;
-            }
-            let status = RxStatus(self.regs.read(Reg::RxStatusFifo));
-            if status.is_empty() || status.words() * 4 > rx_data_used(info) {
-                self.resync();
-                return None;
-            }
-            match status.verdict() {
-                RxVerdict::Deliver { len } => {
-                    for word in self.rx.chunks_exact_mut(4).take(status.words()) {
-                        word.copy_from_slice(&self.regs.read(Reg::RxDataFifo).to_le_bytes());
-                    }
-                    bump(&mut self.counters.rx_frames);
-                    return Some(len);
-                }
-                RxVerdict::Discard(why) => {
-                    for _ in 0..status.words() {
-                        self.regs.read(Reg::RxDataFifo);
-                    }
-                    bump(match why {
-                        Discard::Error => &mut self.counters.rx_errors,
-                        Discard::Filtered => &mut self.counters.rx_filtered,
-                        Discard::Runt => &mut self.counters.rx_runts,
-                        Discard::Oversize => &mut self.counters.rx_oversize,
-                    });
-                }
-            }
-        }
-        None
-    }
-
-    /// Flushes both receive FIFOs: status and data no longer agree.
-    fn resync(&mut self) {
-        let rx_cfg = self.regs.read(Reg::RxCfg);
-        self.regs.write(Reg::RxCfg, rx_cfg | bits::RX_CFG_RX_DUMP);
-        // Self-clearing; if it does not clear, the next receive resyncs again.
-        wait_for(&mut self.regs, Reg::RxCfg, bits::RX_CFG_RX_DUMP, 0);
-        bump(&mut self.counters.rx_resyncs);
-    }
-
-    fn tx_room(&mut self) -> bool {
-        tx_data_free(self.regs.read(Reg::TxFifoInf)) >= tx_fifo_bytes(MAX_FRAME)
-    }
-}
-
-/// Reads `reg` until `reg & mask == want`, at most [`WAIT_LIMIT`] times.
-fn wait_for(regs: &mut impl Registers, reg: Reg, mask: u32, want: u32) -> bool {
-    (0..WAIT_LIMIT).any(|_| regs.read(reg) & mask == want)
-}
-
-/// RX_FIFO_INF: status words waiting.
-const fn rx_status_used(info: u32) -> usize {
-    ((info >> 16) & 0xFF) as usize
-}
-
-/// RX_FIFO_INF: data bytes waiting.
-const fn rx_data_used(info: u32) -> usize {
-    (info & 0xFFFF) as usize
-}
-
-/// TX_FIFO_INF: status words waiting.
-const fn tx_status_used(info: u32) -> usize {
-    ((info >> 16) & 0xFF) as usize
-}
-
-/// TX_FIFO_INF: data bytes free.
-const fn tx_data_free(info: u32) -> usize {
-    (info & 0xFFFF) as usize
-}
-
-impl<R: Registers> Device for Lan9118<R> {
-    type RxToken<'a>
-        = RxToken<'a>
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = TxToken<'a, R>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_, R>)> {
-        let len = self.read_frame()?;
-        let Lan9118 {
-            regs,
-            counters,
-            tag,
-            rx,
-            tx,
-            ..
-        } = self;
-        Some((
-            RxToken { frame: &rx[..len] },
-            TxToken {
-                regs,
-                counters,
-                tag,
-                buf: tx,
-            },
-        ))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_, R>> {
-        if !self.tx_room() {
-            bump(&mut self.counters.tx_busy);
-            return None;
-        }
-        Some(TxToken {
-            regs: &mut self.regs,
-            counters: &mut self.counters,
-            tag: &mut self.tag,
-            buf: &mut self.tx,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME;
-        // The QEMU model has no checksum offload (nor is it enabled on the real chip):
-        // smoltcp computes and checks every checksum, the default.
-        caps
-    }
-}
-
-/// A received frame, read out of the FIFO into the driver's buffer.
-#[derive(Debug)]
-pub struct RxToken<'a> {
-    frame: &'a [u8],
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
-        f(self.frame)
-    }
-}
-
-/// Permission to send one frame.
-pub struct TxToken<'a, R: Registers> {
-    regs: &'a mut R,
-    counters: &'a mut Counters,
-    tag: &'a mut u16,
-    buf: &'a mut [u8; MAX_FRAME],
-}
-
-impl<R: Registers> fmt::Debug for TxToken<'_, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TxToken").field("tag", &self.tag).finish()
-    }
-}
-
-impl<R: Registers> phy::TxToken for TxToken<'_, R> {
-    fn consume<T, F: FnOnce(&mut [u8]) -> T>(self, len: usize, f: F) -> T {
-        // smoltcp never asks for more than the MTU it was given (`capabilities`).
-        let frame = &mut self.buf[..len.min(MAX_FRAME)];
-        let result = f(frame);
-        let info = self.regs.read(Reg::TxFifoInf);
-        for _ in 0..tx_status_used(info) {
-            if self.regs.read(Reg::TxStatusFifo) & bits::TX_STATUS_ERROR != 0 {
-                bump(&mut self.counters.tx_errors);
-            }
-        }
-        if len > MAX_FRAME || tx_data_free(info) < tx_fifo_bytes(len) {
-            bump(&mut self.counters.tx_dropped);
-            return result;
-        }
-        let (a, b) = tx_commands(len, *self.tag);
-        self.regs.write(Reg::TxDataFifo, a);
-        self.regs.write(Reg::TxDataFifo, b);
-        for chunk in frame.chunks(4) {
-            let mut word = [0; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.regs.write(Reg::TxDataFifo, u32::from_le_bytes(word));
-        }
-        *self.tag = self.tag.wrapping_add(1);
-        bump(&mut self.counters.tx_frames);
-        result
-    }
 }

@@ -1,4 +1,4 @@
-//! The LAN9118's register map and the access to it: the driver's only `unsafe` code.
+//! The LAN9118's register map and the access to it: the drivers' only `unsafe` code.
 //!
 //! The driver speaks to the chip through [`Registers`], so that its logic runs on the host
 //! against a fake register file; [`Mmio`] is the real thing, volatile 32-bit accesses to
@@ -28,6 +28,9 @@ pub enum Reg {
     IntEn = 0x5C,
     /// Reads 0x8765_4321 whatever the bus byte order: the chip's presence check.
     ByteTest = 0x64,
+    /// FIFO levels that raise interrupts: TX data available (31:24, 64-byte units), TX
+    /// status (23:16) and RX status (7:0).
+    FifoInt = 0x68,
     /// Receive configuration (RX_DUMP flushes the receive FIFOs).
     RxCfg = 0x6C,
     /// Transmit configuration (TX_ON, status overrun allowed).
