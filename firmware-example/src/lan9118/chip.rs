@@ -283,10 +283,16 @@ impl<R: Registers> Chip<R> {
         let (a, b) = tx_commands(len, self.tag);
         self.regs.write(Reg::TxDataFifo, a);
         self.regs.write(Reg::TxDataFifo, b);
-        for chunk in buf[..len].chunks(4) {
-            let mut word = [0; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.regs.write(Reg::TxDataFifo, u32::from_le_bytes(word));
+        // Whole words as they are; only the last, partial one is copied into a word (a
+        // copy per word is a `memcpy` call per word on the target).
+        let (words, rest) = buf[..len].as_chunks::<4>();
+        for word in words {
+            self.regs.write(Reg::TxDataFifo, u32::from_le_bytes(*word));
+        }
+        if !rest.is_empty() {
+            let mut last = [0; 4];
+            last[..rest.len()].copy_from_slice(rest);
+            self.regs.write(Reg::TxDataFifo, u32::from_le_bytes(last));
         }
         self.tag = self.tag.wrapping_add(1);
         bump(&mut self.counters.tx_frames);
