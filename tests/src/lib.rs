@@ -1,14 +1,17 @@
 //! Shared helpers for the cross-crate tests: the core's drivers on the firmware example's
 //! smoltcp stack over a simulated link, on virtual time; child processes with deadlines
 //! ([`process`]) and throwaway network namespaces ([`netns`]) for the tests that run
-//! binaries, and the layout and checks both TAP binaries' namespace tests share ([`tap`]).
+//! binaries, the layout and checks both TAP binaries' namespace tests share ([`tap`]), the
+//! firmware images under QEMU ([`qemu`]), and raw frames into a TAP device ([`packet`]).
 //!
 //! The loop is the one every shell runs (poll the interfaces, drive the core, sleep until
 //! the next wake), except that "sleep" jumps the virtual clock to the next instant at which
 //! anything can happen: a driver's deadline or a packet due on the wire.
 
 pub mod netns;
+pub mod packet;
 pub mod process;
+pub mod qemu;
 pub mod tap;
 
 use core::net::SocketAddr;

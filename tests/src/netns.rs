@@ -169,6 +169,18 @@ impl Netns {
         try_ip(&all)
     }
 
+    /// Moves the calling thread into the namespace: the sockets it opens from now on are
+    /// the namespace's (other threads, and the children of this process, stay where they
+    /// are). For a thread of its own, which ends before the namespace is deleted.
+    pub fn enter(&self) -> std::io::Result<()> {
+        let file = std::fs::File::open(format!("/var/run/netns/{}", self.name))?;
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&file),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        Ok(())
+    }
+
     /// `program args…` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut command = Command::new("ip");

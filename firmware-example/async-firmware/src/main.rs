@@ -62,8 +62,8 @@ mod firmware {
     use static_cell::{ConstStaticCell, StaticCell};
     use udp_echo_core::asynch::{self, Clock};
     use udp_echo_core::{
-        ClientError, ClientEvent, Decision, Destination, ExchangeError, Outcome, ResponderConfig,
-        RetryPolicy, ServerError,
+        ClientError, ClientEvent, Counters, Decision, Destination, ExchangeError, Outcome,
+        ResponderConfig, RetryPolicy, ServerError,
     };
     use udp_echo_embassy::{Connected, EmbassyClock, Error as SocketError, Unconnected};
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
@@ -98,6 +98,8 @@ mod firmware {
     const CMDLINE: usize = 1024;
     /// A client run ends here at the latest whatever happens (its schedule ends at 3.1 s).
     const CLIENT_LIMIT: embassy_time::Duration = embassy_time::Duration::from_secs(10);
+    /// The drop counters are logged at most this often, while they change.
+    const REPORT_EVERY: embassy_time::Duration = embassy_time::Duration::from_secs(2);
 
     type Nic = EmbassyDriver<'static, Mmio>;
 
@@ -262,10 +264,14 @@ mod firmware {
         );
         match mode {
             Mode::Serve => fail(serve(socket, seed).await),
-            Mode::Client { server, message } => match client(socket, server, message).await {
-                Ok(()) => exit(EXIT_SUCCESS),
-                Err(failure) => fail(failure),
-            },
+            Mode::Client { server, message } => {
+                let result = client(socket, server, message).await;
+                log_drops(&Counters::default());
+                match result {
+                    Ok(()) => exit(EXIT_SUCCESS),
+                    Err(failure) => fail(failure),
+                }
+            }
         }
     }
 
@@ -282,24 +288,115 @@ mod firmware {
             .with_destinations(destinations);
         defmt::info!("serving on {}:{=u16}", Ip::from(ADDR), ECHO_PORT);
         let mut buf = [0u8; SERVER_BUF];
-        let result = server
-            .run(&EmbassyClock, &mut buf, |rx, decision| match decision {
-                Decision::Reply(_) => defmt::info!(
+        let mut report = Report {
+            logged: 0,
+            next: embassy_time::Instant::now(),
+        };
+        loop {
+            // `next` awaits only the receive: cancelling it at the deadline loses nothing.
+            let next =
+                embassy_time::with_deadline(report.next, server.next(&EmbassyClock, &mut buf))
+                    .await;
+            match next {
+                Ok(Ok((rx, Decision::Reply(_)))) => defmt::info!(
                     "{=usize} B from {}: replied \"Your data was {=usize} bytes\"",
                     rx.len,
                     Sock(rx.from),
                     rx.len
                 ),
-                Decision::Drop(why) => defmt::warn!(
+                Ok(Ok((rx, Decision::Drop(why)))) => defmt::warn!(
                     "{=usize} B from {}: dropped ({})",
                     rx.len,
                     Sock(rx.from),
                     why
                 ),
-            })
-            .await;
-        match result {
-            Err(e) => e.into(),
+                Ok(Err(e)) => {
+                    log_drops(server.counters());
+                    return e.into();
+                }
+                Err(embassy_time::TimeoutError) => {}
+            }
+            report.poll(server.counters());
+        }
+    }
+
+    // ---------------------------------------------------------------- drop counters
+
+    /// Logs the counters of frames and datagrams lost, and why, in the polled firmware's
+    /// line: the NIC's (`lan9118::Counters`) and the server's (its drops by the core's
+    /// `DropReason`), then what arrived and what was answered. Not here, because
+    /// embassy-net keeps its smoltcp (0.13) to itself: the reassembly's losses (the polled
+    /// firmware's `frag_*` and `reassembly_timeouts`, counted by a smoltcp 0.14 device
+    /// wrapper) and datagrams its socket queue had no room for.
+    fn log_drops(server: &Counters) {
+        let chip = NIC.counters().unwrap_or_default();
+        defmt::info!(
+            "drops: chip_rx_dropped={=u32} rx_errors={=u32} fifo_resyncs={=u32} runts={=u32} oversize={=u32}{} send_failed={=u64} tx_dropped={=u32} tx_errors={=u32} (rx_frames={=u32} received={=u64} replied={=u64})",
+            chip.rx_dropped,
+            chip.rx_errors,
+            chip.rx_resyncs,
+            chip.rx_runts,
+            chip.rx_oversize,
+            ByReason(server),
+            server.send_failed,
+            chip.tx_dropped,
+            chip.tx_errors,
+            chip.rx_frames,
+            server.received,
+            server.replied
+        );
+    }
+
+    /// The server's drops as ` Reason=count` for each of the core's `DropReason`s.
+    struct ByReason<'a>(&'a Counters);
+
+    impl defmt::Format for ByReason<'_> {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            for (reason, count) in self.0.drops() {
+                defmt::write!(f, " {}={=u64}", reason, count);
+            }
+        }
+    }
+
+    /// Logs the drop counters every `REPORT_EVERY` if they changed since the last line.
+    struct Report {
+        /// The sum of the counters last logged (wrapping): each only grows, so any
+        /// change moves it.
+        logged: u32,
+        /// When to look next.
+        next: embassy_time::Instant,
+    }
+
+    impl Report {
+        fn poll(&mut self, server: &Counters) {
+            let now = embassy_time::Instant::now();
+            if now < self.next {
+                return;
+            }
+            self.next = now + REPORT_EVERY;
+            let chip = NIC.counters().unwrap_or_default();
+            let sum = [
+                chip.rx_frames,
+                chip.rx_dropped,
+                chip.rx_errors,
+                chip.rx_resyncs,
+                chip.rx_runts,
+                chip.rx_oversize,
+                chip.rx_filtered,
+                chip.tx_dropped,
+                chip.tx_errors,
+            ]
+            .into_iter()
+            .fold(
+                // Truncated: a change of the sum by exactly 2^32 in `REPORT_EVERY` is out
+                // of reach.
+                (server.received + server.send_failed) as u32,
+                u32::wrapping_add,
+            );
+            if sum != self.logged {
+                self.logged = sum;
+                log_drops(server);
+            }
         }
     }
 

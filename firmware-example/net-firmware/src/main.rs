@@ -16,10 +16,21 @@
 //! lose time whenever interrupts were masked.
 //!
 //! **Sleep.** Between rounds the core sleeps in `WFI`; each SysTick interrupt wakes it
-//! and it looks (two register reads) whether a frame waits or the deadline (the earlier of
-//! the interface's next timer, `clock::iface_wake`, and the driver's `Wake`) has come, and
-//! else sleeps again. The NIC's interrupt is not used (the driver is polled), so a frame
+//! and it looks (two register reads) whether a frame waits or the deadline (the earliest of
+//! the interface's next timer, `clock::iface_wake`, the driver's `Wake` and, serving, the
+//! drop report's next look) has come, and else sleeps again. The NIC's interrupt is not used (the driver is polled), so a frame
 //! waits up to one tick.
+//!
+//! **Drops.** Nothing is lost without a count: every 2 s while they change, and when the
+//! firmware stops, one `drops:` line gives the NIC's counters (RX_DROP, error frames, FIFO
+//! resyncs, runts, oversize, unsent frames), the reassembly watch's (`FragmentWatch`:
+//! datagrams too large, refused while the one reassembly slot was taken, timed out), the
+//! server's drops by reason and its unsent replies, and what arrived and was answered.
+//! smoltcp takes in one frame per round, so its socket queue never overflows (it would drop
+//! without a word). What no counter sees: frames smoltcp drops as not a request (not for
+//! this address, bad checksums or headers, unknown protocols), and replies held forever
+//! behind one to an on-link address that never answers ARP (smoltcp never gives up on a
+//! neighbour; `send_failed` shows it once the socket queue is full).
 //!
 //! **Guards.** The server is the core's with the default `ResponderConfig`, so the
 //! per-source rate limit is on; its table is keyed with the boot instant, the one varying
@@ -63,15 +74,15 @@ mod firmware {
     use defmt_semihosting as _; // the global defmt logger
     use static_cell::{ConstStaticCell, StaticCell};
     use udp_echo_core::{
-        ClientError, ClientEvent, Decision, ExchangeError, Instant, Outcome, RequestError,
-        ResponderConfig, RetryPolicy, Server, ServerError, Shell, Wake,
+        ClientError, ClientEvent, Counters, Decision, ExchangeError, Instant, Outcome,
+        RequestError, ResponderConfig, RetryPolicy, Server, ServerError, Shell, Wake,
     };
     use udp_echo_firmware_example::clock::{self, WrapCounter};
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
     use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP, REASSEMBLY_LIMIT};
     use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
     use udp_echo_firmware_example::show::{Ip, Sock};
-    use udp_echo_firmware_example::smoltcp::iface::{Config, Interface};
+    use udp_echo_firmware_example::smoltcp::iface::{Config, Interface, PollResult};
     use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
     use udp_echo_firmware_example::smoltcp::wire::{HardwareAddress, IpCidr};
     use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, NalStack, UdpSocket};
@@ -107,6 +118,8 @@ mod firmware {
     const REASSEMBLY_TIMEOUT: NetDuration = NetDuration::from_millis(500);
     /// A client run ends here at the latest whatever happens (its schedule ends at 3.1 s).
     const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+    /// The drop counters are logged at most this often, while they change.
+    const REPORT_EVERY: Duration = Duration::from_secs(2);
 
     type Nic = FragmentWatch<Lan9118<Mmio>>;
     type Stack = NalStack<'static, SOCKETS>;
@@ -139,8 +152,6 @@ mod firmware {
         clock: WrapCounter,
         /// The instant of the current round.
         now: Instant,
-        /// Oversized datagrams already logged.
-        oversized: u32,
         /// The FREE_RUN count at boot (40 ns ticks since the NIC's reset), the one varying
         /// input there is: seeds smoltcp, the first ephemeral port and the server's
         /// per-source table.
@@ -167,6 +178,7 @@ mod firmware {
                 defmt::warn!("no room for the default route: only 10.0.2.0/24 is reachable");
             }
             iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
+            nic.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
             let mut stack = NalStack::from_parts(SOCKET_SLOTS.take(), SOCKET_BYTES.take(), ADDR);
             stack.set_next_ephemeral_port(49152 + (raw % 16384) as u16);
             defmt::info!(
@@ -185,7 +197,6 @@ mod firmware {
                     nic,
                     clock: WrapCounter::new(),
                     now,
-                    oversized: 0,
                     seed: u64::from(raw),
                 },
             })
@@ -211,25 +222,22 @@ mod firmware {
             now
         }
 
-        /// Starts a round: reads the clock and lets smoltcp move frames between the NIC
-        /// and the sockets of `stack`.
+        /// Starts a round: reads the clock, lets smoltcp take in **one** frame and send
+        /// what the sockets of `stack` hold. One frame per round, so that the driver reads
+        /// each datagram before the next comes in: smoltcp drops, without a word, a
+        /// datagram that finds the socket's queue (`META` slots) full, which a round that
+        /// took in a whole FIFO of requests would do.
         fn poll(&mut self, stack: &mut Stack) {
             self.now = self.read_clock();
-            self.iface
-                .poll(clock::to_net(self.now), &mut *self.nic, stack.sockets_mut());
-            if self.nic.oversized() != self.oversized {
-                self.oversized = self.nic.oversized();
-                if let Some(o) = self.nic.last_oversized() {
-                    defmt::warn!(
-                        "dropped a fragmented datagram from {} (IP id {=u16}): at least {=usize} B of IP payload, more than the {=usize} B reassembly buffer ({=u32} so far)",
-                        Ip::from(o.from),
-                        o.ident,
-                        o.at_least,
-                        REASSEMBLY_LIMIT,
-                        self.oversized
-                    );
-                }
-            }
+            let now = clock::to_net(self.now);
+            let _ = self
+                .iface
+                .poll_ingress_single(now, &mut *self.nic, stack.sockets_mut());
+            while self
+                .iface
+                .poll_egress(now, &mut *self.nic, stack.sockets_mut())
+                != PollResult::None
+            {}
         }
 
         /// Sleeps until a frame waits or `wake` (or the interface's own next timer) is
@@ -254,6 +262,105 @@ mod firmware {
         }
     }
 
+    // ---------------------------------------------------------------- drop counters
+
+    /// Logs every counter of a frame or datagram lost on the way in or out, and why, in
+    /// one line: the NIC's (`lan9118::Counters`), the reassembly watch's
+    /// (`FragmentCounts`) and the server's (`udp_echo_core::Counters`: its drops by the
+    /// core's `DropReason`, named as the enum is, and unsent replies), then what arrived
+    /// and what was answered.
+    fn log_drops(machine: &Machine, server: &Counters) {
+        let chip = machine.nic.inner().counters();
+        let frag = machine.nic.counts();
+        defmt::info!(
+            "drops: chip_rx_dropped={=u32} rx_errors={=u32} fifo_resyncs={=u32} runts={=u32} oversize={=u32} frag_oversized={=u32} frag_busy={=u32} reassembly_timeouts={=u32}{} send_failed={=u64} tx_dropped={=u32} tx_errors={=u32} (rx_frames={=u32} received={=u64} replied={=u64})",
+            chip.rx_dropped,
+            chip.rx_errors,
+            chip.rx_resyncs,
+            chip.rx_runts,
+            chip.rx_oversize,
+            frag.oversized,
+            frag.busy,
+            frag.timed_out,
+            ByReason(server),
+            server.send_failed,
+            chip.tx_dropped,
+            chip.tx_errors,
+            chip.rx_frames,
+            server.received,
+            server.replied
+        );
+    }
+
+    /// The server's drops as ` Reason=count` for each of the core's `DropReason`s (their
+    /// names from the enum's `defmt::Format`, already in the image: `DropReason::key`
+    /// would add its strings to the flash).
+    struct ByReason<'a>(&'a Counters);
+
+    impl defmt::Format for ByReason<'_> {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            for (reason, count) in self.0.drops() {
+                defmt::write!(f, " {}={=u64}", reason, count);
+            }
+        }
+    }
+
+    /// Logs the drop counters every `REPORT_EVERY` if they changed since the last line.
+    /// The serve loop wakes for it then whatever happens, which also lets smoltcp (and
+    /// the reassembly watch) free an expired reassembly slot without waiting for a frame.
+    struct Report {
+        /// The sum of the counters last logged (wrapping): each only grows, so any
+        /// change moves it.
+        logged: u32,
+        /// When to look next.
+        next: Instant,
+    }
+
+    impl Report {
+        fn new() -> Self {
+            Report {
+                logged: 0,
+                next: Instant::ZERO,
+            }
+        }
+
+        /// Logs the counters if the time has come and they changed; returns when to look
+        /// again.
+        fn poll(&mut self, machine: &Machine, server: &Counters) -> Wake {
+            if machine.now >= self.next {
+                self.next = machine.now + REPORT_EVERY;
+                let chip = machine.nic.inner().counters();
+                let frag = machine.nic.counts();
+                let sum = [
+                    chip.rx_frames,
+                    chip.rx_dropped,
+                    chip.rx_errors,
+                    chip.rx_resyncs,
+                    chip.rx_runts,
+                    chip.rx_oversize,
+                    chip.rx_filtered,
+                    chip.tx_dropped,
+                    chip.tx_errors,
+                    frag.oversized,
+                    frag.busy,
+                    frag.timed_out,
+                ]
+                .into_iter()
+                .fold(
+                    // Truncated: a change of the sum by exactly 2^32 in `REPORT_EVERY`
+                    // is out of reach.
+                    (server.received + server.send_failed) as u32,
+                    u32::wrapping_add,
+                );
+                if sum != self.logged {
+                    self.logged = sum;
+                    log_drops(machine, server);
+                }
+            }
+            Wake::At(self.next)
+        }
+    }
+
     fn ms(d: Duration) -> u32 {
         // Not `as_millis`: u128 arithmetic costs flash on a Cortex-M.
         u32::try_from(d.as_secs()).map_or(u32::MAX, |s| {
@@ -274,6 +381,7 @@ mod firmware {
         };
         defmt::info!("serving on {}:{=u16}", Ip::from(ADDR), ECHO_PORT);
         let mut buf = [0u8; SERVER_BUF];
+        let mut report = Report::new();
         loop {
             net.poll();
             let wake =
@@ -299,8 +407,14 @@ mod firmware {
                     },
                 );
             match wake {
-                Ok(wake) => net.sleep(wake),
-                Err(e) => return e.into(),
+                Ok(wake) => {
+                    let wake = wake.min(report.poll(&net.machine, server.counters()));
+                    net.sleep(wake);
+                }
+                Err(e) => {
+                    log_drops(&net.machine, server.counters());
+                    return e.into();
+                }
             }
         }
     }
@@ -439,29 +553,34 @@ mod firmware {
         let mut net = Net::new()?;
         match mode {
             Mode::Serve => Err(serve(&mut net)),
-            Mode::Client { server, message } => match client(&mut net, server, message)? {
-                Outcome::Reply(r) => {
-                    defmt::info!(
-                        "reply from {}: \"Your data was {=u16} bytes\", rtt {=u32} us{=str}, attempt {=u32}, {=u32} ms in all",
-                        Sock(server.into()),
-                        r.count,
-                        u32::try_from(r.rtt.as_micros()).unwrap_or(u32::MAX),
-                        if r.rtt_ambiguous { " (ambiguous)" } else { "" },
-                        r.attempts,
-                        ms(r.elapsed)
-                    );
-                    Ok(())
+            Mode::Client { server, message } => {
+                let outcome = client(&mut net, server, message);
+                // The run ends here, whatever happened: the counters of the whole run.
+                log_drops(&net.machine, &Counters::default());
+                match outcome? {
+                    Outcome::Reply(r) => {
+                        defmt::info!(
+                            "reply from {}: \"Your data was {=u16} bytes\", rtt {=u32} us{=str}, attempt {=u32}, {=u32} ms in all",
+                            Sock(server.into()),
+                            r.count,
+                            u32::try_from(r.rtt.as_micros()).unwrap_or(u32::MAX),
+                            if r.rtt_ambiguous { " (ambiguous)" } else { "" },
+                            r.attempts,
+                            ms(r.elapsed)
+                        );
+                        Ok(())
+                    }
+                    Outcome::GaveUp(g) => {
+                        defmt::warn!(
+                            "no reply from {} after {=u32} attempts in {=u32} ms",
+                            Sock(server.into()),
+                            g.attempts,
+                            ms(g.elapsed)
+                        );
+                        Err(Failure::NoReply)
+                    }
                 }
-                Outcome::GaveUp(g) => {
-                    defmt::warn!(
-                        "no reply from {} after {=u32} attempts in {=u32} ms",
-                        Sock(server.into()),
-                        g.attempts,
-                        ms(g.elapsed)
-                    );
-                    Err(Failure::NoReply)
-                }
-            },
+            }
         }
     }
 
