@@ -55,6 +55,11 @@
 //! - smoltcp drops, without telling the socket, a received datagram larger than its
 //!   receive buffer (`BUF`) and an outgoing one larger than the IP MTU (no fragmentation).
 //!   Size `BUF` to hold at least one MTU-sized datagram (1472 bytes on Ethernet).
+//! - smoltcp sends a socket's queue in order and never gives up on a neighbour that does
+//!   not answer ARP: one datagram to such an on-link address (a spoofed request's reply)
+//!   would hold every later one forever. Call [`NalStack::unstick`] after each
+//!   `iface.poll`: it empties a queue that has not moved for [`STUCK_AFTER`] (see there
+//!   for the cost) and counts what it discarded ([`NalStack::stuck`]).
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddr};
@@ -62,8 +67,33 @@ use core::net::{Ipv4Addr, SocketAddr};
 use embedded_nal::{UdpClientStack, UdpFullStack};
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::udp;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 use udp_echo_core::StackCaps;
+
+/// How long a socket's non-empty transmit queue may stand still before
+/// [`NalStack::unstick`] empties it.
+///
+/// smoltcp sends ARP for an unknown neighbour and holds the socket until the answer
+/// (at once) or for 1 s (`DISCOVERY_SILENT_TIME`), then asks again, forever. On a LAN the
+/// answer takes a few ms, so 100 ms lets every real first exchange through; a neighbour
+/// slower than that costs its peer one retry (its answer still fills the cache, so the
+/// retry's reply goes out at once). Waiting for smoltcp's own ARP retry (over 1 s) would
+/// let a spoofer sending one request a second hold the queue all the time, past the
+/// core's client schedule (last send at 1.5 s, give-up at 3.1 s).
+pub const STUCK_AFTER: Duration = Duration::from_millis(100);
+
+/// What [`NalStack::unstick`] discarded so far (wrapping counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StuckCounts {
+    /// Transmit queues emptied.
+    pub purges: u32,
+    /// Payload bytes they held (smoltcp counts no datagrams there).
+    pub tx_bytes: u32,
+    /// Received datagrams lost with them (smoltcp resets both queues at once).
+    pub rx_lost: u32,
+}
 
 /// The dynamic port range (RFC 6335) that `connect`, `bind(0)` and `send_to` draw from.
 pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
@@ -211,6 +241,12 @@ pub struct UdpSocket {
 struct Slot {
     handle: SocketHandle,
     in_use: bool,
+    /// The transmit queue's byte count at the last look (`unstick` or a send).
+    queued: usize,
+    /// The queue emptied or shrank since `unstick` last looked: a send saw it.
+    moved: bool,
+    /// The last time `unstick` saw the queue empty or moving.
+    still_since: Instant,
 }
 
 /// The `embedded-nal` UDP stack. See the [module docs](self).
@@ -219,6 +255,7 @@ pub struct NalStack<'a, const SOCKETS: usize> {
     slots: [Slot; SOCKETS],
     local_ip: Ipv4Addr,
     next_port: u16,
+    stuck: StuckCounts,
 }
 
 impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
@@ -249,6 +286,9 @@ impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
         let mut slots = [Slot {
             handle: SocketHandle::default(),
             in_use: false,
+            queued: 0,
+            moved: false,
+            still_since: Instant::ZERO,
         }; SOCKETS];
         let buffers = buffers.rx.iter_mut().zip(buffers.tx.iter_mut());
         for ((slot, m), (rx, tx)) in slots.iter_mut().zip(meta.iter_mut()).zip(buffers) {
@@ -262,7 +302,73 @@ impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
             slots,
             local_ip,
             next_port: *EPHEMERAL_PORTS.start(),
+            stuck: StuckCounts::default(),
         }
+    }
+
+    /// Empties each socket whose transmit queue has held data without moving for
+    /// [`STUCK_AFTER`] (as seen by these calls and by sends), so that a datagram to a
+    /// neighbour that never answers ARP cannot hold the later ones forever. Call it after
+    /// each `iface.poll` with the same `now` (monotonic), and wake for
+    /// [`unstick_at`](Self::unstick_at).
+    ///
+    /// The socket is closed and bound again to its port, and put back into the set under
+    /// a new handle (so that smoltcp forgets the missing neighbour too); what both its
+    /// queues held is lost and counted in [`stuck`](Self::stuck). Returns how many
+    /// sockets it emptied.
+    pub fn unstick(&mut self, now: Instant) -> u32 {
+        let mut purged = 0;
+        for slot in 0..SOCKETS {
+            let queued = self.udp_ref(slot).send_queue();
+            let s = &mut self.slots[slot];
+            if queued == 0 || queued < s.queued || s.moved {
+                s.still_since = now;
+            }
+            (s.queued, s.moved) = (queued, false);
+            if queued > 0 && now >= s.still_since + STUCK_AFTER {
+                self.purge(slot, queued);
+                purged += 1;
+            }
+        }
+        purged
+    }
+
+    /// When [`unstick`](Self::unstick) would next empty a queue that does not move
+    /// (`None`: every queue is empty).
+    pub fn unstick_at(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter(|s| s.queued > 0)
+            .map(|s| s.still_since + STUCK_AFTER)
+            .min()
+    }
+
+    /// What [`unstick`](Self::unstick) discarded so far.
+    pub fn stuck(&self) -> StuckCounts {
+        self.stuck
+    }
+
+    fn purge(&mut self, slot: usize, queued: usize) {
+        let udp = self.udp(slot);
+        let port = udp.endpoint().port;
+        let mut rx_lost = 0u32;
+        while udp.recv().is_ok() {
+            rx_lost += 1;
+        }
+        // A fresh entry in the set: smoltcp keeps "neighbour missing, silent for 1 s" in
+        // the entry, not the socket, and would hold the next datagram behind it.
+        let socket = self.sockets.remove(self.slots[slot].handle);
+        let handle = self.sockets.add(socket);
+        self.slots[slot].handle = handle;
+        self.slots[slot].queued = 0;
+        let udp = self.udp(slot);
+        udp.close();
+        // Rebinding the port it just held cannot fail.
+        let _ = udp.bind(port);
+        let c = &mut self.stuck;
+        c.purges = c.purges.wrapping_add(1);
+        c.tx_bytes = c.tx_bytes.wrapping_add(queued as u32);
+        c.rx_lost = c.rx_lost.wrapping_add(rx_lost);
     }
 
     /// The socket set, for `iface.poll(now, &mut device, stack.sockets_mut())`.
@@ -276,6 +382,7 @@ impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
     }
 
     /// The smoltcp handle behind `socket`, for settings the traits lack (hop limit, …).
+    /// [`unstick`](Self::unstick) may change it: do not keep it.
     pub fn handle(&self, socket: &UdpSocket) -> SocketHandle {
         self.slots[socket.slot].handle
     }
@@ -359,7 +466,14 @@ impl<'a, const SOCKETS: usize> NalStack<'a, SOCKETS> {
             }
             .into());
         }
-        match udp.send_slice(data, to) {
+        let before = udp.send_queue();
+        let sent = udp.send_slice(data, to);
+        let queued = udp.send_queue();
+        let s = &mut self.slots[slot];
+        // Emptied or shrank since the last look: smoltcp sent something, the queue moves.
+        s.moved |= before == 0 || before < s.queued;
+        s.queued = queued;
+        match sent {
             Ok(()) => Ok(()),
             Err(udp::SendError::BufferFull) => Err(nb::Error::WouldBlock),
             Err(e) => Err(NalError::Send(e).into()),
@@ -815,5 +929,118 @@ mod tests {
             rig.stack.connect(&mut socket, v6),
             Err(NalError::UnsupportedAddress)
         );
+    }
+
+    /// A's stack sends on an Ethernet link to B (a real smoltcp host that answers ARP);
+    /// 10.0.0.77 is on the link but nobody answers for it.
+    #[cfg(feature = "ethernet")]
+    mod stuck {
+        use super::*;
+        use crate::clock::to_net;
+        use crate::sim::{ADDR_B, Faults, Pair};
+        use core::time::Duration as CoreDuration;
+
+        const SILENT: SocketAddr =
+            SocketAddr::new(core::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 77)), 7000);
+        const B: SocketAddr = SocketAddr::new(core::net::IpAddr::V4(ADDR_B), 7000);
+
+        /// A pair whose B listens on 7000 and has received one datagram from A's 6666
+        /// (so A has resolved B), at 0 ms.
+        fn resolved(pair: &mut Pair<'_>) -> (UdpSocket, UdpSocket) {
+            let mut from = pair.a.stack.socket().unwrap();
+            pair.a.stack.bind(&mut from, 6666).unwrap();
+            let mut to = pair.b.stack.socket().unwrap();
+            pair.b.stack.bind(&mut to, 7000).unwrap();
+            pair.a.stack.send_to(&mut from, B, b"hello").unwrap();
+            pair.poll();
+            assert_eq!(
+                pair.b.stack.receive(&mut to, &mut [0; 8]).map(|(n, _)| n),
+                Ok(5)
+            );
+            (from, to)
+        }
+
+        /// Advances 10 ms, then calls `unstick` as a main loop would.
+        fn round(pair: &mut Pair<'_>) -> u32 {
+            pair.advance(CoreDuration::from_millis(10));
+            pair.a.stack.unstick(to_net(pair.now()))
+        }
+
+        fn ms(pair: &Pair<'_>) -> u64 {
+            (pair.now() - udp_echo_core::Instant::ZERO).as_millis() as u64
+        }
+
+        #[test]
+        fn without_unstick_one_datagram_to_a_silent_neighbour_holds_the_queue() {
+            let mut storage = Default::default();
+            let mut pair = Pair::new(&mut storage, Medium::Ethernet, Faults::default(), 7);
+            let (mut from, mut to) = resolved(&mut pair);
+            pair.a.stack.send_to(&mut from, SILENT, b"spoofed").unwrap();
+            pair.a.stack.send_to(&mut from, B, b"valid").unwrap();
+            for _ in 0..500 {
+                pair.advance(CoreDuration::from_millis(10));
+            }
+            assert_eq!(
+                pair.b.stack.receive(&mut to, &mut [0; 8]),
+                Err(nb::Error::WouldBlock)
+            );
+        }
+
+        #[test]
+        fn queue_behind_a_silent_neighbour_is_emptied_at_100_ms_and_the_next_send_goes() {
+            let mut storage = Default::default();
+            let mut pair = Pair::new(&mut storage, Medium::Ethernet, Faults::default(), 7);
+            let (mut from, mut to) = resolved(&mut pair);
+            pair.a.stack.send_to(&mut from, SILENT, b"spoofed").unwrap();
+            assert_eq!(pair.a.stack.unstick(to_net(pair.now())), 0);
+            assert_eq!(
+                pair.a.stack.unstick_at(),
+                Some(to_net(pair.now()) + STUCK_AFTER)
+            );
+            let mut purged_at = None;
+            while purged_at.is_none() {
+                if ms(&pair) == 50 {
+                    pair.a.stack.send_to(&mut from, B, b"behind").unwrap();
+                }
+                if round(&mut pair) == 1 {
+                    purged_at = Some(ms(&pair));
+                }
+            }
+            assert_eq!(purged_at, Some(100));
+            assert_eq!(
+                pair.a.stack.stuck(),
+                StuckCounts {
+                    purges: 1,
+                    tx_bytes: 13,
+                    rx_lost: 0
+                }
+            );
+            assert_eq!(pair.a.stack.unstick_at(), None);
+
+            // The socket kept its port, and smoltcp forgot the silent neighbour: the next
+            // datagram leaves in the same round.
+            pair.a.stack.send_to(&mut from, B, b"after").unwrap();
+            pair.poll();
+            let mut buf = [0; 8];
+            let from_addr = SocketAddr::from((crate::sim::ADDR_A, 6666));
+            assert_eq!(pair.b.stack.receive(&mut to, &mut buf), Ok((5, from_addr)));
+            assert_eq!(&buf[..5], b"after");
+        }
+
+        #[test]
+        fn queue_that_keeps_moving_is_never_emptied() {
+            let mut storage = Default::default();
+            let mut pair = Pair::new(&mut storage, Medium::Ethernet, Faults::default(), 7);
+            let (mut from, mut to) = resolved(&mut pair);
+            for _ in 0..100 {
+                pair.a.stack.send_to(&mut from, B, b"valid").unwrap();
+                assert_eq!(round(&mut pair), 0);
+                assert_eq!(
+                    pair.b.stack.receive(&mut to, &mut [0; 8]).map(|(n, _)| n),
+                    Ok(5)
+                );
+            }
+            assert_eq!(pair.a.stack.stuck(), StuckCounts::default());
+        }
     }
 }

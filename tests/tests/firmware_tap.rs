@@ -17,7 +17,10 @@
 //! - [`a_soak_of_hostile_frames_leaves_every_request_answered_and_memory_flat`]: 60 s
 //!   (`SOAK_SECONDS`) of raw hostile frames at a bounded rate with valid requests among
 //!   them on the core's retry schedule; every request must get its exact count, and
-//!   QEMU's resident memory must stay flat.
+//!   QEMU's resident memory must stay flat. Among the frames, 3 requests a second from
+//!   on-link addresses nobody owns (10.0.2.77..=10.0.2.90): their replies wait for ARP
+//!   that never comes, and the firmware must empty the stuck queue (`stuck_purges` > 0)
+//!   for the valid replies behind them to go out.
 //!
 //! Both need the decoded log (`defmt-print`) for the firmware's counters.
 
@@ -406,7 +409,12 @@ fn a_burst_of_500_requests_is_answered_or_counted_to_the_last() {
     // tap0 less those the chip took out of its FIFO. (Nothing else is on the link: no
     // IPv6, no ARP.)
     let qemu_fifo_full = kernel.tap_tx.saturating_sub(fw.chip_frames());
-    let counted = fw.counted() + qemu_fifo_full;
+    // Socket queues the firmware emptied after 100 ms standing still (none expected: Linux
+    // answers ARP at once): the requests lost with them, and the replies they held, all of
+    // one length (the line counts their bytes).
+    let reply_len = format!("Your data was {} bytes", REQUEST.len()).len() as u64;
+    let stuck = fw.get("stuck_rx_lost") + fw.get("stuck_bytes") / reply_len;
+    let counted = fw.counted() + qemu_fifo_full + stuck;
     let reasons: Vec<String> = fw
         .by_reason()
         .iter()
@@ -416,8 +424,8 @@ fn a_burst_of_500_requests_is_answered_or_counted_to_the_last() {
     eprintln!(
         "burst: {requests} requests from {SOCKETS} ports ({} sent): {} replies; counted {counted}: \
          by the server's guards [{}], below it [{}], unsent replies [{}], \
-         RX FIFO full in QEMU's model {qemu_fifo_full} (tap0 handed QEMU {}, the chip took {}); \
-         kernel: tap0 tx dropped {}, rx {} dropped {}, UDP InErrors {} RcvbufErrors {}; {:.1} s",
+         RX FIFO full in QEMU's model {qemu_fifo_full} (tap0 handed QEMU {}, the chip took {}), \
+         in {} stuck queues emptied {stuck}; kernel: tap0 tx dropped {}, rx {} dropped {}, UDP InErrors {} RcvbufErrors {}; {:.1} s",
         seen.sent,
         seen.replies,
         reasons.join(", "),
@@ -433,6 +441,7 @@ fn a_burst_of_500_requests_is_answered_or_counted_to_the_last() {
             .join(", "),
         kernel.tap_tx,
         fw.chip_frames(),
+        fw.get("stuck_purges"),
         kernel.tap_tx_dropped,
         kernel.tap_rx,
         kernel.tap_rx_dropped,
@@ -482,8 +491,14 @@ fn a_burst_of_500_requests_is_answered_or_counted_to_the_last() {
 
 /// Default length of the soak; `SOAK_SECONDS` overrides it (at least 10).
 const SOAK: Duration = Duration::from_secs(60);
-/// Hostile frames per second at most.
+/// Hostile frames per second at most (drawn at random from [`HOSTILE`]).
 const HOSTILE_PER_SECOND: u32 = 300;
+/// Requests from [`SILENT_NEIGHBOURS`] per second, evenly spaced, on top of those.
+const SILENT_PER_SECOND: u32 = 3;
+/// Last octets of on-link addresses nobody owns (10.0.2.77..=10.0.2.90): Linux is
+/// 10.0.2.2, the firmware 10.0.2.15, and [`Hostile::ArpJunk`] claims only .100 and up, so
+/// no ARP ever tells the firmware where they are.
+const SILENT_NEIGHBOURS: std::ops::RangeInclusive<u8> = 77..=90;
 /// A valid request goes out this often (each waits for its reply before the next).
 const REQUEST_EVERY: Duration = Duration::from_millis(100);
 /// Memory is first sampled after this much of the soak (QEMU's code cache warms up),
@@ -511,7 +526,7 @@ enum Hostile {
     WildFragment,
     /// ARP with random operations, hardware and protocol types, lengths and addresses,
     /// truncated or not (never claiming 10.0.2.2: that would be a poisoning, which ARP
-    /// cannot refuse).
+    /// cannot refuse; nor a silent neighbour: that would answer for it).
     ArpJunk,
     /// A request from a reflection-prone port (or port 0) of 10.0.2.2.
     ReflectionPort,
@@ -520,6 +535,11 @@ enum Hostile {
     /// A request from a random address beyond the gateway (answered through it; Linux
     /// drops the reply).
     FromAfar,
+    /// A valid request from an on-link address that never answers ARP
+    /// ([`SILENT_NEIGHBOURS`], in turn): the reply waits for a neighbour that never comes
+    /// and holds the socket's queue until the firmware empties it (`stuck_purges`). Sent
+    /// [`SILENT_PER_SECOND`], evenly spaced, not drawn from [`HOSTILE`].
+    SilentNeighbour,
 }
 
 const HOSTILE: [Hostile; 8] = [
@@ -822,7 +842,24 @@ fn hostile(kind: Hostile, rng: &mut Rng, mac: [u8; 6]) -> Vec<u8> {
             let len = rng.below(64) as usize;
             udp_frame(mac, FIRMWARE_MAC, from, firmware, &rng.bytes(len))
         }
+        Hostile::SilentNeighbour => silent_neighbour(rng.next() as u32, rng, mac),
     }
+}
+
+/// The `n`th request from a silent neighbour: from the `n`th of [`SILENT_NEIGHBOURS`] in
+/// turn, a high port, and a payload the server answers (never a byte-count reply).
+fn silent_neighbour(n: u32, rng: &mut Rng, mac: [u8; 6]) -> Vec<u8> {
+    let (first, last) = (*SILENT_NEIGHBOURS.start(), *SILENT_NEIGHBOURS.end());
+    let octet = first + (n % u32::from(last - first + 1)) as u8;
+    let from = SocketAddr::from((Ipv4Addr::new(10, 0, 2, octet), high_port(rng)));
+    let request = vec![b's'; rng.below(101) as usize];
+    udp_frame(
+        mac,
+        FIRMWARE_MAC,
+        from,
+        SocketAddr::from((FIRMWARE_IP, ECHO_PORT)),
+        &request,
+    )
 }
 
 /// What the valid requests saw.
@@ -857,25 +894,38 @@ fn valid_requests(stop: &AtomicBool) -> Requests {
     seen
 }
 
-/// Hostile frames on `tap0` at [`HOSTILE_PER_SECOND`] until `stop`; frames sent by kind,
-/// and send errors.
+/// Hostile frames on `tap0` at [`HOSTILE_PER_SECOND`], with requests from silent
+/// neighbours among them at [`SILENT_PER_SECOND`], until `stop`; frames sent by kind, and
+/// send errors.
 fn inject(stop: &AtomicBool, mac: [u8; 6], seed: u64) -> (BTreeMap<Hostile, u64>, Vec<String>) {
     let socket = PacketSocket::bind("tap0").expect("an AF_PACKET socket on tap0");
     let mut rng = Rng(seed);
     let mut sent = BTreeMap::new();
     let mut errors = Vec::new();
     let every = Duration::from_secs(1) / HOSTILE_PER_SECOND;
+    let silent_every = Duration::from_secs(1) / SILENT_PER_SECOND;
     let start = Instant::now();
     let mut n: u32 = 0;
+    let mut silent: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
+        let mut frames = Vec::with_capacity(2);
+        if Instant::now() >= start + silent_every * (silent + 1) {
+            frames.push((
+                Hostile::SilentNeighbour,
+                silent_neighbour(silent, &mut rng, mac),
+            ));
+            silent += 1;
+        }
         let kind = HOSTILE[rng.below(HOSTILE.len() as u64) as usize];
-        let frame = hostile(kind, &mut rng, mac);
-        match socket.send(&frame) {
-            Ok(()) => *sent.entry(kind).or_insert(0) += 1,
-            Err(e) if errors.len() < 10 => {
-                errors.push(format!("{kind:?} ({} B): {e}", frame.len()))
+        frames.push((kind, hostile(kind, &mut rng, mac)));
+        for (kind, frame) in frames {
+            match socket.send(&frame) {
+                Ok(()) => *sent.entry(kind).or_insert(0) += 1,
+                Err(e) if errors.len() < 10 => {
+                    errors.push(format!("{kind:?} ({} B): {e}", frame.len()))
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
         }
         // Paced against the start: the rate holds even when a sleep runs late.
         n += 1;
@@ -941,6 +991,7 @@ fn a_soak_of_hostile_frames_leaves_every_request_answered_and_memory_flat() {
     let alive = rig.firmware.qemu.try_wait().expect("try_wait").is_none();
 
     let total: u64 = sent.values().sum();
+    let silent = sent.get(&Hostile::SilentNeighbour).copied().unwrap_or(0);
     let kinds: Vec<String> = sent.iter().map(|(k, n)| format!("{k:?} {n}")).collect();
     let samples: Vec<String> = rss
         .iter()
@@ -958,7 +1009,16 @@ fn a_soak_of_hostile_frames_leaves_every_request_answered_and_memory_flat() {
         samples.join(", "),
     );
     match &last {
-        Some((_, line)) => eprintln!("soak: {line}"),
+        Some((drops, line)) => {
+            eprintln!("soak: {line}");
+            eprintln!(
+                "soak: {silent} requests from silent neighbours: {} stuck queues emptied \
+                 ({} bytes, {} received datagrams lost with them)",
+                drops.get("stuck_purges"),
+                drops.get("stuck_bytes"),
+                drops.get("stuck_rx_lost"),
+            );
+        }
         None => eprintln!("soak: no drops line"),
     }
 
@@ -993,6 +1053,13 @@ fn a_soak_of_hostile_frames_leaves_every_request_answered_and_memory_flat() {
         "QEMU's memory grew {} KiB (more than {RSS_SLACK_KIB}): {samples:?}",
         highest - first
     );
-    // Every hostile kind went out.
-    assert_eq!(sent.len(), HOSTILE.len(), "kinds sent: {kinds:?}");
+    // Every hostile kind went out, and the silent neighbours' replies were emptied out of
+    // the queue (else the path that keeps the rest answered was never taken).
+    assert_eq!(sent.len(), HOSTILE.len() + 1, "kinds sent: {kinds:?}");
+    let (drops, _) = last.expect("a drops line after the soak");
+    assert!(
+        drops.get("stuck_purges") > 0,
+        "{silent} requests from silent neighbours, and no queue emptied: {}",
+        drops.nonzero()
+    );
 }

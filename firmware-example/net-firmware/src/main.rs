@@ -28,9 +28,11 @@
 //! server's drops by reason and its unsent replies, and what arrived and was answered.
 //! smoltcp takes in one frame per round, so its socket queue never overflows (it would drop
 //! without a word). What no counter sees: frames smoltcp drops as not a request (not for
-//! this address, bad checksums or headers, unknown protocols), and replies held forever
-//! behind one to an on-link address that never answers ARP (smoltcp never gives up on a
-//! neighbour; `send_failed` shows it once the socket queue is full).
+//! this address, bad checksums or headers, unknown protocols). smoltcp never gives up on a
+//! neighbour, so a reply to an on-link address that never answers ARP would hold the
+//! later ones forever: each round ends with the adapter's `NalStack::unstick`, which
+//! empties a queue that has not moved for 100 ms (`stuck_purges`, with the bytes and
+//! received datagrams lost with it).
 //!
 //! **Guards.** The server is the core's with the default `ResponderConfig`, so the
 //! per-source rate limit is on; its table is keyed with the boot instant, the one varying
@@ -81,6 +83,7 @@ mod firmware {
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
     use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP, REASSEMBLY_LIMIT};
     use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
+    use udp_echo_firmware_example::nal::StuckCounts;
     use udp_echo_firmware_example::show::{Ip, Sock};
     use udp_echo_firmware_example::smoltcp::iface::{Config, Interface, PollResult};
     use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
@@ -156,6 +159,8 @@ mod firmware {
         /// input there is: seeds smoltcp, the first ephemeral port and the server's
         /// per-source table.
         seed: u64,
+        /// The socket queues the adapter emptied ([`NalStack::unstick`]), as of this round.
+        stuck: StuckCounts,
     }
 
     impl Net {
@@ -198,6 +203,7 @@ mod firmware {
                     clock: WrapCounter::new(),
                     now,
                     seed: u64::from(raw),
+                    stuck: StuckCounts::default(),
                 },
             })
         }
@@ -238,16 +244,21 @@ mod firmware {
                 .poll_egress(now, &mut *self.nic, stack.sockets_mut())
                 != PollResult::None
             {}
+            // A reply to a neighbour that never answers ARP must not hold the rest.
+            stack.unstick(now);
+            self.stuck = stack.stuck();
         }
 
         /// Sleeps until a frame waits or `wake` (or the interface's own next timer) is
         /// due, waking on each SysTick to look.
         fn sleep(&mut self, stack: &Stack, wake: Wake) {
-            let wake = wake.min(clock::iface_wake(
-                &mut *self.iface,
-                self.now,
-                stack.sockets(),
-            ));
+            let wake = wake
+                .min(clock::iface_wake(
+                    &mut *self.iface,
+                    self.now,
+                    stack.sockets(),
+                ))
+                .min(Wake::from(stack.unstick_at().map(clock::to_core)));
             let until = wake.deadline(self.now);
             loop {
                 if self.nic.inner_mut().rx_pending() {
@@ -273,7 +284,7 @@ mod firmware {
         let chip = machine.nic.inner().counters();
         let frag = machine.nic.counts();
         defmt::info!(
-            "drops: chip_rx_dropped={=u32} rx_errors={=u32} fifo_resyncs={=u32} runts={=u32} oversize={=u32} frag_oversized={=u32} frag_busy={=u32} reassembly_timeouts={=u32}{} send_failed={=u64} tx_dropped={=u32} tx_errors={=u32} (rx_frames={=u32} received={=u64} replied={=u64})",
+            "drops: chip_rx_dropped={=u32} rx_errors={=u32} fifo_resyncs={=u32} runts={=u32} oversize={=u32} frag_oversized={=u32} frag_busy={=u32} reassembly_timeouts={=u32}{} send_failed={=u64} stuck_purges={=u32} stuck_bytes={=u32} stuck_rx_lost={=u32} tx_dropped={=u32} tx_errors={=u32} (rx_frames={=u32} received={=u64} replied={=u64})",
             chip.rx_dropped,
             chip.rx_errors,
             chip.rx_resyncs,
@@ -284,6 +295,9 @@ mod firmware {
             frag.timed_out,
             ByReason(server),
             server.send_failed,
+            machine.stuck.purges,
+            machine.stuck.tx_bytes,
+            machine.stuck.rx_lost,
             chip.tx_dropped,
             chip.tx_errors,
             chip.rx_frames,
@@ -344,6 +358,7 @@ mod firmware {
                     frag.oversized,
                     frag.busy,
                     frag.timed_out,
+                    machine.stuck.purges,
                 ]
                 .into_iter()
                 .fold(
