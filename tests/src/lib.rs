@@ -9,6 +9,8 @@
 //! anything can happen: a driver's deadline or a packet due on the wire.
 
 pub mod netns;
+// AF_PACKET: Linux only, as is everything that uses it.
+#[cfg(target_os = "linux")]
 pub mod packet;
 pub mod process;
 pub mod qemu;

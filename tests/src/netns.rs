@@ -172,6 +172,7 @@ impl Netns {
     /// Moves the calling thread into the namespace: the sockets it opens from now on are
     /// the namespace's (other threads, and the children of this process, stay where they
     /// are). For a thread of its own, which ends before the namespace is deleted.
+    #[cfg(target_os = "linux")]
     pub fn enter(&self) -> std::io::Result<()> {
         let file = std::fs::File::open(format!("/var/run/netns/{}", self.name))?;
         rustix::thread::move_into_link_name_space(

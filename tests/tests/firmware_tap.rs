@@ -24,6 +24,9 @@
 //!
 //! Both need the decoded log (`defmt-print`) for the firmware's counters.
 
+// TAP, namespaces and AF_PACKET: Linux only.
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
