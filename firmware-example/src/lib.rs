@@ -19,6 +19,9 @@
 //! - [`frag`]: counts the IPv4 datagrams too large for smoltcp's reassembly buffer
 //!   (feature `reassembly`), which smoltcp drops without a word.
 //! - [`cmdline`]: the network firmware's boot command line (`serve`, `client HOST:PORT MSG`).
+//! - `board` (features `ethernet` and `reassembly`): the network firmware's stack, written
+//!   once: addresses, the interface, the sockets and the main loop's round; the host's fuzz
+//!   target runs the same over the fake LAN9118 (feature `fake-chip`).
 //! - [`lan9118`] (feature `ethernet` or `embassy-driver`): drivers for the LAN9118
 //!   Ethernet controller of Arm's MPS2 boards (and QEMU's `mps2-an386`): one chip core
 //!   without a stack, a polled `phy::Device` front end (feature `ethernet`) and an
@@ -30,12 +33,15 @@
 //! Ethernet framing and ARP, and the polled `lan9118` driver; `embassy-driver` the
 //! `lan9118` driver for embassy-net (no smoltcp 0.14 code in it); `reassembly` turns on smoltcp's
 //! IPv4 reassembly (one 4 KB buffer); `defmt` derives `defmt::Format`; `ipv6` accepts IPv6
-//! remotes in the adapter. For firmware: `default-features = false`. [`smoltcp`] is re-exported,
+//! remotes in the adapter; `fake-chip` makes the LAN9118's fake register file public (host
+//! tests and fuzzing only). For firmware: `default-features = false`. [`smoltcp`] is re-exported,
 //! so a firmware's interface and devices always match the adapter's version.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(all(feature = "ethernet", feature = "reassembly"))]
+pub mod board;
 pub mod clock;
 pub mod cmdline;
 pub mod fault;

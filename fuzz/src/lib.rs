@@ -1,4 +1,5 @@
-//! Inputs the fuzz targets share: addresses and time steps, built by `arbitrary`.
+//! Inputs the fuzz targets share: addresses and time steps, built by `arbitrary`; and the
+//! `frames` target's firmware rig ([`frames`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -6,6 +7,8 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::arbitrary;
 use udp_echo_core::{Instant, REFLECTION_PORTS};
+
+pub mod frames;
 
 /// A port, biased toward the ones the guards care about.
 #[derive(Debug, Arbitrary)]

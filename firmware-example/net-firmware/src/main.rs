@@ -65,7 +65,7 @@ const TICK_HZ: u32 = 1000;
 #[cfg(target_os = "none")]
 mod firmware {
     use core::mem::MaybeUninit;
-    use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+    use core::net::{SocketAddr, SocketAddrV4};
     use core::sync::atomic::{AtomicU32, Ordering};
     use core::time::Duration;
 
@@ -79,59 +79,37 @@ mod firmware {
         ClientError, ClientEvent, Counters, Decision, ExchangeError, Instant, Outcome,
         RequestError, ResponderConfig, RetryPolicy, Server, ServerError, Shell, Wake,
     };
+    use udp_echo_firmware_example::board::{
+        self, ADDR, ECHO_PORT, GATEWAY, PREFIX_LEN, REASSEMBLY_TIMEOUT, SERVER_BUF,
+    };
     use udp_echo_firmware_example::clock::{self, WrapCounter};
     use udp_echo_firmware_example::cmdline::{self, CmdlineError, Mode};
-    use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP, REASSEMBLY_LIMIT};
+    use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP};
     use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
     use udp_echo_firmware_example::nal::StuckCounts;
     use udp_echo_firmware_example::show::{Ip, Sock};
-    use udp_echo_firmware_example::smoltcp::iface::{Config, Interface, PollResult};
-    use udp_echo_firmware_example::smoltcp::time::Duration as NetDuration;
-    use udp_echo_firmware_example::smoltcp::wire::{HardwareAddress, IpCidr};
-    use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, NalStack, UdpSocket};
+    use udp_echo_firmware_example::smoltcp::iface::Interface;
+    use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, UdpSocket};
 
     use super::TICK_HZ;
 
-    /// QEMU user networking's guest address, network and gateway (slirp's defaults).
-    const ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-    const PREFIX_LEN: u8 = 24;
-    const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
-    const ECHO_PORT: u16 = 6666;
     /// The core clock of the MPS2 AN386 image (SysTick counts it).
     const CPU_HZ: u32 = 25_000_000;
 
-    /// One UDP socket: the server's or the client's.
-    const SOCKETS: usize = 1;
-    /// Datagrams queued per direction.
-    const META: usize = 4;
-    /// Receive payload bytes: one request as large as reassembly allows. smoltcp resets an
-    /// empty ring, so the largest one always fits when the server keeps up.
-    const RX: usize = REASSEMBLY_LIMIT;
-    /// Transmit payload bytes: a client message (the command line holds less) or replies.
-    const TX: usize = 1472;
-    const _: () = assert!(RX >= MAX_REASSEMBLED_UDP, "a reassembled request must fit");
-    /// The server reads only a request's head (the stack reports true lengths: `CAPS`).
-    const SERVER_BUF: usize = 32;
     /// The command line: the kernel's path, a command and a client's message.
     const CMDLINE: usize = 1024;
-    /// smoltcp holds the fragments of a datagram in its one reassembly slot this long. A
-    /// LAN delivers all fragments within microseconds; a datagram too large for the buffer
-    /// (or missing a fragment) blocks other fragmented requests until then (smoltcp's
-    /// default is 60 s).
-    const REASSEMBLY_TIMEOUT: NetDuration = NetDuration::from_millis(500);
     /// A client run ends here at the latest whatever happens (its schedule ends at 3.1 s).
     const CLIENT_LIMIT: Duration = Duration::from_secs(10);
     /// The drop counters are logged at most this often, while they change.
     const REPORT_EVERY: Duration = Duration::from_secs(2);
 
     type Nic = FragmentWatch<Lan9118<Mmio>>;
-    type Stack = NalStack<'static, SOCKETS>;
+    type Stack = board::Stack<'static>;
 
     // Payload, driver and interface in `.bss`; the slot table in `.data` (not all-zero).
-    static SOCKET_SLOTS: ConstStaticCell<NalSockets<'static, SOCKETS, META>> =
+    static SOCKET_SLOTS: ConstStaticCell<board::Sockets<'static>> =
         ConstStaticCell::new(NalSockets::new());
-    static SOCKET_BYTES: ConstStaticCell<NalBuffers<SOCKETS, RX, TX>> =
-        ConstStaticCell::new(NalBuffers::new());
+    static SOCKET_BYTES: ConstStaticCell<board::Buffers> = ConstStaticCell::new(NalBuffers::new());
     static NIC: StaticCell<Nic> = StaticCell::new();
     static IFACE: StaticCell<Interface> = StaticCell::new();
 
@@ -171,21 +149,14 @@ mod firmware {
             let nic = NIC.init(FragmentWatch::new(lan));
             let raw = nic.inner_mut().free_run();
 
-            let mut config = Config::new(HardwareAddress::Ethernet(mac));
-            config.random_seed = u64::from(raw);
             let now = clock::from_ticks(u64::from(raw), lan9118::FREE_RUN_HZ);
+            let config = board::config(mac, u64::from(raw));
             let iface = IFACE.init(Interface::new(config, &mut *nic, clock::to_net(now)));
-            iface.update_ip_addrs(|addrs| {
-                // The list has room for at least one address.
-                let _ = addrs.push(IpCidr::new(ADDR.into(), PREFIX_LEN));
-            });
-            if iface.routes_mut().add_default_ipv4_route(GATEWAY).is_err() {
+            if board::configure(iface).is_err() {
                 defmt::warn!("no room for the default route: only 10.0.2.0/24 is reachable");
             }
-            iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
             nic.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
-            let mut stack = NalStack::from_parts(SOCKET_SLOTS.take(), SOCKET_BYTES.take(), ADDR);
-            stack.set_next_ephemeral_port(49152 + (raw % 16384) as u16);
+            let stack = board::stack(SOCKET_SLOTS.take(), SOCKET_BYTES.take(), u64::from(raw));
             defmt::info!(
                 "LAN9118 (ID_REV {=u32:#010x}) MAC {}, {}/{=u8} via {}, reassembly up to {=usize} B",
                 id_rev,
@@ -235,30 +206,14 @@ mod firmware {
         /// took in a whole FIFO of requests would do.
         fn poll(&mut self, stack: &mut Stack) {
             self.now = self.read_clock();
-            let now = clock::to_net(self.now);
-            let _ = self
-                .iface
-                .poll_ingress_single(now, &mut *self.nic, stack.sockets_mut());
-            while self
-                .iface
-                .poll_egress(now, &mut *self.nic, stack.sockets_mut())
-                != PollResult::None
-            {}
-            // A reply to a neighbour that never answers ARP must not hold the rest.
-            stack.unstick(now);
+            board::poll(self.iface, &mut *self.nic, stack, clock::to_net(self.now));
             self.stuck = stack.stuck();
         }
 
         /// Sleeps until a frame waits or `wake` (or the interface's own next timer) is
         /// due, waking on each SysTick to look.
         fn sleep(&mut self, stack: &Stack, wake: Wake) {
-            let wake = wake
-                .min(clock::iface_wake(
-                    &mut *self.iface,
-                    self.now,
-                    stack.sockets(),
-                ))
-                .min(Wake::from(stack.unstick_at().map(clock::to_core)));
+            let wake = board::wake(&mut *self.iface, stack, self.now, wake);
             let until = wake.deadline(self.now);
             loop {
                 if self.nic.inner_mut().rx_pending() {

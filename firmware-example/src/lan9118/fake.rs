@@ -1,6 +1,11 @@
 //! A LAN9118 register file for host tests: the subset the drivers use, modelled on the
 //! datasheet and QEMU's `hw/net/lan9118.c`, with knobs for the failures real chips (or
-//! no chip) would show.
+//! no chip) would show. Public with feature `fake-chip` (for fuzzing the drivers with the
+//! stack on the host, `fuzz/`), else built for this crate's tests only; it needs `alloc`,
+//! never `std`.
+//!
+//! It panics when a driver breaks the chip's rules (a register it has no business with,
+//! a malformed transmit command, non-zero padding): that is what it is for.
 //!
 //! Interrupts as QEMU models them: INT_STS is write-1-to-clear; RSFL is set when a frame
 //! arrives and more status words wait than FIFO_INT's RX level; the IRQ pin
@@ -9,33 +14,50 @@
 //! always empty again), is set as the datasheet says, when the free space rises above
 //! FIFO_INT's TX data available level ([`free_tx`](FakeChip::free_tx)).
 
-use std::collections::VecDeque;
-use std::vec::Vec;
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use super::{BYTE_TEST, FCS_LEN, Reg, Registers, bits, words};
+
+/// A TX status word's error bit: set it in [`FakeChip::tx_status_template`] and every frame
+/// sent is reported as failed (collision, carrier loss, …).
+pub const TX_STATUS_ERROR: u32 = bits::TX_STATUS_ERROR;
+
+/// The longest frame a receive status word can describe: its length field (bits 29:16)
+/// holds at most 0x3FFF bytes, FCS included.
+pub const MAX_STATUS_LEN: usize = 0x3FFF;
 
 /// FIFO_INT after reset (TX data available level 0x48, the others 0).
 const FIFO_INT_RESET: u32 = 0x4800_0000;
 /// IRQ_CFG.IRQ_INT: an enabled interrupt is pending (read only).
 const IRQ_CFG_IRQ_INT: u32 = 1 << 12;
 
-/// The fake chip. Frames pushed with [`push_frame`](Self::push_frame) are received; frames
-/// the driver sends land in [`sent`](Self::sent).
+/// The fake chip. Frames pushed with [`push_frame`](Self::push_frame) are received (past the
+/// address filter, if [`filter`](Self::filter) is on); frames the driver sends land in
+/// [`sent`](Self::sent).
 #[derive(Debug)]
 pub struct FakeChip {
+    /// What BYTE_TEST reads ([`BYTE_TEST`] on a working chip).
     pub byte_test: u32,
+    /// What ID_REV reads: chip ID in 31:16, revision in 15:0.
     pub id_rev: u32,
     /// Reads of HW_CFG after a soft reset before SRST clears; `None`: it never does.
     pub reset_reads: Option<u32>,
     reset_left: Option<u32>,
     hw_cfg: u32,
+    /// PMT_CTRL.READY: the chip came out of reset.
     pub pmt_ready: bool,
     /// The MAC CSR stays busy for ever.
     pub mac_stuck: bool,
+    /// The MAC address in ADDRH/ADDRL (from the EEPROM on a real board).
     pub mac: [u8; 6],
+    /// The MAC control register (MAC_CR).
     pub mac_cr: u32,
     mac_cmd: u32,
     mac_data: u32,
+    /// INT_EN: the interrupt sources routed to the IRQ pin.
     pub int_en: u32,
     /// INT_STS: pending interrupt sources (write 1 to clear).
     pub int_sts: u32,
@@ -43,10 +65,15 @@ pub struct FakeChip {
     pub int_sts_cleared: u32,
     /// IRQ_CFG's writable bits (IRQ_EN, IRQ_POL, IRQ_TYPE).
     pub irq_cfg: u32,
+    /// FIFO_INT: the FIFO levels that raise RSFL and TDFA.
     pub fifo_int: u32,
+    /// RX_CFG (RX_DUMP reads back as 0).
     pub rx_cfg: u32,
+    /// TX_CFG.
     pub tx_cfg: u32,
+    /// The RX status FIFO: one word per received frame.
     pub rx_status: VecDeque<u32>,
+    /// The RX data FIFO: the frames' words, FCS included.
     pub rx_data: VecDeque<u32>,
     /// RX_DROP: added to by tests, cleared on read.
     pub rx_drop: u32,
@@ -56,15 +83,32 @@ pub struct FakeChip {
     pub rx_dumps: u32,
     /// TX_FIFO_INF's free bytes.
     pub tx_free: u32,
+    /// The TX status FIFO: one word per frame sent, until the driver reads it.
     pub tx_status: VecDeque<u32>,
     /// Status words the chip reports for sent frames (error bit and all).
     pub tx_status_template: u32,
     tx_words: Vec<u32>,
     /// Frames sent, with the tag of their command B.
     pub sent: Vec<(u16, Vec<u8>)>,
+    /// What FREE_RUN reads.
     pub free_run: u32,
     /// Register reads so far.
     pub reads: u32,
+    /// Apply the chip's address filter to [`push_frame`](Self::push_frame), as QEMU models
+    /// it with MAC_CR as the driver set it: every frame passes in promiscuous mode (PRMS,
+    /// on after reset); else broadcasts unless BCAST disables them, multicasts with MCPAS,
+    /// and frames to the chip's own address (no hash filtering). Off: every frame is
+    /// queued, whatever its destination.
+    pub filter: bool,
+    /// Frames [`push_frame`](Self::push_frame) dropped for the address filter (the chip
+    /// counts them nowhere).
+    pub filtered_out: u32,
+}
+
+impl Default for FakeChip {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FakeChip {
@@ -101,13 +145,49 @@ impl FakeChip {
             sent: Vec::new(),
             free_run: 0,
             reads: 0,
+            filter: false,
+            filtered_out: 0,
+        }
+    }
+
+    /// Whether the address filter lets `frame` in (see [`filter`](Self::filter)).
+    pub fn passes_filter(&self, frame: &[u8]) -> bool {
+        const BCAST: u32 = 1 << 11;
+        const PRMS: u32 = 1 << 18;
+        const MCPAS: u32 = 1 << 19;
+        let Some(dst) = frame.get(..6) else {
+            // Too short to have a destination: the MAC takes it in as a runt.
+            return true;
+        };
+        if self.mac_cr & PRMS != 0 {
+            true
+        } else if dst == [0xFF; 6] {
+            self.mac_cr & BCAST == 0
+        } else if dst[0] & 1 == 1 && self.mac_cr & MCPAS != 0 {
+            true
+        } else {
+            dst == self.mac
         }
     }
 
     /// Queues a received frame as the chip stores it: data and a 4-byte FCS, little-endian
-    /// words, and a status word with the length (FCS included) and the address bits.
+    /// words, and a status word with the length (FCS included) and the address bits; or
+    /// drops it, if [`filter`](Self::filter) is on and the address filter refuses it.
+    ///
+    /// # Panics
+    ///
+    /// If the frame and its FCS are longer than a status word can say
+    /// ([`MAX_STATUS_LEN`]): no chip stores such a frame.
     pub fn push_frame(&mut self, frame: &[u8]) {
         let len = frame.len() + FCS_LEN;
+        assert!(
+            len <= MAX_STATUS_LEN,
+            "a {len}-byte frame does not fit a status word"
+        );
+        if self.filter && !self.passes_filter(frame) {
+            self.filtered_out += 1;
+            return;
+        }
         let mut status = (len as u32) << 16;
         if frame.len() >= 6 && frame[..6] == [0xFF; 6] {
             status |= 1 << 13;
@@ -117,7 +197,8 @@ impl FakeChip {
         self.push_raw(status, frame);
     }
 
-    /// Queues a status word and the data words of `bytes` plus an FCS (zeros), as is.
+    /// Queues a status word and the data words of `bytes` plus an FCS (zeros), as is: the
+    /// status need not agree with the data (a chip out of step with its driver).
     pub fn push_raw(&mut self, status: u32, bytes: &[u8]) {
         let mut data = bytes.to_vec();
         data.extend_from_slice(&[0; FCS_LEN]);
@@ -309,11 +390,53 @@ impl Registers for FakeChip {
     }
 }
 
+#[cfg(all(test, feature = "ethernet"))]
+mod tests {
+    use super::*;
+    use crate::lan9118::Lan9118;
+
+    fn to(dst: [u8; 6]) -> Vec<u8> {
+        let mut frame = dst.to_vec();
+        frame.resize(60, 0);
+        frame
+    }
+
+    const MULTICAST: [u8; 6] = [0x01, 0x00, 0x5E, 0, 0, 1];
+    const OTHER: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+
+    #[test]
+    fn the_address_filter_passes_everything_until_the_driver_ends_promiscuous_mode() {
+        let mut chip = FakeChip {
+            filter: true,
+            ..FakeChip::new()
+        };
+        for dst in [MULTICAST, OTHER] {
+            chip.push_frame(&to(dst));
+        }
+        assert_eq!((chip.rx_status.len(), chip.filtered_out), (2, 0));
+
+        let mut nic = Lan9118::new(FakeChip {
+            filter: true,
+            ..FakeChip::new()
+        })
+        .unwrap();
+        let chip = nic.registers();
+        let own = chip.mac;
+        for dst in [own, [0xFF; 6], MULTICAST, OTHER] {
+            chip.push_frame(&to(dst));
+        }
+        assert_eq!((chip.rx_status.len(), chip.filtered_out), (2, 2));
+    }
+}
+
 /// Frames to feed the fake chip, and what to read out of the frames it sent.
 #[cfg(feature = "ethernet")]
 pub mod frames {
-    use std::net::SocketAddrV4;
-    use std::vec::Vec;
+    extern crate alloc;
+
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::net::SocketAddrV4;
 
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
@@ -386,9 +509,13 @@ pub mod frames {
     /// Who sends to whom: addresses of an Ethernet frame carrying UDP.
     #[derive(Debug, Clone, Copy)]
     pub struct Flow {
+        /// The sender's MAC address (a router's, for a sender off the link).
         pub from_mac: EthernetAddress,
+        /// The receiver's MAC address.
         pub to_mac: EthernetAddress,
+        /// The sender's address and port.
         pub from: SocketAddrV4,
+        /// The receiver's address and port.
         pub to: SocketAddrV4,
     }
 
@@ -434,15 +561,29 @@ pub mod frames {
     /// A UDP datagram cut into IPv4 fragments of at most 1480 payload bytes each, as
     /// Linux (and slirp) send one larger than a 1500-byte MTU.
     pub fn udp_fragments(flow: Flow, ident: u16, payload: &[u8]) -> Vec<Vec<u8>> {
+        udp_fragments_of(flow, ident, payload, 1480)
+    }
+
+    /// A UDP datagram cut into IPv4 fragments of `size` bytes of IP payload (the last one
+    /// shorter), in order; one fragment (offset 0, no more fragments) if it fits.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0 or not a multiple of 8 (fragment offsets count 8-byte units).
+    pub fn udp_fragments_of(flow: Flow, ident: u16, payload: &[u8], size: usize) -> Vec<Vec<u8>> {
+        assert!(
+            size > 0 && size.is_multiple_of(8),
+            "fragments of {size} bytes"
+        );
         let datagram = udp_datagram(flow.from, flow.to, payload);
-        let count = datagram.len().div_ceil(1480);
+        let count = datagram.len().div_ceil(size);
         datagram
-            .chunks(1480)
+            .chunks(size)
             .enumerate()
             .map(|(i, chunk)| {
                 let fragment = Fragment {
                     ident,
-                    offset: i * 1480,
+                    offset: i * size,
                     more: i + 1 < count,
                 };
                 ipv4_frame(flow, fragment, chunk)

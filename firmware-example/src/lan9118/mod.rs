@@ -17,7 +17,8 @@
 //!
 //! `no_std`, no heap. The chip is reached through [`Registers`]; `Mmio` (bare metal only)
 //! is the memory-mapped block and the only `unsafe` code of the drivers, so everything
-//! else, init and interrupts included, is tested on the host against a fake register file.
+//! else, init and interrupts included, is tested on the host against a fake register file
+//! (`fake::FakeChip`, public with feature `fake-chip`).
 //!
 //! ```ignore
 //! let regs = Mmio::take(Board::Mps2An386).unwrap();
@@ -58,8 +59,10 @@ mod phy;
 
 #[cfg(all(test, feature = "embassy-driver"))]
 mod embassy_tests;
-#[cfg(test)]
-pub(crate) mod fake;
+// The fake register file: this crate's tests, and with feature `fake-chip` anyone's (the
+// fuzz targets drive the drivers and smoltcp through it).
+#[cfg(any(test, feature = "fake-chip"))]
+pub mod fake;
 #[cfg(all(test, feature = "ethernet"))]
 pub(crate) mod tests;
 
