@@ -42,3 +42,18 @@ impl defmt::Format for Sock {
         }
     }
 }
+
+/// A server's drops as ` Reason=count` for each of the core's `DropReason`s, for a defmt
+/// log line (the names from the enum's `defmt::Format`, already in the image:
+/// `DropReason::key` would add its strings to the flash).
+#[derive(Debug, Clone, Copy)]
+pub struct Drops<'a>(pub &'a udp_echo_core::Counters);
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Drops<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        for (reason, count) in self.0.drops() {
+            defmt::write!(f, " {}={=u64}", reason, count);
+        }
+    }
+}

@@ -120,7 +120,10 @@ fuzz_target!(|input: Input| {
                 // Unbracketed, an address whose last group reads as a port is refused as
                 // ambiguous (`::1:6666`); otherwise it is the address on port 6666.
                 let got = split_endpoint(&ip.to_string());
-                assert!(got.is_err() || got == Ok(Endpoint::Addr(bare)), "{ip}: {got:?}");
+                assert!(
+                    got.is_err() || got == Ok(Endpoint::Addr(bare)),
+                    "{ip}: {got:?}"
+                );
                 assert_eq!(split_endpoint(&format!("[{ip}]")), Ok(Endpoint::Addr(bare)));
             } else {
                 assert_eq!(split_endpoint(&ip.to_string()), Ok(Endpoint::Addr(bare)));

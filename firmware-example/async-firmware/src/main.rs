@@ -70,7 +70,7 @@ mod firmware {
     use udp_echo_firmware_example::lan9118::{
         Board, Chip, EmbassyDriver, EmbassyState, InitError, Mmio,
     };
-    use udp_echo_firmware_example::show::{Ip, Sock};
+    use udp_echo_firmware_example::show::{Drops, Ip, Sock};
 
     use crate::rt::{self, Irq};
     use crate::timer;
@@ -337,7 +337,7 @@ mod firmware {
             chip.rx_resyncs,
             chip.rx_runts,
             chip.rx_oversize,
-            ByReason(server),
+            Drops(server),
             server.send_failed,
             chip.tx_dropped,
             chip.tx_errors,
@@ -345,17 +345,6 @@ mod firmware {
             server.received,
             server.replied
         );
-    }
-
-    /// The server's drops as ` Reason=count` for each of the core's `DropReason`s.
-    struct ByReason<'a>(&'a Counters);
-
-    impl defmt::Format for ByReason<'_> {
-        fn format(&self, f: defmt::Formatter<'_>) {
-            for (reason, count) in self.0.drops() {
-                defmt::write!(f, " {}={=u64}", reason, count);
-            }
-        }
     }
 
     /// Logs the drop counters every `REPORT_EVERY` if they changed since the last line.
@@ -375,24 +364,11 @@ mod firmware {
             }
             self.next = now + REPORT_EVERY;
             let chip = NIC.counters().unwrap_or_default();
-            let sum = [
-                chip.rx_frames,
-                chip.rx_dropped,
-                chip.rx_errors,
-                chip.rx_resyncs,
-                chip.rx_runts,
-                chip.rx_oversize,
-                chip.rx_filtered,
-                chip.tx_dropped,
-                chip.tx_errors,
-            ]
-            .into_iter()
-            .fold(
-                // Truncated: a change of the sum by exactly 2^32 in `REPORT_EVERY` is out
-                // of reach.
-                (server.received + server.send_failed) as u32,
-                u32::wrapping_add,
-            );
+            // Truncated: a change of the sum by exactly 2^32 in `REPORT_EVERY` is out of
+            // reach.
+            let sum = chip
+                .moved()
+                .wrapping_add((server.received + server.send_failed) as u32);
             if sum != self.logged {
                 self.logged = sum;
                 log_drops(server);

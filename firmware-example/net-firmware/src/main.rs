@@ -87,7 +87,7 @@ mod firmware {
     use udp_echo_firmware_example::frag::{FragmentWatch, MAX_REASSEMBLED_UDP};
     use udp_echo_firmware_example::lan9118::{self, Board, InitError, Lan9118, Mmio};
     use udp_echo_firmware_example::nal::StuckCounts;
-    use udp_echo_firmware_example::show::{Ip, Sock};
+    use udp_echo_firmware_example::show::{Drops, Ip, Sock};
     use udp_echo_firmware_example::smoltcp::iface::Interface;
     use udp_echo_firmware_example::{CAPS, NalBuffers, NalError, NalSockets, UdpSocket};
 
@@ -248,7 +248,7 @@ mod firmware {
             frag.oversized,
             frag.busy,
             frag.timed_out,
-            ByReason(server),
+            Drops(server),
             server.send_failed,
             machine.stuck.purges,
             machine.stuck.tx_bytes,
@@ -259,19 +259,6 @@ mod firmware {
             server.received,
             server.replied
         );
-    }
-
-    /// The server's drops as ` Reason=count` for each of the core's `DropReason`s (their
-    /// names from the enum's `defmt::Format`, already in the image: `DropReason::key`
-    /// would add its strings to the flash).
-    struct ByReason<'a>(&'a Counters);
-
-    impl defmt::Format for ByReason<'_> {
-        fn format(&self, f: defmt::Formatter<'_>) {
-            for (reason, count) in self.0.drops() {
-                defmt::write!(f, " {}={=u64}", reason, count);
-            }
-        }
     }
 
     /// Logs the drop counters every `REPORT_EVERY` if they changed since the last line.
@@ -301,15 +288,7 @@ mod firmware {
                 let chip = machine.nic.inner().counters();
                 let frag = machine.nic.counts();
                 let sum = [
-                    chip.rx_frames,
-                    chip.rx_dropped,
-                    chip.rx_errors,
-                    chip.rx_resyncs,
-                    chip.rx_runts,
-                    chip.rx_oversize,
-                    chip.rx_filtered,
-                    chip.tx_dropped,
-                    chip.tx_errors,
+                    chip.moved(),
                     frag.oversized,
                     frag.busy,
                     frag.timed_out,

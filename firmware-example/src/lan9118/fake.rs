@@ -447,7 +447,8 @@ pub mod frames {
     /// QEMU user networking's gateway MAC (slirp).
     pub const GATEWAY_MAC: EthernetAddress = EthernetAddress([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]);
 
-    fn ethernet(
+    /// An Ethernet frame around `payload`.
+    pub fn ethernet(
         src: EthernetAddress,
         dst: EthernetAddress,
         ethertype: EthernetProtocol,

@@ -290,6 +290,26 @@ pub struct Counters {
     pub tx_errors: u32,
 }
 
+impl Counters {
+    /// The wrapping sum of the frames received and of every receive and send loss: each
+    /// only grows, so a firmware that logs its drops when they change compares this.
+    pub fn moved(&self) -> u32 {
+        [
+            self.rx_frames,
+            self.rx_dropped,
+            self.rx_errors,
+            self.rx_resyncs,
+            self.rx_runts,
+            self.rx_oversize,
+            self.rx_filtered,
+            self.tx_dropped,
+            self.tx_errors,
+        ]
+        .into_iter()
+        .fold(0, u32::wrapping_add)
+    }
+}
+
 fn bump(counter: &mut u32) {
     *counter = counter.saturating_add(1);
 }

@@ -8,8 +8,8 @@ use udp_echo_firmware_example::board;
 use udp_echo_firmware_example::lan9118::fake::frames::{self, Flow};
 use udp_echo_firmware_example::smoltcp::phy::ChecksumCapabilities;
 use udp_echo_firmware_example::smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpProtocol, Ipv4Packet, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Packet,
+    UdpPacket,
 };
 
 use super::{OUR_IP, OUR_MAC, on_link};
@@ -54,25 +54,6 @@ pub fn request(from: SocketAddrV4, ident: u16, payload: &[u8], size: usize) -> V
     frames::udp_fragments_of(flow, ident, payload, size)
 }
 
-/// An Ethernet frame around `payload`.
-pub fn ethernet(
-    src: EthernetAddress,
-    dst: EthernetAddress,
-    ethertype: EthernetProtocol,
-    payload: &[u8],
-) -> Vec<u8> {
-    let repr = EthernetRepr {
-        src_addr: src,
-        dst_addr: dst,
-        ethertype,
-    };
-    let mut buf = vec![0; repr.buffer_len() + payload.len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    repr.emit(&mut frame);
-    frame.payload_mut().copy_from_slice(payload);
-    buf
-}
-
 /// The fields of an IPv4 header that the frames here vary.
 #[derive(Debug, Clone, Copy)]
 pub struct Ipv4Fields {
@@ -112,7 +93,7 @@ pub fn ipv4(
     packet.set_dst_addr(fields.dst);
     packet.payload_mut().copy_from_slice(payload);
     packet.fill_checksum();
-    ethernet(src, dst, EthernetProtocol::Ipv4, &ip)
+    frames::ethernet(src, dst, EthernetProtocol::Ipv4, &ip)
 }
 
 /// A UDP header and payload: length field `len` (the true one if `None`), checksum filled
@@ -160,7 +141,7 @@ pub fn arp(
     };
     let mut payload = vec![0; repr.buffer_len()];
     repr.emit(&mut ArpPacket::new_unchecked(&mut payload[..]));
-    ethernet(eth_src, eth_dst, EthernetProtocol::Arp, &payload)
+    frames::ethernet(eth_src, eth_dst, EthernetProtocol::Arp, &payload)
 }
 
 /// The network's answer to the firmware's "who has `ip`?": `ip` is at [`mac_of`]`(ip)`.
